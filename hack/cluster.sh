@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# A local Kubernetes control plane (etcd + kube-apiserver), started the way
+# controller-runtime's envtest starts it.
+#
+#   hack/cluster.sh up     start (or find running) and print `export KUBECONFIG=...` as the last stdout line
+#   hack/cluster.sh down   stop both processes and remove their state
+#   hack/cluster.sh status exit 0 when the API server answers /readyz
+#
+# PW_CLUSTER_DIR  state folder (default: $PW_CACHE/cluster); one control plane per folder.
+# PW_OWNER_PID    when set, a reaper tears the control plane down as soon as that process ends,
+#                 so a test run that panics or is killed leaves no etcd or kube-apiserver behind.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+dir="${PW_CLUSTER_DIR:-$PW_CACHE/cluster}"
+kubeconfig="$dir/kubeconfig"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+
+ready() {
+  [ -f "$dir/apiserver.port" ] || return 1
+  curl -fsS --max-time 2 --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" \
+    "https://127.0.0.1:$(cat "$dir/apiserver.port")/readyz" >/dev/null 2>&1
+}
+
+stop() {
+  for p in reaper apiserver etcd; do
+    if alive "$p"; then
+      pid=$(cat "$dir/$p.pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
+make_pki() {
+  local pki="$dir/pki"
+  mkdir -p "$pki"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=personalize-watch-local-ca" \
+    -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout "$pki/serving.key" -out "$pki/serving.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > "$pki/serving.ext"
+  openssl x509 -req -in "$pki/serving.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 3650 \
+    -extfile "$pki/serving.ext" -out "$pki/serving.crt" 2>/dev/null
+  # The admin user: authenticated by client certificate, in group system:masters.
+  openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=admin" -keyout "$pki/admin.key" -out "$pki/admin.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' > "$pki/admin.ext"
+  openssl x509 -req -in "$pki/admin.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 3650 \
+    -extfile "$pki/admin.ext" -out "$pki/admin.crt" 2>/dev/null
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+}
+
+write_kubeconfig() {
+  local port=$1 pki="$dir/pki"
+  b64() { base64 -w0 < "$1"; }
+  cat > "$kubeconfig.tmp" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: personalize-watch-local
+  cluster:
+    server: https://127.0.0.1:$port
+    certificate-authority-data: $(b64 "$pki/ca.crt")
+users:
+- name: admin
+  user:
+    client-certificate-data: $(b64 "$pki/admin.crt")
+    client-key-data: $(b64 "$pki/admin.key")
+contexts:
+- name: personalize-watch-local
+  context:
+    cluster: personalize-watch-local
+    user: admin
+    namespace: default
+current-context: personalize-watch-local
+KC
+  mv "$kubeconfig.tmp" "$kubeconfig"
+}
+
+up() {
+  if alive apiserver && alive etcd && ready; then
+    log "control plane already running in $dir"
+    echo "export KUBECONFIG=$kubeconfig"
+    return
+  fi
+  stop
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  # shellcheck disable=SC1090
+  source <("$REPO_ROOT/hack/control-plane/build.sh" --env | sed 's/^/export /')
+  make_pki
+
+  local etcd_port etcd_peer api_port
+  etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
+  log "starting etcd on 127.0.0.1:$etcd_port"
+  "$TEST_ASSET_ETCD" --name local --data-dir "$dir/etcd-data" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+    --initial-cluster "local=http://127.0.0.1:$etcd_peer" --unsafe-no-fsync --log-level warn \
+    > "$dir/etcd.log" 2>&1 &
+  echo $! > "$dir/etcd.pid"
+  for _ in $(seq 1 100); do
+    curl -fsS --max-time 1 "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 && break
+    alive etcd || die "etcd exited; see $dir/etcd.log: $(tail -n 5 "$dir/etcd.log")"
+    sleep 0.2
+  done
+
+  log "starting kube-apiserver $KUBE_VERSION on https://127.0.0.1:$api_port"
+  local pki="$dir/pki"
+  "$TEST_ASSET_KUBE_APISERVER" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$pki/serving.crt" --tls-private-key-file "$pki/serving.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+    --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none \
+    > "$dir/apiserver.log" 2>&1 &
+  echo $! > "$dir/apiserver.pid"
+  echo "$api_port" > "$dir/apiserver.port"
+
+  if [ -n "${PW_OWNER_PID:-}" ]; then
+    # Detached reaper: tears down when the owner ends, whatever way it ends.
+    nohup bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; PW_CLUSTER_DIR="$2" "$3" down' \
+      reaper "$PW_OWNER_PID" "$dir" "$REPO_ROOT/hack/cluster.sh" >/dev/null 2>&1 &
+    echo $! > "$dir/reaper.pid"
+  fi
+
+  for _ in $(seq 1 300); do
+    ready && break
+    alive apiserver || die "kube-apiserver exited; see $dir/apiserver.log: $(tail -n 5 "$dir/apiserver.log")"
+    sleep 0.2
+  done
+  ready || die "kube-apiserver did not become ready within 60s; see $dir/apiserver.log"
+  write_kubeconfig "$api_port"
+  log "control plane ready; admin kubeconfig at $kubeconfig"
+  echo "export KUBECONFIG=$kubeconfig"
+}
+
+down() {
+  stop
+  rm -rf "$dir"
+  log "control plane in $dir stopped and removed"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) ready ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

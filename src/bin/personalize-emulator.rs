@@ -1,0 +1,88 @@
+//! personalize-emulator: a local, wire-compatible AWS Personalize service. See docs/emulator.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use personalize_watch::emulator::{EmulatorState, model::StateFile, server};
+use personalize_watch::telemetry::{self, LogFormat};
+use tracing::{error, info};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "A local, wire-compatible AWS Personalize service (awsJson1_1) with an admin API under /_emulator/")]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (the chosen address is printed on stdout).
+    #[arg(long, env = "PERSONALIZE_EMULATOR_LISTEN", default_value = "127.0.0.1:9574")]
+    listen: SocketAddr,
+    /// JSON or YAML file with {"batchInferenceJobs": [...], "solutionVersions": [...]} loaded at start.
+    #[arg(long, env = "PERSONALIZE_EMULATOR_STATE")]
+    state: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "PERSONALIZE_EMULATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log level (RUST_LOG, when set, wins).
+    #[arg(long, env = "PERSONALIZE_EMULATOR_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    telemetry::init(args.log_format, &args.log_level);
+    let initial = match &args.state {
+        None => StateFile::default(),
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| StateFile::parse(&text))
+        {
+            Ok(state) => state,
+            Err(e) => {
+                error!(path = %path.display(), "cannot load the state file: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let state = match EmulatorState::new(initial) {
+        Ok(state) => state,
+        Err(e) => {
+            error!("invalid state: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let jobs = state.store.job_count();
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(listen = %args.listen, "cannot listen: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let addr = listener.local_addr().map_or(args.listen, |a| a);
+    info!(%addr, jobs, "personalize-emulator listening");
+    // Tests and scripts read the address from this line.
+    println!("listening on http://{addr}");
+    server::run(listener, server::Shared::new(state), shutdown_signal()).await;
+    info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,499 @@
+//! The awsJson1_1 side: `POST /` with `X-Amz-Target: AmazonPersonalize.<Operation>`.
+//!
+//! [`handle`] is a function of the state and the request; the server does the I/O (sleeping for
+//! latency, closing the connection for a drop).
+
+use serde_json::{Map, Value, json};
+
+use super::EmulatorState;
+use super::faults::{FaultKind, FaultRule};
+use super::model::matches_personalize_arn;
+
+const TARGET_PREFIX: &str = "AmazonPersonalize.";
+const MAX_ARN_LEN: usize = 256;
+const MAX_TOKEN_LEN: usize = 1500;
+
+pub const OPERATIONS: &[&str] = &[
+    "ListBatchInferenceJobs",
+    "DescribeBatchInferenceJob",
+    "ListSolutionVersions",
+    "DescribeSolutionVersion",
+];
+
+/// What the server should do with a request.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Respond {
+        status: u16,
+        /// `x-amzn-ErrorType`, the same code as `__type` in the body.
+        error_type: Option<&'static str>,
+        body: String,
+        /// Wait this long before answering.
+        delay_ms: u64,
+    },
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// A request as the log and the fault filters see it.
+#[derive(Debug, Default, Clone)]
+pub struct RequestFacts {
+    pub operation: Option<String>,
+    pub solution_version_arn: Option<String>,
+    pub had_token: bool,
+    pub fault: Option<FaultKind>,
+}
+
+#[derive(Debug)]
+struct ApiError {
+    status: u16,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(400, "InvalidInputException", message)
+    }
+    fn serialization(message: impl Into<String>) -> Self {
+        Self::new(400, "SerializationException", message)
+    }
+    fn into_outcome(self) -> Outcome {
+        error_outcome(self.status, self.code, &self.message)
+    }
+}
+
+fn error_outcome(status: u16, code: &'static str, message: &str) -> Outcome {
+    Outcome::Respond {
+        status,
+        error_type: Some(code),
+        body: json!({ "__type": code, "message": message }).to_string(),
+        delay_ms: 0,
+    }
+}
+
+fn ok(body: Value) -> Outcome {
+    Outcome::Respond {
+        status: 200,
+        error_type: None,
+        body: body.to_string(),
+        delay_ms: 0,
+    }
+}
+
+/// The AWS wording for a failed constraint.
+fn constraint(value: &str, member: &str, rule: &str) -> ApiError {
+    ApiError::invalid_input(format!(
+        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {rule}"
+    ))
+}
+
+fn missing(member: &str) -> ApiError {
+    ApiError::invalid_input(format!(
+        "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+    ))
+}
+
+fn opt_string(input: &Map<String, Value>, member: &str) -> Result<Option<String>, ApiError> {
+    match input.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::serialization(format!(
+            "Unexpected value type for member '{member}': expected a string, got {other}"
+        ))),
+    }
+}
+
+fn arn_member(input: &Map<String, Value>, member: &str) -> Result<Option<String>, ApiError> {
+    let Some(arn) = opt_string(input, member)? else {
+        return Ok(None);
+    };
+    if arn.chars().count() > MAX_ARN_LEN {
+        return Err(constraint(
+            &arn,
+            member,
+            "Member must have length less than or equal to 256",
+        ));
+    }
+    if !matches_personalize_arn(&arn) {
+        return Err(constraint(
+            &arn,
+            member,
+            "Member must satisfy regular expression pattern: arn:([a-z\\d-]+):personalize:.*:.*:.+",
+        ));
+    }
+    Ok(Some(arn))
+}
+
+fn max_results(input: &Map<String, Value>) -> Result<usize, ApiError> {
+    match input.get("maxResults") {
+        None | Some(Value::Null) => Ok(100),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(v @ 1..=100) => Ok(v as usize),
+            Some(v) if v < 1 => Err(constraint(
+                &v.to_string(),
+                "maxResults",
+                "Member must have value greater than or equal to 1",
+            )),
+            Some(v) => Err(constraint(
+                &v.to_string(),
+                "maxResults",
+                "Member must have value less than or equal to 100",
+            )),
+            None => Err(ApiError::serialization(format!(
+                "Unexpected value for member 'maxResults': {n} is not an integer"
+            ))),
+        },
+        Some(other) => Err(ApiError::serialization(format!(
+            "Unexpected value type for member 'maxResults': expected an integer, got {other}"
+        ))),
+    }
+}
+
+/// `nextToken`, with `""` taken as absent (a leniency: clients may send it when a user sets it).
+fn next_token(input: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let token = opt_string(input, "nextToken")?.filter(|t| !t.is_empty());
+    if let Some(t) = &token
+        && (t.len() > MAX_TOKEN_LEN || !t.is_ascii())
+    {
+        return Err(constraint(
+            "***",
+            "nextToken",
+            "Member must have length less than or equal to 1500 and match \\p{ASCII}{0,1500}",
+        ));
+    }
+    Ok(token)
+}
+
+/// Whether the Authorization header is a SigV4 header. The signature itself is not checked.
+pub fn check_authorization(header: Option<&str>) -> Result<(), (&'static str, &'static str)> {
+    let Some(value) = header else {
+        return Err((
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
+    };
+    let well_formed = value.starts_with("AWS4-HMAC-SHA256 ")
+        && ["Credential=", "SignedHeaders=", "Signature="]
+            .iter()
+            .all(|part| value.contains(part));
+    if well_formed {
+        Ok(())
+    } else {
+        Err((
+            "IncompleteSignatureException",
+            "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters in AWS4-HMAC-SHA256 form",
+        ))
+    }
+}
+
+/// Handles one API request. `facts` is filled in for the request log as far as it gets.
+pub fn handle(
+    state: &mut EmulatorState,
+    target: Option<&str>,
+    authorization: Option<&str>,
+    body: &[u8],
+    facts: &mut RequestFacts,
+) -> Outcome {
+    let operation = target
+        .and_then(|t| {
+            t.get(..TARGET_PREFIX.len())
+                .filter(|p| p.eq_ignore_ascii_case(TARGET_PREFIX))
+                .map(|_| &t[TARGET_PREFIX.len()..])
+        })
+        .and_then(|op| OPERATIONS.iter().find(|known| known.eq_ignore_ascii_case(op)));
+    facts.operation = Some(
+        operation
+            .map(|op| op.to_string())
+            .or_else(|| target.map(str::to_string))
+            .unwrap_or_default(),
+    );
+    if let Err((code, message)) = check_authorization(authorization) {
+        return error_outcome(400, code, message);
+    }
+    let Some(&operation) = operation else {
+        return error_outcome(
+            400,
+            "UnknownOperationException",
+            &format!("Unknown operation {}", target.unwrap_or("(no X-Amz-Target)")),
+        );
+    };
+
+    let input = match parse_body(body) {
+        Ok(input) => input,
+        Err(e) => return e.into_outcome(),
+    };
+    let filter_member = match operation {
+        "ListSolutionVersions" => "solutionArn",
+        "DescribeBatchInferenceJob" => "batchInferenceJobArn",
+        _ => "solutionVersionArn",
+    };
+    // Faults are matched on the raw request, before validation, so they hit what they name.
+    let filter = input
+        .get(filter_member)
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    facts.solution_version_arn = filter.clone();
+    facts.had_token = input
+        .get("nextToken")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty());
+    let fault = state
+        .faults
+        .take(operation, filter.as_deref(), facts.had_token);
+    facts.fault = fault.as_ref().map(|f| f.kind);
+
+    let result = match operation {
+        "ListBatchInferenceJobs" => list_batch_inference_jobs(state, &input, fault.as_ref()),
+        "DescribeBatchInferenceJob" => describe_batch_inference_job(state, &input),
+        "ListSolutionVersions" => list_solution_versions(state, &input),
+        _ => describe_solution_version(state, &input),
+    };
+    let outcome = match fault.as_ref().map(|f| f.kind) {
+        Some(FaultKind::Throttle) => error_outcome(400, "ThrottlingException", "Rate exceeded"),
+        Some(FaultKind::Error500) => error_outcome(
+            500,
+            "InternalFailure",
+            "The request processing has failed because of an unknown error.",
+        ),
+        Some(FaultKind::AccessDenied) => error_outcome(
+            400,
+            "AccessDeniedException",
+            &format!("User is not authorized to perform: personalize:{operation}"),
+        ),
+        Some(FaultKind::UnrecognizedClient) => error_outcome(
+            400,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+        Some(FaultKind::InvalidNextToken) => {
+            error_outcome(400, "InvalidNextTokenException", "Invalid next token")
+        }
+        Some(FaultKind::Drop) => Outcome::Drop,
+        Some(FaultKind::Malformed) => Outcome::Respond {
+            status: 200,
+            error_type: None,
+            body: "{\"batchInferenceJobs\": [ {\"jobName\": ".into(),
+            delay_ms: 0,
+        },
+        _ => match result {
+            Ok(body) => ok(body),
+            Err(e) => e.into_outcome(),
+        },
+    };
+    match (outcome, fault) {
+        (
+            Outcome::Respond {
+                status,
+                error_type,
+                body,
+                ..
+            },
+            Some(FaultRule {
+                kind: FaultKind::Latency,
+                latency_ms,
+                ..
+            }),
+        ) => Outcome::Respond {
+            status,
+            error_type,
+            body,
+            delay_ms: latency_ms.unwrap_or(1000),
+        },
+        (outcome, _) => outcome,
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::serialization("Request body must be a JSON object")),
+        Err(e) => Err(ApiError::serialization(format!(
+            "Request body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn list_batch_inference_jobs(
+    state: &mut EmulatorState,
+    input: &Map<String, Value>,
+    fault: Option<&FaultRule>,
+) -> Result<Value, ApiError> {
+    const OP: &str = "ListBatchInferenceJobs";
+    let sv = arn_member(input, "solutionVersionArn")?;
+    let limit = max_results(input)?;
+    let token = next_token(input)?;
+    let start = match &token {
+        None => 0,
+        Some(t) => state
+            .tokens
+            .decode(t, OP, sv.as_deref())
+            .ok_or_else(|| ApiError::new(400, "InvalidNextTokenException", "Invalid next token"))?,
+    };
+    match fault.map(|f| f.kind) {
+        Some(FaultKind::EmptyPage) => {
+            return Ok(json!({
+                "batchInferenceJobs": [],
+                "nextToken": state.tokens.encode(OP, sv.as_deref(), start),
+            }));
+        }
+        Some(FaultKind::RepeatToken) => {
+            let page = state.store.list_jobs(sv.as_deref(), start, limit);
+            let items: Vec<Value> = page.items.iter().map(|j| j.summary()).collect();
+            return Ok(json!({ "batchInferenceJobs": items, "nextToken": token }));
+        }
+        _ => {}
+    }
+    let page = state.store.list_jobs(sv.as_deref(), start, limit);
+    let items: Vec<Value> = page.items.iter().map(|j| j.summary()).collect();
+    let mut out = json!({ "batchInferenceJobs": items });
+    if let Some(next) = page.next_start {
+        out["nextToken"] = Value::String(state.tokens.encode(OP, sv.as_deref(), next));
+    }
+    Ok(out)
+}
+
+fn describe_batch_inference_job(
+    state: &EmulatorState,
+    input: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let arn = arn_member(input, "batchInferenceJobArn")?
+        .ok_or_else(|| missing("batchInferenceJobArn"))?;
+    let job = state.store.job(&arn).ok_or_else(|| {
+        ApiError::new(
+            400,
+            "ResourceNotFoundException",
+            format!("Could not find BatchInferenceJob with arn {arn}"),
+        )
+    })?;
+    Ok(json!({ "batchInferenceJob": job }))
+}
+
+fn list_solution_versions(
+    state: &EmulatorState,
+    input: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    const OP: &str = "ListSolutionVersions";
+    let solution = arn_member(input, "solutionArn")?;
+    let limit = max_results(input)?;
+    let start = match next_token(input)? {
+        None => 0,
+        Some(t) => state
+            .tokens
+            .decode(&t, OP, solution.as_deref())
+            .ok_or_else(|| ApiError::new(400, "InvalidNextTokenException", "Invalid next token"))?,
+    };
+    let page = state
+        .store
+        .list_solution_versions(solution.as_deref(), start, limit);
+    let items: Vec<Value> = page.items.iter().map(|sv| sv.summary()).collect();
+    let mut out = json!({ "solutionVersions": items });
+    if let Some(next) = page.next_start {
+        out["nextToken"] = Value::String(state.tokens.encode(OP, solution.as_deref(), next));
+    }
+    Ok(out)
+}
+
+fn describe_solution_version(
+    state: &EmulatorState,
+    input: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let arn =
+        arn_member(input, "solutionVersionArn")?.ok_or_else(|| missing("solutionVersionArn"))?;
+    let sv = state.store.solution_version(&arn).ok_or_else(|| {
+        ApiError::new(
+            400,
+            "ResourceNotFoundException",
+            format!("Could not find SolutionVersion with arn {arn}"),
+        )
+    })?;
+    Ok(json!({ "solutionVersion": sv }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKID/20261129/us-east-1/personalize/aws4_request, SignedHeaders=host, Signature=abc";
+    const SV: &str = "arn:aws:personalize:us-east-1:123456789012:solution/sol/v1";
+
+    fn call(state: &mut EmulatorState, op: &str, body: Value) -> (u16, Value) {
+        let mut facts = RequestFacts::default();
+        match handle(
+            state,
+            Some(&format!("AmazonPersonalize.{op}")),
+            Some(AUTH),
+            body.to_string().as_bytes(),
+            &mut facts,
+        ) {
+            Outcome::Respond { status, body, .. } => {
+                (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+            }
+            Outcome::Drop => (0, Value::Null),
+        }
+    }
+
+    #[test]
+    fn errors_carry_type_and_message() {
+        let mut state = EmulatorState::default();
+        let (status, body) = call(&mut state, "ListBatchInferenceJobs", json!({"maxResults": 101}));
+        assert_eq!(status, 400);
+        assert_eq!(body["__type"], "InvalidInputException");
+        assert!(body["message"].as_str().unwrap().contains("maxResults"));
+        let (status, body) = call(&mut state, "ListBatchInferenceJobs", json!({"solutionVersionArn": "nope"}));
+        assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidInputException")));
+        let (_, body) = call(&mut state, "ListBatchInferenceJobs", json!({"nextToken": "garbage"}));
+        assert_eq!(body["__type"], "InvalidNextTokenException");
+        let (_, body) = call(&mut state, "DescribeBatchInferenceJob", json!({}));
+        assert_eq!(body["__type"], "InvalidInputException");
+        let (_, body) = call(&mut state, "DescribeSolutionVersion", json!({"solutionVersionArn": SV}));
+        assert_eq!(body["__type"], "ResourceNotFoundException");
+        let (_, body) = call(&mut state, "CreateSolution", json!({}));
+        assert_eq!(body["__type"], "UnknownOperationException");
+    }
+
+    #[test]
+    fn missing_authorization_is_refused() {
+        let mut state = EmulatorState::default();
+        let mut facts = RequestFacts::default();
+        let outcome = handle(
+            &mut state,
+            Some("AmazonPersonalize.ListBatchInferenceJobs"),
+            None,
+            b"{}",
+            &mut facts,
+        );
+        let Outcome::Respond { status, body, error_type, .. } = outcome else { panic!("dropped") };
+        assert_eq!(status, 400);
+        assert_eq!(error_type, Some("MissingAuthenticationTokenException"));
+        assert!(body.contains("\"__type\":\"MissingAuthenticationTokenException\""));
+    }
+
+    #[test]
+    fn pages_chain_through_tokens() {
+        let mut state = EmulatorState::default();
+        state.store.generate(SV, 250, "ACTIVE", "job").unwrap();
+        let (_, first) = call(&mut state, "ListBatchInferenceJobs", json!({"solutionVersionArn": SV}));
+        assert_eq!(first["batchInferenceJobs"].as_array().unwrap().len(), 100);
+        let token = first["nextToken"].as_str().unwrap().to_string();
+        let (_, second) = call(&mut state, "ListBatchInferenceJobs", json!({"solutionVersionArn": SV, "nextToken": token}));
+        let token2 = second["nextToken"].as_str().unwrap().to_string();
+        assert_ne!(token, token2);
+        let (_, third) = call(&mut state, "ListBatchInferenceJobs", json!({"solutionVersionArn": SV, "nextToken": token2}));
+        assert_eq!(third["batchInferenceJobs"].as_array().unwrap().len(), 50);
+        assert!(third.get("nextToken").is_none());
+        // A token is bound to its query.
+        let (_, foreign) = call(&mut state, "ListBatchInferenceJobs", json!({"nextToken": token}));
+        assert_eq!(foreign["__type"], "InvalidNextTokenException");
+    }
+}
