@@ -29,6 +29,8 @@ stop() {
   for p in reaper apiserver etcd; do
     if alive "$p"; then
       pid=$(cat "$dir/$p.pid")
+      # The reaper runs `down` itself: do not kill our own parent.
+      [ "$pid" = "$PPID" ] && continue
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true

@@ -1,1 +1,168 @@
-fn main() {}
+//! personalize-watch: the operator binary.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+use kube::api::{Api, ListParams};
+use kube::runtime::events::{Recorder, Reporter};
+use personalize_watch::admin::{self, AdminState};
+use personalize_watch::config::{Cli, Command, RetryMode, RunArgs};
+use personalize_watch::controller::{self, Context, Scope};
+use personalize_watch::crd::{self, SolutionVersionWatch};
+use personalize_watch::metrics::Metrics;
+use personalize_watch::personalize::{ClientOptions, Personalize};
+use personalize_watch::telemetry;
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => match crd::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the CRD: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run(args))
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    personalize_watch::install_crypto_provider();
+    telemetry::init(args.log_format, &args.log_level);
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            error!("cannot configure the Kubernetes client (in-cluster or KUBECONFIG): {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(message) = check_crd(&client, &args).await {
+        error!("{message}");
+        return ExitCode::FAILURE;
+    }
+    let metrics = Arc::new(Metrics::new());
+    let listener = match admin::bind(args.admin_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(addr = %args.admin_addr, "cannot listen on the admin address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let admin_task = tokio::spawn(admin::serve(
+        listener,
+        AdminState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        stopped(),
+    ));
+    let options = ClientOptions {
+        endpoint_url: args.aws_endpoint_url.clone(),
+        adaptive_retry: args.aws_retry_mode == RetryMode::Adaptive,
+        max_attempts: args.aws_max_attempts,
+        attempt_timeout: args.aws_timeout,
+        rate_per_second: args.personalize_rate,
+        burst: args.personalize_burst,
+    };
+    let personalize = Arc::new(Personalize::new(&options, metrics.clone()).await);
+    let instance = args.instance_name();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "personalize-watch".into(),
+            instance: Some(instance.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        personalize,
+        recorder,
+        metrics.clone(),
+        args.min_backoff,
+        args.max_backoff,
+    ));
+    let scope = Scope {
+        namespaces: args.watch_namespace.clone(),
+        label_selector: args.label_selector.clone(),
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutting down: finishing in-flight reconciles");
+        let _ = stop_tx.send(true);
+    });
+    info!(%instance, namespaces = ?scope.namespaces, "starting");
+    metrics.set_leader(true);
+    let ready_flag = ready.clone();
+    controller::run(ctx, scope, args.concurrency, stopped(), move || {
+        ready_flag.store(true, Ordering::Relaxed);
+        info!("watch cache synced; ready");
+    })
+    .await;
+    let _ = admin_task.await;
+    info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// Fails fast, with a message a person can act on, when the CRD is missing: otherwise the
+/// watcher would retry forever.
+async fn check_crd(client: &kube::Client, args: &RunArgs) -> Result<(), String> {
+    let api: Api<SolutionVersionWatch> = match args.watch_namespace.first() {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(
+            "the SolutionVersionWatch CRD (solutionversionwatches.personalize-watch.dev) is not installed: \
+             kubectl apply -f crds/ (or install the Helm chart)"
+                .into(),
+        ),
+        Err(kube::Error::Api(s)) if s.code == 403 => Err(format!(
+            "not allowed to list solutionversionwatches.personalize-watch.dev: {} (check the operator's RBAC)",
+            s.message
+        )),
+        Err(e) => Err(format!("cannot reach the Kubernetes API server: {e}")),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

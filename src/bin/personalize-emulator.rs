@@ -10,10 +10,17 @@ use personalize_watch::telemetry::{self, LogFormat};
 use tracing::{error, info};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "A local, wire-compatible AWS Personalize service (awsJson1_1) with an admin API under /_emulator/")]
+#[command(
+    version,
+    about = "A local, wire-compatible AWS Personalize service (awsJson1_1) with an admin API under /_emulator/"
+)]
 struct Args {
     /// Address to listen on; port 0 picks a free port (the chosen address is printed on stdout).
-    #[arg(long, env = "PERSONALIZE_EMULATOR_LISTEN", default_value = "127.0.0.1:9574")]
+    #[arg(
+        long,
+        env = "PERSONALIZE_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:9574"
+    )]
     listen: SocketAddr,
     /// JSON or YAML file with {"batchInferenceJobs": [...], "solutionVersions": [...]} loaded at start.
     #[arg(long, env = "PERSONALIZE_EMULATOR_STATE")]

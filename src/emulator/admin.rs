@@ -82,7 +82,12 @@ pub fn handle(
                     g.status.as_deref().unwrap_or("ACTIVE"),
                     g.name_prefix.as_deref().unwrap_or("job"),
                 )
-                .map(|arns| reply(200, json!({ "generated": arns.len(), "batchInferenceJobArns": arns })))
+                .map(|arns| {
+                    reply(
+                        200,
+                        json!({ "generated": arns.len(), "batchInferenceJobArns": arns }),
+                    )
+                })
                 .map_err(bad_request)
         }),
         ("GET", "/_emulator/requests") => {
@@ -127,5 +132,8 @@ fn upsert_jobs(state: &mut EmulatorState, body: &[u8]) -> Result<AdminResponse, 
         let job = state.store.upsert_job(job).map_err(bad_request)?;
         arns.push(job.batch_inference_job_arn.clone());
     }
-    Ok(reply(200, json!({ "upserted": arns.len(), "batchInferenceJobArns": arns })))
+    Ok(reply(
+        200,
+        json!({ "upserted": arns.len(), "batchInferenceJobArns": arns }),
+    ))
 }

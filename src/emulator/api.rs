@@ -208,7 +208,11 @@ pub fn handle(
                 .filter(|p| p.eq_ignore_ascii_case(TARGET_PREFIX))
                 .map(|_| &t[TARGET_PREFIX.len()..])
         })
-        .and_then(|op| OPERATIONS.iter().find(|known| known.eq_ignore_ascii_case(op)));
+        .and_then(|op| {
+            OPERATIONS
+                .iter()
+                .find(|known| known.eq_ignore_ascii_case(op))
+        });
     facts.operation = Some(
         operation
             .map(|op| op.to_string())
@@ -222,7 +226,10 @@ pub fn handle(
         return error_outcome(
             400,
             "UnknownOperationException",
-            &format!("Unknown operation {}", target.unwrap_or("(no X-Amz-Target)")),
+            &format!(
+                "Unknown operation {}",
+                target.unwrap_or("(no X-Amz-Target)")
+            ),
         );
     };
 
@@ -317,7 +324,9 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::serialization("Request body must be a JSON object")),
+        Ok(_) => Err(ApiError::serialization(
+            "Request body must be a JSON object",
+        )),
         Err(e) => Err(ApiError::serialization(format!(
             "Request body is not valid JSON: {e}"
         ))),
@@ -446,17 +455,36 @@ mod tests {
     #[test]
     fn errors_carry_type_and_message() {
         let mut state = EmulatorState::default();
-        let (status, body) = call(&mut state, "ListBatchInferenceJobs", json!({"maxResults": 101}));
+        let (status, body) = call(
+            &mut state,
+            "ListBatchInferenceJobs",
+            json!({"maxResults": 101}),
+        );
         assert_eq!(status, 400);
         assert_eq!(body["__type"], "InvalidInputException");
         assert!(body["message"].as_str().unwrap().contains("maxResults"));
-        let (status, body) = call(&mut state, "ListBatchInferenceJobs", json!({"solutionVersionArn": "nope"}));
-        assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidInputException")));
-        let (_, body) = call(&mut state, "ListBatchInferenceJobs", json!({"nextToken": "garbage"}));
+        let (status, body) = call(
+            &mut state,
+            "ListBatchInferenceJobs",
+            json!({"solutionVersionArn": "nope"}),
+        );
+        assert_eq!(
+            (status, body["__type"].as_str()),
+            (400, Some("InvalidInputException"))
+        );
+        let (_, body) = call(
+            &mut state,
+            "ListBatchInferenceJobs",
+            json!({"nextToken": "garbage"}),
+        );
         assert_eq!(body["__type"], "InvalidNextTokenException");
         let (_, body) = call(&mut state, "DescribeBatchInferenceJob", json!({}));
         assert_eq!(body["__type"], "InvalidInputException");
-        let (_, body) = call(&mut state, "DescribeSolutionVersion", json!({"solutionVersionArn": SV}));
+        let (_, body) = call(
+            &mut state,
+            "DescribeSolutionVersion",
+            json!({"solutionVersionArn": SV}),
+        );
         assert_eq!(body["__type"], "ResourceNotFoundException");
         let (_, body) = call(&mut state, "CreateSolution", json!({}));
         assert_eq!(body["__type"], "UnknownOperationException");
@@ -473,7 +501,15 @@ mod tests {
             b"{}",
             &mut facts,
         );
-        let Outcome::Respond { status, body, error_type, .. } = outcome else { panic!("dropped") };
+        let Outcome::Respond {
+            status,
+            body,
+            error_type,
+            ..
+        } = outcome
+        else {
+            panic!("dropped")
+        };
         assert_eq!(status, 400);
         assert_eq!(error_type, Some("MissingAuthenticationTokenException"));
         assert!(body.contains("\"__type\":\"MissingAuthenticationTokenException\""));
@@ -483,17 +519,33 @@ mod tests {
     fn pages_chain_through_tokens() {
         let mut state = EmulatorState::default();
         state.store.generate(SV, 250, "ACTIVE", "job").unwrap();
-        let (_, first) = call(&mut state, "ListBatchInferenceJobs", json!({"solutionVersionArn": SV}));
+        let (_, first) = call(
+            &mut state,
+            "ListBatchInferenceJobs",
+            json!({"solutionVersionArn": SV}),
+        );
         assert_eq!(first["batchInferenceJobs"].as_array().unwrap().len(), 100);
         let token = first["nextToken"].as_str().unwrap().to_string();
-        let (_, second) = call(&mut state, "ListBatchInferenceJobs", json!({"solutionVersionArn": SV, "nextToken": token}));
+        let (_, second) = call(
+            &mut state,
+            "ListBatchInferenceJobs",
+            json!({"solutionVersionArn": SV, "nextToken": token}),
+        );
         let token2 = second["nextToken"].as_str().unwrap().to_string();
         assert_ne!(token, token2);
-        let (_, third) = call(&mut state, "ListBatchInferenceJobs", json!({"solutionVersionArn": SV, "nextToken": token2}));
+        let (_, third) = call(
+            &mut state,
+            "ListBatchInferenceJobs",
+            json!({"solutionVersionArn": SV, "nextToken": token2}),
+        );
         assert_eq!(third["batchInferenceJobs"].as_array().unwrap().len(), 50);
         assert!(third.get("nextToken").is_none());
         // A token is bound to its query.
-        let (_, foreign) = call(&mut state, "ListBatchInferenceJobs", json!({"nextToken": token}));
+        let (_, foreign) = call(
+            &mut state,
+            "ListBatchInferenceJobs",
+            json!({"nextToken": token}),
+        );
         assert_eq!(foreign["__type"], "InvalidNextTokenException");
     }
 }

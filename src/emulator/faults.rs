@@ -46,8 +46,16 @@ fn one() -> u64 {
 }
 
 impl FaultRule {
-    fn matches(&self, operation: &str, solution_version_arn: Option<&str>, has_token: bool) -> bool {
-        let needs_token = matches!(self.kind, FaultKind::RepeatToken | FaultKind::InvalidNextToken);
+    fn matches(
+        &self,
+        operation: &str,
+        solution_version_arn: Option<&str>,
+        has_token: bool,
+    ) -> bool {
+        let needs_token = matches!(
+            self.kind,
+            FaultKind::RepeatToken | FaultKind::InvalidNextToken
+        );
         self.count > 0
             && (!needs_token || has_token)
             && self
@@ -121,13 +129,43 @@ mod tests {
             solution_version_arn: None,
             latency_ms: None,
         });
-        assert!(faults.take("DescribeSolutionVersion", Some("sv"), false).is_none());
-        assert!(faults.take("ListBatchInferenceJobs", Some("other"), false).is_none());
-        assert_eq!(faults.take("listbatchinferencejobs", Some("sv"), false).unwrap().kind, FaultKind::Throttle);
-        assert_eq!(faults.take("ListBatchInferenceJobs", Some("sv"), false).unwrap().kind, FaultKind::Throttle);
+        assert!(
+            faults
+                .take("DescribeSolutionVersion", Some("sv"), false)
+                .is_none()
+        );
+        assert!(
+            faults
+                .take("ListBatchInferenceJobs", Some("other"), false)
+                .is_none()
+        );
+        assert_eq!(
+            faults
+                .take("listbatchinferencejobs", Some("sv"), false)
+                .unwrap()
+                .kind,
+            FaultKind::Throttle
+        );
+        assert_eq!(
+            faults
+                .take("ListBatchInferenceJobs", Some("sv"), false)
+                .unwrap()
+                .kind,
+            FaultKind::Throttle
+        );
         // repeatToken only matches a request that carries a token.
-        assert!(faults.take("ListBatchInferenceJobs", Some("sv"), false).is_none());
-        assert_eq!(faults.take("ListBatchInferenceJobs", Some("sv"), true).unwrap().kind, FaultKind::RepeatToken);
+        assert!(
+            faults
+                .take("ListBatchInferenceJobs", Some("sv"), false)
+                .is_none()
+        );
+        assert_eq!(
+            faults
+                .take("ListBatchInferenceJobs", Some("sv"), true)
+                .unwrap()
+                .kind,
+            FaultKind::RepeatToken
+        );
         assert!(faults.pending().is_empty());
     }
 }

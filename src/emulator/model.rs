@@ -27,7 +27,9 @@ impl EpochMillis {
                 .parse::<jiff::Timestamp>()
                 .map(|t| EpochMillis(t.as_millisecond()))
                 .map_err(|e| format!("timestamp {s:?} is neither RFC 3339 nor epoch seconds: {e}")),
-            other => Err(format!("timestamp must be a number or a string, got {other}")),
+            other => Err(format!(
+                "timestamp must be a number or a string, got {other}"
+            )),
         }
     }
 }

@@ -29,7 +29,9 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, EmulatorState> {
         // A panic while holding the lock cannot leave the state half-written in a way that
         // matters for an emulator; keep serving.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -62,7 +64,10 @@ fn response(status: u16, content_type: &str, body: String) -> Response<Full<Byte
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-async fn serve(state: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, DropConnection> {
+async fn serve(
+    state: Shared,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, DropConnection> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -84,13 +89,18 @@ async fn serve(state: Shared, req: Request<Incoming>) -> Result<Response<Full<By
             parts.uri.query(),
             &body,
         );
-        return Ok(response(answer.status, "application/json", answer.body.to_string()));
+        return Ok(response(
+            answer.status,
+            "application/json",
+            answer.body.to_string(),
+        ));
     }
     if parts.method != http::Method::POST {
         return Ok(response(
             404,
             "application/json",
-            "{\"error\":\"the Personalize API is POST /; the admin API is under /_emulator/\"}".into(),
+            "{\"error\":\"the Personalize API is POST /; the admin API is under /_emulator/\"}"
+                .into(),
         ));
     }
     let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
@@ -105,7 +115,9 @@ async fn serve(state: Shared, req: Request<Incoming>) -> Result<Response<Full<By
             &mut facts,
         );
         let (status, error) = match &outcome {
-            Outcome::Respond { status, error_type, .. } => (*status, *error_type),
+            Outcome::Respond {
+                status, error_type, ..
+            } => (*status, *error_type),
             Outcome::Drop => (0, None),
         };
         state.log(facts.clone(), status, error);
@@ -178,7 +190,10 @@ pub async fn run(
         }
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+        .await
+        .is_err()
+    {
         warn!("some connections were still open after 5s; closing them");
     }
 }

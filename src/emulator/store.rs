@@ -56,8 +56,10 @@ impl Store {
         match self.solution_version_by_arn.get(&sv.solution_version_arn) {
             Some(&i) => self.solution_versions[i] = sv,
             None => {
-                self.solution_version_by_arn
-                    .insert(sv.solution_version_arn.clone(), self.solution_versions.len());
+                self.solution_version_by_arn.insert(
+                    sv.solution_version_arn.clone(),
+                    self.solution_versions.len(),
+                );
                 self.solution_versions.push(sv);
             }
         }
@@ -67,7 +69,11 @@ impl Store {
     /// A new job needs `batchInferenceJobArn`, or `jobName` and `solutionVersionArn` to derive it.
     pub fn upsert_job(&mut self, patch: Job) -> Result<&Job, String> {
         let now = EpochMillis::now();
-        let arn = match (&patch.batch_inference_job_arn, &patch.job_name, &patch.solution_version_arn) {
+        let arn = match (
+            &patch.batch_inference_job_arn,
+            &patch.job_name,
+            &patch.solution_version_arn,
+        ) {
             (Some(arn), _, _) => arn.clone(),
             (None, Some(name), Some(sv)) => {
                 let prefix = arn_prefix(sv)
@@ -112,7 +118,10 @@ impl Store {
         }
         let position = self.jobs.len();
         self.by_arn.insert(arn, position);
-        self.by_solution_version.entry(sv).or_default().push(position);
+        self.by_solution_version
+            .entry(sv)
+            .or_default()
+            .push(position);
         self.jobs.push(job);
         Ok(&self.jobs[position])
     }
@@ -160,7 +169,12 @@ impl Store {
     }
 
     /// Up to `limit` jobs from position `start` on, of one solution version or of all.
-    pub fn list_jobs(&self, solution_version_arn: Option<&str>, start: u64, limit: usize) -> Page<&Job> {
+    pub fn list_jobs(
+        &self,
+        solution_version_arn: Option<&str>,
+        start: u64,
+        limit: usize,
+    ) -> Page<&Job> {
         let start = usize::try_from(start).unwrap_or(usize::MAX);
         let positions: Box<dyn Iterator<Item = usize>> = match solution_version_arn {
             Some(sv) => {
@@ -250,7 +264,10 @@ mod tests {
         let unique: std::collections::HashSet<_> = seen.iter().collect();
         assert_eq!(unique.len(), seen.len(), "no job repeated");
         for i in 1..=250 {
-            assert!(seen.iter().any(|a| a.ends_with(&format!("/job-{i}"))), "job-{i} listed");
+            assert!(
+                seen.iter().any(|a| a.ends_with(&format!("/job-{i}"))),
+                "job-{i} listed"
+            );
         }
     }
 
@@ -258,7 +275,8 @@ mod tests {
     fn upsert_merges_and_keeps_position() {
         let mut store = Store::default();
         store.generate(SV, 3, "IN PROGRESS", "job").unwrap();
-        let arn = "arn:aws:personalize:us-east-1:123456789012:batch-inference-job/job-2".to_string();
+        let arn =
+            "arn:aws:personalize:us-east-1:123456789012:batch-inference-job/job-2".to_string();
         store
             .upsert_job(Job {
                 batch_inference_job_arn: Some(arn.clone()),

@@ -66,14 +66,29 @@ mod tests {
         let codec = TokenCodec::default();
         let t = codec.encode("ListBatchInferenceJobs", Some("sv-a"), 99);
         assert!(t.is_ascii() && t.len() < 1500);
-        assert_eq!(codec.decode(&t, "ListBatchInferenceJobs", Some("sv-a")), Some(99));
-        assert_eq!(codec.decode(&t, "ListBatchInferenceJobs", Some("sv-b")), None);
+        assert_eq!(
+            codec.decode(&t, "ListBatchInferenceJobs", Some("sv-a")),
+            Some(99)
+        );
+        assert_eq!(
+            codec.decode(&t, "ListBatchInferenceJobs", Some("sv-b")),
+            None
+        );
         assert_eq!(codec.decode(&t, "ListSolutionVersions", Some("sv-a")), None);
         assert_ne!(t, codec.encode("ListBatchInferenceJobs", Some("sv-a"), 199));
         let garbled = t.replacen("63", "64", 1);
-        assert_eq!(codec.decode(&garbled, "ListBatchInferenceJobs", Some("sv-a")), None);
-        assert_eq!(codec.decode("garbage", "ListBatchInferenceJobs", Some("sv-a")), None);
+        assert_eq!(
+            codec.decode(&garbled, "ListBatchInferenceJobs", Some("sv-a")),
+            None
+        );
+        assert_eq!(
+            codec.decode("garbage", "ListBatchInferenceJobs", Some("sv-a")),
+            None
+        );
         let other_process = TokenCodec::default();
-        assert_eq!(other_process.decode(&t, "ListBatchInferenceJobs", Some("sv-a")), None);
+        assert_eq!(
+            other_process.decode(&t, "ListBatchInferenceJobs", Some("sv-a")),
+            None
+        );
     }
 }

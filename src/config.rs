@@ -1,0 +1,186 @@
+//! Command line and environment: every flag can also be set from a PERSONALIZE_WATCH_* variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "personalize-watch",
+    version,
+    about = "Kubernetes operator that watches the batch inference jobs of AWS Personalize solution versions",
+    long_about = "Kubernetes operator that watches the batch inference jobs of AWS Personalize solution versions.\n\nAWS credentials and region come from the standard chain (environment, profile, IRSA, EKS Pod Identity); AWS_ENDPOINT_URL_PERSONALIZE or AWS_ENDPOINT_URL point it at another endpoint."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller.
+    Run(RunArgs),
+    /// Print the SolutionVersionWatch CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RetryMode {
+    /// Exponential backoff with jitter.
+    Standard,
+    /// Standard, plus a client-side rate that drops when Personalize throttles.
+    Adaptive,
+}
+
+/// A Go-style duration such as 30s, 5m or 1h30m.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d: kube::core::Duration = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h: {e}"))?;
+    if d.is_negative() {
+        return Err(format!("{text:?} is negative"));
+    }
+    Ok(d.into())
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address of the admin HTTP server: /metrics, /healthz, /readyz.
+    #[arg(
+        long,
+        env = "PERSONALIZE_WATCH_ADMIN_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub admin_addr: SocketAddr,
+
+    /// Watch only these namespaces (repeat the flag or separate with commas); all when empty.
+    #[arg(long, env = "PERSONALIZE_WATCH_NAMESPACE", value_delimiter = ',')]
+    pub watch_namespace: Vec<String>,
+
+    /// Watch only SolutionVersionWatches matching this label selector (e.g. shard=a).
+    #[arg(long, env = "PERSONALIZE_WATCH_LABEL_SELECTOR")]
+    pub label_selector: Option<String>,
+
+    /// Elect a leader on a coordination.k8s.io Lease so only one replica polls and writes.
+    #[arg(
+        long,
+        env = "PERSONALIZE_WATCH_LEADER_ELECTION",
+        default_value_t = false
+    )]
+    pub leader_election: bool,
+
+    /// Name of the Lease used for leader election.
+    #[arg(
+        long,
+        env = "PERSONALIZE_WATCH_LEASE_NAME",
+        default_value = "personalize-watch"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (defaults to POD_NAMESPACE, then "default").
+    #[arg(long, env = "PERSONALIZE_WATCH_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// How long a Lease is held without renewal; a standby takes over after it.
+    #[arg(long, env = "PERSONALIZE_WATCH_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+
+    /// This instance's identity in Events and the Lease (defaults to POD_NAME, then the hostname).
+    #[arg(long, env = "PERSONALIZE_WATCH_INSTANCE")]
+    pub instance: Option<String>,
+
+    /// Reconciles that may run at once.
+    #[arg(long, env = "PERSONALIZE_WATCH_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+
+    /// Personalize calls per second, per region, for the whole process.
+    #[arg(long, env = "PERSONALIZE_WATCH_RATE", default_value_t = 5.0)]
+    pub personalize_rate: f64,
+
+    /// Calls that may go out at once above the rate.
+    #[arg(long, env = "PERSONALIZE_WATCH_BURST", default_value_t = 5)]
+    pub personalize_burst: u32,
+
+    /// SDK retry mode for throttling and transient errors.
+    #[arg(long, env = "PERSONALIZE_WATCH_AWS_RETRY_MODE", value_enum, default_value_t = RetryMode::Standard)]
+    pub aws_retry_mode: RetryMode,
+
+    /// SDK attempts per call, the first included.
+    #[arg(long, env = "PERSONALIZE_WATCH_AWS_MAX_ATTEMPTS", default_value_t = 3)]
+    pub aws_max_attempts: u32,
+
+    /// Time limit for one attempt of one call.
+    #[arg(long, env = "PERSONALIZE_WATCH_AWS_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub aws_timeout: Duration,
+
+    /// Personalize endpoint; the standard AWS_ENDPOINT_URL_PERSONALIZE / AWS_ENDPOINT_URL also work.
+    #[arg(long, env = "PERSONALIZE_WATCH_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// First retry delay after a failed poll; it doubles up to --max-backoff and resets on success.
+    #[arg(long, env = "PERSONALIZE_WATCH_MIN_BACKOFF", default_value = "5s", value_parser = parse_duration)]
+    pub min_backoff: Duration,
+
+    /// Longest retry delay after failed polls.
+    #[arg(long, env = "PERSONALIZE_WATCH_MAX_BACKOFF", default_value = "5m", value_parser = parse_duration)]
+    pub max_backoff: Duration,
+
+    /// Log format.
+    #[arg(long, env = "PERSONALIZE_WATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter (RUST_LOG, when set, wins).
+    #[arg(long, env = "PERSONALIZE_WATCH_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+impl RunArgs {
+    pub fn instance_name(&self) -> String {
+        self.instance
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("personalize-watch-{}", std::process::id()))
+    }
+
+    pub fn lease_namespace(&self) -> String {
+        self.lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn every_flag_has_help_and_an_environment_variable() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").unwrap();
+        for arg in run.get_arguments() {
+            if ["help", "version"].contains(&arg.get_id().as_str()) {
+                continue;
+            }
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+            assert!(
+                arg.get_env().is_some(),
+                "--{} has no environment variable",
+                arg.get_id()
+            );
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The SolutionVersionWatch custom resource: spec, status and the generated CRD.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// Largest `maxJobsInStatus`: 200 summaries of at most about 1.5 KiB each keep the object far
+/// below etcd's 1.5 MiB limit.
+pub const MAX_JOBS_IN_STATUS: i32 = 200;
+pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
+pub const DEFAULT_POLL_INTERVAL: &str = "5m";
+pub const DEFAULT_ACTIVE_POLL_INTERVAL: &str = "1m";
+
+/// Watches every batch inference job of one AWS Personalize solution version.
+///
+/// The operator lists the jobs (ListBatchInferenceJobs, every page) on each poll, writes exact
+/// counts per state and the newest jobs into status, and emits one Event for each job that fails
+/// (Warning BatchInferenceJobFailed) or completes (Normal BatchInferenceJobCompleted).
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "personalize-watch.dev",
+    version = "v1alpha1",
+    kind = "SolutionVersionWatch",
+    plural = "solutionversionwatches",
+    singular = "solutionversionwatch",
+    shortname = "svw",
+    category = "personalize",
+    namespaced,
+    status = "SolutionVersionWatchStatus",
+    derive = "PartialEq",
+    doc = "SolutionVersionWatch watches the batch inference jobs of one AWS Personalize solution version and reports them in its status and as Events.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Total", type_ = "integer", json_path = ".status.counts.total"),
+    printcolumn(
+        name = "Pending",
+        type_ = "integer",
+        json_path = ".status.counts.pending"
+    ),
+    printcolumn(
+        name = "Running",
+        type_ = "integer",
+        json_path = ".status.counts.inProgress"
+    ),
+    printcolumn(
+        name = "Active",
+        type_ = "integer",
+        json_path = ".status.counts.active"
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.counts.failed"
+    ),
+    printcolumn(name = "Last Sync", type_ = "date", json_path = ".status.lastSyncTime"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "ARN",
+        type_ = "string",
+        json_path = ".spec.solutionVersionArn",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SolutionVersionWatchSpec {
+    /// ARN of the solution version whose batch inference jobs are watched, e.g.
+    /// arn:aws:personalize:us-east-1:123456789012:solution/my-solution/abcd1234.
+    /// Immutable: create another SolutionVersionWatch to watch another solution version.
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^arn:([a-z\d-]+):personalize:.*:.*:.+$")
+    )]
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("solutionVersionArn is immutable: create a new SolutionVersionWatch to watch another solution version").reason(kube::core::Reason::FieldValueInvalid))]
+    pub solution_version_arn: String,
+
+    /// AWS region to call. Defaults to the region inside solutionVersionArn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    )]
+    pub region: Option<String>,
+
+    /// How often to list the jobs while none is PENDING or IN PROGRESS, as a duration such as
+    /// 30s, 5m or 1h. At least 5s.
+    #[serde(default = "default_poll_interval")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('5s')").message("pollInterval must be at least 5s"))]
+    pub poll_interval: String,
+
+    /// How often to list the jobs while any job is PENDING or IN PROGRESS. At least 5s.
+    #[serde(default = "default_active_poll_interval")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('5s')").message("activePollInterval must be at least 5s"))]
+    pub active_poll_interval: String,
+
+    /// Stop polling. The status keeps the last listing and a condition says polling is suspended.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// How many of the newest jobs to show in status.jobs (0 to 200). Counts always cover all jobs.
+    #[serde(default = "default_max_jobs_in_status")]
+    #[schemars(range(min = 0, max = 200))]
+    pub max_jobs_in_status: i32,
+}
+
+fn default_poll_interval() -> String {
+    DEFAULT_POLL_INTERVAL.into()
+}
+fn default_active_poll_interval() -> String {
+    DEFAULT_ACTIVE_POLL_INTERVAL.into()
+}
+fn default_max_jobs_in_status() -> i32 {
+    DEFAULT_MAX_JOBS_IN_STATUS
+}
+
+/// What the operator last saw of the solution version's batch inference jobs.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SolutionVersionWatchStatus {
+    /// The metadata.generation this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready, Stalled and Reconciling, one of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// Exact counts over all jobs of the solution version, from the last complete listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<JobCounts>,
+
+    /// The newest jobs, newest first, at most spec.maxJobsInStatus.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobSummary>,
+
+    /// True when status.jobs leaves out older jobs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jobs_truncated: bool,
+
+    /// When the last complete listing finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+
+    /// True when the last poll failed and counts and jobs are from an earlier listing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+
+    /// The durable record that makes each job's Event happen exactly once, across restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<EventLedger>,
+}
+
+/// Jobs by state.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobCounts {
+    /// All jobs of the solution version.
+    pub total: i64,
+    /// Jobs in PENDING.
+    pub pending: i64,
+    /// Jobs in IN PROGRESS.
+    pub in_progress: i64,
+    /// Jobs in ACTIVE (finished successfully).
+    pub active: i64,
+    /// Jobs in CREATE FAILED.
+    pub failed: i64,
+    /// Jobs in any other state (a state this operator does not know yet).
+    pub other: i64,
+}
+
+/// One batch inference job, as ListBatchInferenceJobs summarises it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSummary {
+    /// jobName.
+    pub name: String,
+    /// batchInferenceJobArn.
+    pub arn: String,
+    /// status, as AWS reports it (PENDING, IN PROGRESS, ACTIVE, CREATE FAILED, ...).
+    pub status: String,
+    /// batchInferenceJobMode (BATCH_INFERENCE or THEME_GENERATION).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// creationDateTime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_time: Option<Time>,
+    /// lastUpdatedDateTime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_time: Option<Time>,
+    /// failureReason, cut to 1 KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// solutionVersionArn (always the watched one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solution_version_arn: Option<String>,
+}
+
+/// What has been announced, kept in status so that Events happen exactly once even when the
+/// operator restarts, leadership moves or status.jobs is truncated.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventLedger {
+    /// Creation time of the newest job at the last complete listing; jobs created well before
+    /// it were all seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<Time>,
+    /// Ids of jobs that had not finished at the last listing (or whose Event is deferred).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open: Vec<String>,
+    /// Ids of finished jobs created within the grace window before the watermark.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_finished: Vec<String>,
+    /// Events decided but not yet confirmed published (an outbox).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<PendingEvent>,
+}
+
+/// An Event to publish.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingEvent {
+    /// Failed, Completed or Discovered.
+    pub kind: AnnouncementKind,
+    /// The job's name (empty for Discovered).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub job_name: String,
+    /// The Event's note.
+    pub note: String,
+}
+
+/// What an Event announces.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum AnnouncementKind {
+    /// A job reached CREATE FAILED.
+    Failed,
+    /// A job reached ACTIVE.
+    Completed,
+    /// The first listing's summary of jobs that had already finished.
+    Discovered,
+}
+
+/// The CRD as YAML, as `personalize-watch crd` prints it and crds/ holds it.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(&SolutionVersionWatch::crd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_in_crd_matches_the_rust_types() {
+        let generated = crd_yaml().unwrap();
+        let checked_in = include_str!("../crds/solutionversionwatches.personalize-watch.dev.yaml");
+        assert!(
+            generated == checked_in,
+            "crds/ is out of date: run `make crds` (cargo run -- crd > crds/solutionversionwatches.personalize-watch.dev.yaml)"
+        );
+    }
+
+    #[test]
+    fn every_field_has_a_description() {
+        let crd = serde_json::to_value(SolutionVersionWatch::crd()).unwrap();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        fn walk(path: &str, node: &serde_json::Value, missing: &mut Vec<String>) {
+            if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
+                for (name, child) in props {
+                    let p = format!("{path}.{name}");
+                    if child.get("description").is_none()
+                        && !["metadata", "apiVersion", "kind"].contains(&name.as_str())
+                    {
+                        missing.push(p.clone());
+                    }
+                    walk(&p, child, missing);
+                }
+            }
+            if let Some(items) = node.get("items") {
+                walk(&format!("{path}[]"), items, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk("", &schema["properties"]["spec"], &mut missing);
+        walk("", &schema["properties"]["status"], &mut missing);
+        assert!(
+            missing.is_empty(),
+            "fields without description: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn spec_defaults_apply() {
+        let spec: SolutionVersionWatchSpec = serde_json::from_value(serde_json::json!({
+            "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/s/v"
+        }))
+        .unwrap();
+        assert_eq!(spec.poll_interval, "5m");
+        assert_eq!(spec.active_poll_interval, "1m");
+        assert_eq!(spec.max_jobs_in_status, 50);
+        assert!(!spec.suspend);
+    }
+}
