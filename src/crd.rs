@@ -16,6 +16,8 @@ pub const DEFAULT_ACTIVE_POLL_INTERVAL: &str = "1m";
 /// The operator lists the jobs (ListBatchInferenceJobs, every page) on each poll, writes exact
 /// counts per state and the newest jobs into status, and emits one Event for each job that fails
 /// (Warning BatchInferenceJobFailed) or completes (Normal BatchInferenceJobCompleted).
+// clippy reads the repeated printcolumn(...) keys as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "personalize-watch.dev",

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(run(args))
+            runtime.block_on(run(*args))
         }
     }
 }

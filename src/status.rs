@@ -225,7 +225,7 @@ pub fn set_condition(
             last_transition_time: Time(whole_seconds(now)),
         }),
     }
-    conditions.sort_by(|a, b| condition_rank(&a.type_).cmp(&condition_rank(&b.type_)));
+    conditions.sort_by_key(|c| condition_rank(&c.type_));
 }
 
 fn condition_rank(type_: &str) -> (u8, String) {

@@ -1,0 +1,38 @@
+# personalize-watch: the development loop. `make help` lists the targets.
+SHELL := bash
+PW_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/personalize-watch
+export PW_CACHE
+export CARGO_TARGET_DIR ?= $(PW_CACHE)/target
+
+.PHONY: help build test lint fmt crds tools control-plane cluster-up cluster-down demo bench bench-emulator
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build the operator and emulator binaries
+	cargo build --locked --bins
+
+test: ## every check and test against a real control plane (builds what is missing)
+	hack/test.sh
+
+lint: ## rustfmt and clippy
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all
+
+crds: ## regenerate crds/ from the Rust types
+	cargo run --locked --quiet --bin personalize-watch -- crd > crds/solutionversionwatches.personalize-watch.dev.yaml
+
+tools: ## build kube-apiserver, etcd, kubectl; install aws-cli and boto3 (into $(PW_CACHE))
+	hack/tools.sh >/dev/null
+
+control-plane: ## build kube-apiserver, etcd and kubectl only
+	hack/control-plane/build.sh
+
+cluster-up: ## start a local control plane; the last line is `export KUBECONFIG=...`
+	@hack/cluster.sh up
+
+cluster-down: ## stop the local control plane and remove its state
+	@hack/cluster.sh down

@@ -1,0 +1,10 @@
+//! Integration and end-to-end tests: one test binary, so one control plane per test run.
+//! They run against a real kube-apiserver and etcd (hack/cluster.sh), the emulator and the
+//! operator as real processes, and real kubectl, aws-cli and boto3.
+
+mod support;
+
+mod emulator_clients;
+mod emulator_sdk;
+mod operator;
+mod smoke;

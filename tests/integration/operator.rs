@@ -1,0 +1,427 @@
+//! The operator end to end: its own process, the real control plane, the emulator.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::events::v1::Event;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams};
+use personalize_watch::crd::SolutionVersionWatch;
+use serde_json::json;
+
+use crate::support::processes::OperatorOptions;
+use crate::support::{self, Emulator, Operator, http, kubectl, kubectl_with_input, wait_for};
+
+pub struct Fixture {
+    pub client: Client,
+    pub ns: String,
+    pub emu: Emulator,
+    pub op: Operator,
+}
+
+impl Fixture {
+    pub async fn start(prefix: &str) -> Self {
+        Self::start_with(prefix, vec![]).await
+    }
+
+    pub async fn start_with(prefix: &str, extra: Vec<String>) -> Self {
+        let client = support::client().await;
+        support::install_crds(&client).await;
+        let ns = support::namespace(&client, prefix).await;
+        let emu = Emulator::start();
+        let op = start_operator(&ns, &emu, extra);
+        op.wait_ready().await;
+        Fixture {
+            client,
+            ns,
+            emu,
+            op,
+        }
+    }
+
+    pub fn restart_operator(&mut self, extra: Vec<String>) {
+        self.op.kill();
+        self.op = start_operator(&self.ns, &self.emu, extra);
+    }
+
+    pub fn watches(&self) -> Api<SolutionVersionWatch> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn apply_watch(&self, name: &str, sv: &str, extra_spec: &str) {
+        let yaml = format!(
+            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  solutionVersionArn: {sv}\n{extra_spec}",
+            ns = self.ns
+        );
+        let (ok, out, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+        assert!(ok, "kubectl apply failed: {out}{err}");
+    }
+
+    /// Waits until the watch's status satisfies `check`.
+    pub async fn wait_status<F>(
+        &self,
+        name: &str,
+        timeout: Duration,
+        what: &str,
+        check: F,
+    ) -> SolutionVersionWatch
+    where
+        F: Fn(&SolutionVersionWatch) -> bool,
+    {
+        let api = self.watches();
+        let check = &check;
+        wait_for(timeout, what, || {
+            let api = api.clone();
+            async move {
+                let w = api.get(name).await.ok()?;
+                check(&w).then_some(w)
+            }
+        })
+        .await
+    }
+
+    pub async fn events(&self, reason: &str) -> Vec<Event> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        api.list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .collect()
+    }
+
+    /// Events for one job (its secondary reference), counting folded repeats.
+    pub async fn job_events(&self, reason: &str, job: &str) -> u32 {
+        self.events(reason)
+            .await
+            .iter()
+            .filter(|e| e.related.as_ref().and_then(|r| r.name.as_deref()) == Some(job))
+            .map(|e| e.series.as_ref().map_or(1, |s| s.count as u32))
+            .sum()
+    }
+}
+
+pub fn start_operator(ns: &str, emu: &Emulator, extra: Vec<String>) -> Operator {
+    let mut args = vec!["--watch-namespace".to_string(), ns.to_string()];
+    args.extend(extra);
+    Operator::start(OperatorOptions {
+        kubeconfig: support::control_plane().kubeconfig.clone(),
+        endpoint: &emu.url,
+        args,
+        env: vec![],
+    })
+}
+
+pub fn condition(w: &SolutionVersionWatch, type_: &str) -> Option<(String, String)> {
+    w.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+pub fn total(w: &SolutionVersionWatch) -> Option<i64> {
+    w.status.as_ref()?.counts.as_ref().map(|c| c.total)
+}
+
+#[tokio::test]
+async fn watch_shows_exact_counts_and_the_50_newest_jobs() {
+    let f = Fixture::start("counts").await;
+    let sv = support::solution_version_arn("mixed");
+    f.emu.generate(&sv, 100, "ACTIVE", "done").await;
+    f.emu.generate(&sv, 37, "CREATE FAILED", "failed").await;
+    f.emu.generate(&sv, 50, "PENDING", "queued").await;
+    f.emu.generate(&sv, 40, "IN PROGRESS", "running").await;
+    f.emu.generate(&sv, 10, "CREATE STOPPED", "odd").await;
+    f.apply_watch("mixed", &sv, "");
+    let w = f
+        .wait_status("mixed", Duration::from_secs(30), "237 jobs counted", |w| {
+            total(w) == Some(237)
+        })
+        .await;
+    let status = w.status.unwrap();
+    let c = status.counts.unwrap();
+    assert_eq!(
+        (
+            c.total,
+            c.active,
+            c.failed,
+            c.pending,
+            c.in_progress,
+            c.other
+        ),
+        (237, 100, 37, 50, 40, 10)
+    );
+    assert_eq!(status.jobs.len(), 50);
+    assert!(status.jobs_truncated);
+    let created: Vec<_> = status
+        .jobs
+        .iter()
+        .map(|j| j.creation_time.clone().unwrap().0)
+        .collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    // The newest generated batch is the 10 odd ones, then running.
+    assert!(
+        status.jobs[0].name.starts_with("odd-"),
+        "{}",
+        status.jobs[0].name
+    );
+    assert_eq!(status.observed_generation, Some(1));
+
+    let (ok, out, err) = kubectl(&["get", "svw", "-n", &f.ns]);
+    assert!(ok, "{err}");
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "READY", "TOTAL", "PENDING", "RUNNING", "ACTIVE", "FAILED", "LAST", "SYNC",
+            "AGE"
+        ]
+    );
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..7], ["mixed", "True", "237", "50", "40", "100", "37"]);
+    let (ok, wide, _) = kubectl(&["get", "svw", "-n", &f.ns, "-o", "wide"]);
+    assert!(ok && wide.contains("ARN") && wide.contains("MESSAGE") && wide.contains(&sv));
+
+    let (ok, out, err) = kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "svw/mixed",
+        "-n",
+        &f.ns,
+        "--timeout=30s",
+    ]);
+    assert!(ok, "kubectl wait: {out}{err}");
+    assert!(out.contains("condition met"), "{out}");
+
+    // One summary Event for jobs that had finished before the watch, none one by one.
+    assert_eq!(f.events("JobsDiscovered").await.len(), 1);
+    assert!(f.events("BatchInferenceJobFailed").await.is_empty());
+}
+
+#[tokio::test]
+async fn failure_and_completion_give_exactly_one_event_across_restarts() {
+    let mut f = Fixture::start("events").await;
+    let sv = support::solution_version_arn("evented");
+    let arns = f.emu.generate(&sv, 6, "IN PROGRESS", "job").await;
+    f.apply_watch("evented", &sv, "  activePollInterval: 5s\n");
+    f.wait_status("evented", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(6)
+    })
+    .await;
+
+    let failed_at = Instant::now();
+    f.emu
+        .upsert(json!({"batchInferenceJobArn": arns[1], "status": "CREATE FAILED", "failureReason": "Input path s3://bucket/in not found"}))
+        .await;
+    let client = f.client.clone();
+    let ns = f.ns.clone();
+    wait_for(Duration::from_secs(8), "the Warning Event", || async {
+        (f.job_events("BatchInferenceJobFailed", "job-2").await > 0).then_some(())
+    })
+    .await;
+    let latency = failed_at.elapsed();
+    assert!(
+        latency <= Duration::from_secs(7),
+        "event after {latency:?}, activePollInterval is 5s"
+    );
+    let event = f.events("BatchInferenceJobFailed").await.remove(0);
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let note = event.note.unwrap_or_default();
+    assert!(
+        note.contains("job-2") && note.contains("Input path s3://bucket/in not found"),
+        "{note}"
+    );
+    let _ = (client, ns);
+
+    // Two restarts, one a crash, several polls each: still exactly one.
+    for _ in 0..2 {
+        f.restart_operator(vec![]);
+        f.op.wait_ready().await;
+        tokio::time::sleep(Duration::from_secs(7)).await;
+    }
+    assert_eq!(f.job_events("BatchInferenceJobFailed", "job-2").await, 1);
+
+    f.emu
+        .upsert(json!({"batchInferenceJobArn": arns[2], "status": "ACTIVE"}))
+        .await;
+    wait_for(Duration::from_secs(8), "the Normal Event", || async {
+        (f.job_events("BatchInferenceJobCompleted", "job-3").await > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(f.job_events("BatchInferenceJobCompleted", "job-3").await, 1);
+    assert_eq!(f.job_events("BatchInferenceJobFailed", "job-2").await, 1);
+    let completed = f.events("BatchInferenceJobCompleted").await.remove(0);
+    assert_eq!(completed.type_.as_deref(), Some("Normal"));
+}
+
+#[tokio::test]
+async fn malformed_arn_and_arn_change_are_refused_naming_the_field() {
+    let f = Fixture::start("refused").await;
+    let bad = format!(
+        "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: bad\n  namespace: {}\nspec:\n  solutionVersionArn: not-an-arn\n",
+        f.ns
+    );
+    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&bad));
+    assert!(!ok);
+    assert!(err.contains("spec.solutionVersionArn"), "{err}");
+
+    let sv = support::solution_version_arn("fixed");
+    f.apply_watch("fixed", &sv, "");
+    let (ok, _, err) = kubectl(&[
+        "patch",
+        "svw",
+        "fixed",
+        "-n",
+        &f.ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"solutionVersionArn":"arn:aws:personalize:us-east-1:123456789012:solution/other/v2"}}"#,
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("spec.solutionVersionArn") && err.contains("immutable"),
+        "{err}"
+    );
+
+    let (ok, _, err) = kubectl(&[
+        "patch",
+        "svw",
+        "fixed",
+        "-n",
+        &f.ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"pollInterval":"1s"}}"#,
+    ]);
+    assert!(!ok && err.contains("spec.pollInterval"), "{err}");
+}
+
+#[tokio::test]
+async fn access_denied_stalls_keeps_counts_and_recovers_without_restart() {
+    let f = Fixture::start("denied").await;
+    let sv = support::solution_version_arn("denied");
+    f.emu.generate(&sv, 12, "ACTIVE", "job").await;
+    f.emu.generate(&sv, 3, "PENDING", "wait").await;
+    f.apply_watch("denied", &sv, "  activePollInterval: 5s\n");
+    f.wait_status("denied", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(15)
+    })
+    .await;
+
+    f.emu
+        .fault(json!({"kind": "accessDenied", "count": 100000, "solutionVersionArn": sv}))
+        .await;
+    let w = f
+        .wait_status(
+            "denied",
+            Duration::from_secs(20),
+            "Ready=False AccessDenied",
+            |w| condition(w, "Ready") == Some(("False".into(), "AccessDenied".into())),
+        )
+        .await;
+    assert_eq!(
+        condition(&w, "Stalled"),
+        Some(("True".into(), "AccessDenied".into()))
+    );
+    let status = w.status.unwrap();
+    assert_eq!(status.counts.unwrap().total, 15, "last good counts kept");
+    assert_eq!(status.jobs.len(), 15);
+    assert!(status.stale);
+    let message = &status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("personalize:ListBatchInferenceJobs"),
+        "{message}"
+    );
+    let warnings = f.events("AccessDenied").await;
+    assert!(!warnings.is_empty(), "a Warning Event says what is wrong");
+
+    f.emu.clear_faults().await;
+    let w = f
+        .wait_status("denied", Duration::from_secs(20), "recovery", |w| {
+            condition(w, "Ready") == Some(("True".into(), "Synced".into()))
+        })
+        .await;
+    assert_eq!(condition(&w, "Stalled").unwrap().0, "False");
+    assert!(!w.status.unwrap().stale);
+}
+
+#[tokio::test]
+async fn deleting_a_watch_stops_its_polling() {
+    let f = Fixture::start("deleted").await;
+    let sv = support::solution_version_arn("deleted");
+    f.emu.generate(&sv, 2, "PENDING", "job").await;
+    f.apply_watch("gone", &sv, "  activePollInterval: 5s\n");
+    f.wait_status("gone", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(2)
+    })
+    .await;
+    f.watches()
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deleted_ms = jiff::Timestamp::now().as_millisecond();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let late: Vec<_> = f
+        .emu
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["solutionVersionArn"] == sv.as_str()
+                && r["timeMs"].as_i64().unwrap_or(0) > deleted_ms + 1000
+        })
+        .collect();
+    assert!(late.is_empty(), "calls after deletion: {late:?}");
+}
+
+#[tokio::test]
+async fn steady_state_poll_makes_one_status_write_and_no_event() {
+    let f = Fixture::start("steady").await;
+    let sv = support::solution_version_arn("steady");
+    f.emu.generate(&sv, 150, "ACTIVE", "job").await;
+    f.apply_watch("steady", &sv, "  pollInterval: 5s\n");
+    f.wait_status("steady", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(150)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = http::get(&f.op.admin_url, "/metrics").await.body;
+    let first_pages =
+        |log: &[serde_json::Value]| log.iter().filter(|r| r["hadNextToken"] == false).count();
+    let polls_before = first_pages(&f.emu.requests().await);
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let after = http::get(&f.op.admin_url, "/metrics").await.body;
+    let log = f.emu.requests().await;
+    let polls = (first_pages(&log) - polls_before) as f64;
+    let writes = metric_sum(&after, "personalize_watch_status_writes_total")
+        - metric_sum(&before, "personalize_watch_status_writes_total");
+    let events = metric_sum(&after, "personalize_watch_events_total")
+        - metric_sum(&before, "personalize_watch_events_total");
+    assert!(polls >= 2.0, "{polls} polls in 16s at 5s");
+    assert!(writes <= polls, "{writes} status writes for {polls} polls");
+    assert_eq!(events, 0.0);
+    // Two pages per poll (150 jobs), the minimum.
+    assert_eq!(
+        log.len(),
+        first_pages(&log) * 2,
+        "ceil(150/100) calls per listing"
+    );
+}
+
+/// Sums every sample of a metric family in Prometheus text.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

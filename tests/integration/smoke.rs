@@ -1,0 +1,97 @@
+//! The harness itself: a real API server that stores, validates and authenticates.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::support;
+
+#[tokio::test]
+async fn configmap_round_trips_through_the_real_api_server() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "smoke").await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "hello"},
+        "data": {"greeting": "hi"}
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let read = api.get("hello").await.unwrap();
+    assert_eq!(read.data.unwrap()["greeting"], "hi");
+    assert!(read.metadata.uid.is_some(), "the server assigned a uid");
+}
+
+#[tokio::test]
+async fn invalid_object_is_refused_with_422() {
+    let client = support::client().await;
+    let ns = support::namespace(&client, "smoke").await;
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
+    let bad: ConfigMap = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_A_Valid_Name"}
+    }))
+    .unwrap();
+    match api.create(&PostParams::default(), &bad).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            assert!(
+                status.message.contains("Not_A_Valid_Name"),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_client_is_refused_with_401() {
+    let cp = support::control_plane();
+    let admin = Kubeconfig::read_from(&cp.kubeconfig).unwrap();
+    let cluster = &admin.clusters[0];
+    let server = cluster.cluster.as_ref().unwrap().server.clone().unwrap();
+    let ca = cluster
+        .cluster
+        .as_ref()
+        .unwrap()
+        .certificate_authority_data
+        .clone()
+        .unwrap();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: not-a-valid-token\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n"
+    );
+    let kc = Kubeconfig::from_yaml(&yaml).unwrap();
+    personalize_watch::install_crypto_provider();
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let api: Api<Namespace> = Api::all(client);
+    match api.list(&ListParams::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 401, "{status:?}"),
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn crds_install_and_become_established() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let (ok, out, err) = support::kubectl(&[
+        "get",
+        "crd",
+        "solutionversionwatches.personalize-watch.dev",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "True");
+}
+
+#[tokio::test]
+async fn server_reports_the_pinned_version() {
+    let client = support::client().await;
+    let version = client.apiserver_version().await.unwrap();
+    assert_eq!(version.git_version, support::KUBE_VERSION);
+}
