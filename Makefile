@@ -36,3 +36,9 @@ cluster-up: ## start a local control plane; the last line is `export KUBECONFIG=
 
 cluster-down: ## stop the local control plane and remove its state
 	@hack/cluster.sh down
+
+demo: ## the operator on an embedded default: control plane, emulator, sample watch (Ctrl-C stops)
+	hack/demo.sh
+
+bench-emulator: ## emulator pages per second through the real SDK (release build)
+	cargo bench --locked --bench emulator_pages

@@ -188,6 +188,15 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
     );
     let mut new_status = next.status;
 
+    // Metrics first, so whoever sees the new status also sees the metrics behind it.
+    if let Some(counts) = &new_status.counts {
+        ctx.metrics.set_jobs(&namespace, &name, counts);
+    }
+    if let Some(t) = &new_status.last_sync_time {
+        ctx.metrics
+            .set_last_sync(&namespace, &name, t.0.as_millisecond() as f64 / 1000.0);
+    }
+
     // The Events decided: first persist the decision, then publish, then clear the outbox.
     let inherited = prev
         .and_then(|s| s.ledger.as_ref())
@@ -243,14 +252,6 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
         } else if prev_reason != Some(f.reason) {
             ctx.metrics.event_published(f.reason);
         }
-    }
-
-    if let Some(counts) = &new_status.counts {
-        ctx.metrics.set_jobs(&namespace, &name, counts);
-    }
-    if let Some(t) = &new_status.last_sync_time {
-        ctx.metrics
-            .set_last_sync(&namespace, &name, t.0.as_millisecond() as f64 / 1000.0);
     }
 
     match (listing, checked) {
@@ -379,3 +380,6 @@ pub async fn run(
     };
     tokio::join!(futures::future::join_all(controllers), ready);
 }
+
+#[cfg(test)]
+mod tests;

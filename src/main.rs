@@ -55,10 +55,6 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(message) = check_crd(&client, &args).await {
-        error!("{message}");
-        return ExitCode::FAILURE;
-    }
     let metrics = Arc::new(Metrics::new());
     let listener = match admin::bind(args.admin_addr).await {
         Ok(l) => l,
@@ -69,8 +65,9 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped_rx = stop_rx.clone();
     let stopped = move || {
-        let mut rx = stop_rx.clone();
+        let mut rx = stopped_rx.clone();
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
@@ -83,6 +80,17 @@ async fn run(args: RunArgs) -> ExitCode {
         },
         stopped(),
     ));
+    // Probes answer from the start: alive at once, ready only once the watch cache has synced.
+    let crd_check = tokio::select! {
+        result = check_crd(&client, &args) => result,
+        () = shutdown_signal() => Err("stopped before the API server answered".into()),
+    };
+    if let Err(message) = crd_check {
+        error!("{message}");
+        let _ = stop_tx.send(true);
+        let _ = admin_task.await;
+        return ExitCode::FAILURE;
+    }
     let options = ClientOptions {
         endpoint_url: args.aws_endpoint_url.clone(),
         adaptive_retry: args.aws_retry_mode == RetryMode::Adaptive,
@@ -117,17 +125,109 @@ async fn run(args: RunArgs) -> ExitCode {
         info!("shutting down: finishing in-flight reconciles");
         let _ = stop_tx.send(true);
     });
-    info!(%instance, namespaces = ?scope.namespaces, "starting");
-    metrics.set_leader(true);
-    let ready_flag = ready.clone();
-    controller::run(ctx, scope, args.concurrency, stopped(), move || {
-        ready_flag.store(true, Ordering::Relaxed);
-        info!("watch cache synced; ready");
-    })
-    .await;
+    info!(%instance, namespaces = ?scope.namespaces, leader_election = args.leader_election, "starting");
+    if args.leader_election {
+        // A standby is ready: it serves probes and takes over when the leader goes.
+        ready.store(true, Ordering::Relaxed);
+        if let Err(message) = lead_then_run(
+            &args,
+            &instance,
+            ctx,
+            scope,
+            metrics.clone(),
+            stop_rx.clone(),
+        )
+        .await
+        {
+            error!("{message}");
+            let _ = admin_task.await;
+            return ExitCode::FAILURE;
+        }
+    } else {
+        metrics.set_leader(true);
+        let ready_flag = ready.clone();
+        controller::run(ctx, scope, args.concurrency, stopped(), move || {
+            ready_flag.store(true, Ordering::Relaxed);
+            info!("watch cache synced; ready");
+        })
+        .await;
+    }
     let _ = admin_task.await;
     info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Runs the controller only while this instance holds the Lease; stands by otherwise. On
+/// shutdown, in-flight reconciles finish and the Lease is released for the next leader.
+async fn lead_then_run(
+    args: &RunArgs,
+    instance: &str,
+    ctx: Arc<Context>,
+    scope: Scope,
+    metrics: Arc<Metrics>,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let lease_seconds = args.lease_duration.as_secs().max(2);
+    let manager =
+        kube_lease_manager::LeaseManagerBuilder::new(ctx.client.clone(), &args.lease_name)
+            .with_namespace(args.lease_namespace())
+            .with_identity(instance)
+            .with_duration(lease_seconds)
+            .with_grace((lease_seconds / 3).max(1))
+            .with_field_manager("personalize-watch")
+            .build()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot set up leader election on Lease {}/{}: {e}",
+                    args.lease_namespace(),
+                    args.lease_name
+                )
+            })?;
+    let (leading, lease_task) = manager.watch().await;
+    metrics.set_leader(false);
+    let stopped = {
+        let stop_rx = stop_rx.clone();
+        move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        }
+    };
+    loop {
+        let mut became = leading.clone();
+        tokio::select! {
+            () = stopped() => break,
+            result = became.wait_for(|l| *l) => if result.is_err() { break },
+        }
+        info!(lease = %args.lease_name, "became the leader");
+        metrics.set_leader(true);
+        let mut lost = leading.clone();
+        let until = {
+            let stop = stopped();
+            async move {
+                tokio::select! {
+                    () = stop => {},
+                    _ = lost.wait_for(|l| !*l) => {},
+                }
+            }
+        };
+        controller::run(ctx.clone(), scope.clone(), args.concurrency, until, || {}).await;
+        metrics.set_leader(false);
+        if *stop_rx.borrow() {
+            break;
+        }
+        tracing::warn!("lost the lease; standing by");
+    }
+    // Dropping the last receiver makes the manager release the Lease.
+    drop(leading);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), lease_task).await {
+        Ok(Ok(Ok(_))) => info!("released the lease"),
+        Ok(Ok(Err(e))) => tracing::warn!("could not release the lease: {e}"),
+        _ => tracing::warn!("the lease manager did not stop in time"),
+    }
+    Ok(())
 }
 
 /// Fails fast, with a message a person can act on, when the CRD is missing: otherwise the

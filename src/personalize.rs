@@ -248,21 +248,34 @@ pub struct Personalize {
 }
 
 impl Personalize {
+    /// Credentials, region and endpoint from the standard chain and environment.
     pub async fn new(options: &ClientOptions, metrics: Arc<Metrics>) -> Self {
+        Self::from_loader(
+            aws_config::defaults(BehaviorVersion::latest()),
+            options,
+            metrics,
+        )
+        .await
+    }
+
+    /// From a prepared loader (tests give it static credentials).
+    pub async fn from_loader(
+        loader: aws_config::ConfigLoader,
+        options: &ClientOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let retry = if options.adaptive_retry {
             RetryConfig::adaptive()
         } else {
             RetryConfig::standard()
         }
         .with_max_attempts(options.max_attempts.max(1));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(retry)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_attempt_timeout(options.attempt_timeout)
-                    .connect_timeout(Duration::from_secs(5))
-                    .build(),
-            );
+        let mut loader = loader.retry_config(retry).timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(options.attempt_timeout)
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        );
         if let Some(url) = &options.endpoint_url {
             loader = loader.endpoint_url(url);
         }

@@ -7,4 +7,5 @@ mod support;
 mod emulator_clients;
 mod emulator_sdk;
 mod operator;
+mod production;
 mod smoke;

@@ -69,6 +69,59 @@ fn start_control_plane() -> Result<ControlPlane, String> {
     })
 }
 
+/// A control plane of its own, for tests that stop or pause the API server. Torn down when dropped
+/// (and by the reaper if this process dies).
+pub struct PrivateControlPlane {
+    pub kubeconfig: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl PrivateControlPlane {
+    pub fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("pw-{name}-{}", std::process::id()));
+        let output = Command::new("bash")
+            .arg(repo_root().join("hack/cluster.sh"))
+            .arg("up")
+            .env("PW_CLUSTER_DIR", &dir)
+            .env("PW_OWNER_PID", std::process::id().to_string())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("hack/cluster.sh runs");
+        assert!(output.status.success(), "hack/cluster.sh up failed");
+        PrivateControlPlane {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+        }
+    }
+
+    pub fn apiserver_pid(&self) -> u32 {
+        std::fs::read_to_string(self.dir.join("apiserver.pid"))
+            .expect("apiserver.pid")
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+
+    pub fn signal_apiserver(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.apiserver_pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for PrivateControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_root().join("hack/cluster.sh"))
+            .arg("down")
+            .env("PW_CLUSTER_DIR", &self.dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 pub fn control_plane() -> &'static ControlPlane {
     match CONTROL_PLANE.get_or_init(start_control_plane) {
         Ok(cp) => cp,

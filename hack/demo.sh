@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `make demo`: the operator doing its job on an embedded default, start to finish.
+# Starts a local control plane and the Personalize emulator with sample jobs, installs the CRD,
+# runs the operator, applies examples/demo.yaml, shows `kubectl get svw` and the Events, then
+# fails a job in the emulator and shows the new Warning Event. Ctrl-C stops everything it
+# started; with DEMO_EXIT=1 it stops by itself at the end.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"
+step() { printf '\n==> %s\n' "$*"; }
+
+SV=arn:aws:personalize:us-east-1:123456789012:solution/movie-recs/8f2a1c3d
+demo_dir="$PW_CACHE/demo-$$"
+mkdir -p "$demo_dir"
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  step "stopping everything the demo started"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PW_CLUSTER_DIR="$demo_dir/cluster" hack/cluster.sh down >/dev/null 2>&1 || true
+  rm -rf "$demo_dir"
+  echo "done"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "building personalize-watch and personalize-emulator (the first build takes several minutes)"
+cargo build --locked --quiet --bins
+bin="$CARGO_TARGET_DIR/debug"
+
+step "starting a local Kubernetes control plane (etcd + kube-apiserver $KUBE_VERSION)"
+eval "$(hack/control-plane/build.sh --env | sed 's/^/export /')"
+kubectl() { "$TEST_ASSET_KUBECTL" "$@"; }
+eval "$(PW_CLUSTER_DIR="$demo_dir/cluster" PW_OWNER_PID=$$ hack/cluster.sh up | tail -n 1)"
+export KUBECONFIG
+
+step "starting the Personalize emulator with examples/emulator-state.yaml"
+"$bin/personalize-emulator" --listen 127.0.0.1:0 --state examples/emulator-state.yaml --log-level warn \
+  > "$demo_dir/emulator.out" 2> "$demo_dir/emulator.log" &
+pids+=($!)
+for _ in $(seq 1 50); do grep -q '^listening on ' "$demo_dir/emulator.out" 2>/dev/null && break; sleep 0.1; done
+EMULATOR=$(sed -n 's/^listening on //p' "$demo_dir/emulator.out")
+[ -n "$EMULATOR" ] || die "the emulator did not start: $(cat "$demo_dir/emulator.log")"
+echo "emulator at $EMULATOR"
+
+step "installing the SolutionVersionWatch CRD"
+kubectl apply -f crds/
+kubectl wait --for=condition=Established crd/solutionversionwatches.personalize-watch.dev --timeout=30s
+
+step "running the operator (logs: $demo_dir/operator.log)"
+AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=demo-secret-not-real AWS_REGION=us-east-1 \
+  AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_PERSONALIZE="$EMULATOR" \
+  "$bin/personalize-watch" run --admin-addr 127.0.0.1:0 > /dev/null 2> "$demo_dir/operator.log" &
+pids+=($!)
+
+step "applying examples/demo.yaml"
+kubectl apply -f examples/demo.yaml
+kubectl wait --for=condition=Ready svw/movie-recs --timeout=60s
+
+step "kubectl get svw"
+kubectl get svw
+step "kubectl get events"
+kubectl get events --sort-by=.lastTimestamp -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
+
+step "failing job nightly-2026-11-28 in the emulator"
+curl -fsS "$EMULATOR/_emulator/jobs" -H 'Content-Type: application/json' \
+  -d "{\"solutionVersionArn\":\"$SV\",\"jobName\":\"nightly-2026-11-28\",\"status\":\"CREATE FAILED\",\"failureReason\":\"AccessDenied: the role cannot read s3://recs-input/2026-11-28/\"}" >/dev/null
+for _ in $(seq 1 100); do
+  kubectl get events --field-selector reason=BatchInferenceJobFailed -o name 2>/dev/null | grep -q . && break
+  sleep 0.2
+done
+step "the new Warning Event"
+kubectl get events --field-selector type=Warning -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
+step "kubectl get svw"
+kubectl get svw
+
+if [ "${DEMO_EXIT:-0}" = 1 ]; then
+  exit 0
+fi
+step "the demo keeps running: try 'export KUBECONFIG=$KUBECONFIG' and kubectl in another shell; Ctrl-C stops it"
+while true; do sleep 3600; done

@@ -1,0 +1,263 @@
+//! Reconcile against a mocked API server (tower-test), with the emulator in-process as
+//! Personalize: the requests the reconcile makes, in order, and what it writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_personalize::config::{BehaviorVersion, Credentials, Region};
+use http::{Method, Request, Response};
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::crd::SolutionVersionWatchSpec;
+use crate::emulator::{EmulatorState, server};
+use crate::personalize::ClientOptions;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const SV: &str = "arn:aws:personalize:us-east-1:123456789012:solution/sol/v1";
+
+fn watch(suspend: bool) -> SolutionVersionWatch {
+    let mut w = SolutionVersionWatch::new(
+        "test",
+        SolutionVersionWatchSpec {
+            solution_version_arn: SV.into(),
+            region: None,
+            poll_interval: "5m".into(),
+            active_poll_interval: "1m".into(),
+            suspend,
+            max_jobs_in_status: 50,
+        },
+    );
+    w.metadata.namespace = Some("default".into());
+    w.metadata.uid = Some("uid-1".into());
+    w.metadata.generation = Some(1);
+    w.metadata.resource_version = Some("1".into());
+    w
+}
+
+async fn emulator_with(jobs: usize) -> String {
+    let mut state = EmulatorState::default();
+    state.store.generate(SV, jobs, "ACTIVE", "job").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(server::run(
+        listener,
+        server::Shared::new(state),
+        std::future::pending(),
+    ));
+    url
+}
+
+async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
+    crate::install_crypto_provider();
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let metrics = Arc::new(Metrics::new());
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .credentials_provider(Credentials::new(
+            "AKIDEXAMPLE",
+            "not-a-secret",
+            None,
+            None,
+            "test",
+        ))
+        .region(Region::new("us-east-1"));
+    let options = ClientOptions {
+        endpoint_url: Some(endpoint.to_string()),
+        adaptive_retry: false,
+        max_attempts: 1,
+        attempt_timeout: Duration::from_secs(5),
+        rate_per_second: 100.0,
+        burst: 10,
+    };
+    let personalize = Arc::new(Personalize::from_loader(loader, &options, metrics.clone()).await);
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "personalize-watch".into(),
+            instance: Some("test".into()),
+        },
+    );
+    let ctx = Context::new(
+        client,
+        personalize,
+        recorder,
+        metrics,
+        Duration::from_secs(5),
+        Duration::from_secs(300),
+    );
+    (Arc::new(ctx), handle)
+}
+
+async fn body_json(request: Request<Body>) -> Value {
+    let bytes = request.into_body().collect_bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Answers a status patch with the watch carrying the patched status.
+async fn expect_status_patch(handle: &mut Handle, rv: &str) -> Value {
+    let (request, send) = handle.next_request().await.expect("a status patch");
+    assert_eq!(request.method(), Method::PATCH);
+    assert_eq!(
+        request.uri().path(),
+        "/apis/personalize-watch.dev/v1alpha1/namespaces/default/solutionversionwatches/test/status"
+    );
+    let query = request.uri().query().unwrap_or_default().to_string();
+    assert!(
+        query.contains("fieldManager=personalize-watch") && query.contains("force=true"),
+        "{query}"
+    );
+    let body = body_json(request).await;
+    let mut object = serde_json::to_value(watch(false)).unwrap();
+    object["status"] = body["status"].clone();
+    object["metadata"]["resourceVersion"] = json!(rv);
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&object).unwrap()))
+            .unwrap(),
+    );
+    body
+}
+
+async fn expect_event(handle: &mut Handle) -> Value {
+    let (request, send) = handle.next_request().await.expect("an event");
+    assert_eq!(request.method(), Method::POST);
+    assert_eq!(
+        request.uri().path(),
+        "/apis/events.k8s.io/v1/namespaces/default/events"
+    );
+    let body = body_json(request).await;
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap(),
+    );
+    body
+}
+
+#[tokio::test]
+async fn first_listing_writes_outbox_publishes_then_clears_it() {
+    let url = emulator_with(3).await;
+    let (ctx, mut handle) = context(&url).await;
+    let api_server = tokio::spawn(async move {
+        let first = expect_status_patch(&mut handle, "2").await;
+        assert_eq!(
+            first["metadata"]["resourceVersion"], "1",
+            "optimistic lock on the copy it read"
+        );
+        assert_eq!(first["status"]["counts"]["total"], 3);
+        assert_eq!(first["status"]["ledger"]["outbox"][0]["kind"], "Discovered");
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["reason"], "JobsDiscovered");
+        assert_eq!(event["type"], "Normal");
+        let second = expect_status_patch(&mut handle, "3").await;
+        assert_eq!(second["metadata"]["resourceVersion"], "2");
+        assert!(
+            second["status"]["ledger"].get("outbox").is_none(),
+            "outbox cleared"
+        );
+        let ready = &second["status"]["conditions"][0];
+        assert_eq!(
+            (ready["type"].as_str(), ready["status"].as_str()),
+            (Some("Ready"), Some("True"))
+        );
+    });
+    let action = reconcile(Arc::new(watch(false)), ctx)
+        .await
+        .expect("reconcile succeeds");
+    // No job is running: the next poll is the 5m interval, up to 10% early.
+    assert!(
+        action == Action::requeue(Duration::from_secs(300))
+            || format!("{action:?}").contains("requeue_after")
+    );
+    tokio::time::timeout(Duration::from_secs(5), api_server)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn suspended_watch_writes_a_condition_and_does_not_poll() {
+    let (ctx, mut handle) = context("http://127.0.0.1:9").await;
+    let api_server = tokio::spawn(async move {
+        let patch = expect_status_patch(&mut handle, "2").await;
+        let ready = &patch["status"]["conditions"][0];
+        assert_eq!(ready["reason"], "Suspended");
+        assert_eq!(ready["status"], "True");
+        assert!(patch["status"].get("counts").is_none());
+    });
+    let action = reconcile(Arc::new(watch(true)), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    tokio::time::timeout(Duration::from_secs(5), api_server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !ctx.metrics.encode(0.0).contains("outcome=\"Success\""),
+        "no Personalize call"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_sets_ready_false_and_warns_once() {
+    // Port 9 (discard) is closed on loopback: the connection is refused at once.
+    let (ctx, mut handle) = context("http://127.0.0.1:9").await;
+    let api_server = tokio::spawn(async move {
+        let patch = expect_status_patch(&mut handle, "2").await;
+        let conditions = patch["status"]["conditions"].as_array().unwrap().clone();
+        let find = |t: &str| conditions.iter().find(|c| c["type"] == t).unwrap().clone();
+        assert_eq!(find("Ready")["reason"], "EndpointUnreachable");
+        assert_eq!(find("Ready")["status"], "False");
+        assert_eq!(find("Stalled")["status"], "False");
+        assert_eq!(
+            find("Reconciling")["status"],
+            "True",
+            "generation 1 never listed"
+        );
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(event["reason"], "EndpointUnreachable");
+    });
+    let w = Arc::new(watch(false));
+    let err = reconcile(w.clone(), ctx.clone())
+        .await
+        .expect_err("the poll fails");
+    assert_eq!(err.reason(), "EndpointUnreachable");
+    tokio::time::timeout(Duration::from_secs(10), api_server)
+        .await
+        .unwrap()
+        .unwrap();
+    // The error policy backs off, growing per failure.
+    let first = error_policy(w.clone(), &err, ctx.clone());
+    let second = error_policy(w.clone(), &err, ctx.clone());
+    let third = error_policy(w, &err, ctx);
+    let secs = |a: &Action| format!("{a:?}");
+    assert_ne!(secs(&first), secs(&third));
+    let _ = second;
+}
+
+#[test]
+fn backoff_grows_to_the_cap_with_jitter() {
+    let min = Duration::from_secs(5);
+    let max = Duration::from_secs(300);
+    for (n, base) in [(1, 5.0), (2, 10.0), (3, 20.0), (7, 300.0), (30, 300.0)] {
+        let d = backoff(n, min, max).as_secs_f64();
+        assert!(d <= base && d >= base * 0.8, "failure {n}: {d}");
+    }
+}
+
+#[test]
+fn region_comes_from_spec_or_arn() {
+    let mut w = watch(false);
+    assert_eq!(region_of(&w).unwrap(), "us-east-1");
+    w.spec.region = Some("eu-west-1".into());
+    assert_eq!(region_of(&w).unwrap(), "eu-west-1");
+    w.spec.region = None;
+    w.spec.solution_version_arn = "arn:aws:personalize::123:solution/x/y".into();
+    assert_eq!(region_of(&w).unwrap_err().reason(), "InvalidSpec");
+    let _ = w.name_any();
+}
