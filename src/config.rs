@@ -46,6 +46,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d.into())
 }
 
+/// A poll interval: a duration of at least 5s, the floor the CRD enforces too.
+pub fn parse_poll_interval(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_secs(5) {
+        return Err(format!("{text:?} is below the 5s floor"));
+    }
+    Ok(d)
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Address of the admin HTTP server: /metrics, /healthz, /readyz.
@@ -119,6 +128,14 @@ pub struct RunArgs {
     /// Personalize endpoint; the standard AWS_ENDPOINT_URL_PERSONALIZE / AWS_ENDPOINT_URL also work.
     #[arg(long, env = "PERSONALIZE_WATCH_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+
+    /// Poll interval for watches that do not set spec.pollInterval (at least 5s).
+    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_POLL_INTERVAL", default_value = "5m", value_parser = parse_poll_interval)]
+    pub default_poll_interval: Duration,
+
+    /// Poll interval while jobs run, for watches that do not set spec.activePollInterval (at least 5s).
+    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_ACTIVE_POLL_INTERVAL", default_value = "1m", value_parser = parse_poll_interval)]
+    pub default_active_poll_interval: Duration,
 
     /// First retry delay after a failed poll; it doubles up to --max-backoff and resets on success.
     #[arg(long, env = "PERSONALIZE_WATCH_MIN_BACKOFF", default_value = "5s", value_parser = parse_duration)]

@@ -33,6 +33,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    pub default_poll_interval: Duration,
+    pub default_active_poll_interval: Duration,
     /// Consecutive failures per watch, for exponential backoff; a success removes the entry.
     failures: Mutex<HashMap<ObjectRef<SolutionVersionWatch>, u32>>,
 }
@@ -53,6 +55,8 @@ impl Context {
             metrics,
             min_backoff,
             max_backoff,
+            default_poll_interval: Duration::from_secs(300),
+            default_active_poll_interval: Duration::from_secs(60),
             failures: Mutex::default(),
         }
     }
@@ -77,14 +81,24 @@ pub fn region_of(watch: &SolutionVersionWatch) -> Result<String> {
         })
 }
 
-fn intervals(watch: &SolutionVersionWatch) -> Result<(Duration, Duration)> {
-    let parse = |field: &str, text: &str| {
-        crate::config::parse_duration(text)
-            .map_err(|e| Error::InvalidSpec(format!("spec.{field}: {e}")))
+/// The watch's poll intervals, or the operator's defaults for those it leaves out.
+fn intervals(watch: &SolutionVersionWatch, ctx: &Context) -> Result<(Duration, Duration)> {
+    let parse = |field: &str, text: &Option<String>, default: Duration| match text {
+        None => Ok(default),
+        Some(text) => crate::config::parse_duration(text)
+            .map_err(|e| Error::InvalidSpec(format!("spec.{field}: {e}"))),
     };
     Ok((
-        parse("pollInterval", &watch.spec.poll_interval)?,
-        parse("activePollInterval", &watch.spec.active_poll_interval)?,
+        parse(
+            "pollInterval",
+            &watch.spec.poll_interval,
+            ctx.default_poll_interval,
+        )?,
+        parse(
+            "activePollInterval",
+            &watch.spec.active_poll_interval,
+            ctx.default_active_poll_interval,
+        )?,
     ))
 }
 
@@ -154,7 +168,7 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
     let prev = watch.status.as_ref();
 
     // Spec problems the schema cannot catch end here, like a failed listing.
-    let checked = intervals(watch).and_then(|i| region_of(watch).map(|r| (i, r)));
+    let checked = intervals(watch, ctx).and_then(|i| region_of(watch).map(|r| (i, r)));
     let listing = match &checked {
         Err(e) => Err(clone_spec_error(e)),
         Ok(_) if watch.spec.suspend => Ok(None),

@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 /// below etcd's 1.5 MiB limit.
 pub const MAX_JOBS_IN_STATUS: i32 = 200;
 pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
-pub const DEFAULT_POLL_INTERVAL: &str = "5m";
-pub const DEFAULT_ACTIVE_POLL_INTERVAL: &str = "1m";
 
 /// Watches every batch inference job of one AWS Personalize solution version.
 ///
@@ -97,17 +95,18 @@ pub struct SolutionVersionWatchSpec {
     pub region: Option<String>,
 
     /// How often to list the jobs while none is PENDING or IN PROGRESS, as a duration such as
-    /// 30s, 5m or 1h. At least 5s.
-    #[serde(default = "default_poll_interval")]
+    /// 30s, 5m or 1h. At least 5s. Defaults to the operator's --default-poll-interval (5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('5s')").message("pollInterval must be at least 5s"))]
-    pub poll_interval: String,
+    pub poll_interval: Option<String>,
 
     /// How often to list the jobs while any job is PENDING or IN PROGRESS. At least 5s.
-    #[serde(default = "default_active_poll_interval")]
+    /// Defaults to the operator's --default-active-poll-interval (1m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('5s')").message("activePollInterval must be at least 5s"))]
-    pub active_poll_interval: String,
+    pub active_poll_interval: Option<String>,
 
     /// Stop polling. The status keeps the last listing and a condition says polling is suspended.
     #[serde(default)]
@@ -119,12 +118,6 @@ pub struct SolutionVersionWatchSpec {
     pub max_jobs_in_status: i32,
 }
 
-fn default_poll_interval() -> String {
-    DEFAULT_POLL_INTERVAL.into()
-}
-fn default_active_poll_interval() -> String {
-    DEFAULT_ACTIVE_POLL_INTERVAL.into()
-}
 fn default_max_jobs_in_status() -> i32 {
     DEFAULT_MAX_JOBS_IN_STATUS
 }
@@ -310,8 +303,8 @@ mod tests {
             "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/s/v"
         }))
         .unwrap();
-        assert_eq!(spec.poll_interval, "5m");
-        assert_eq!(spec.active_poll_interval, "1m");
+        assert_eq!(spec.poll_interval, None);
+        assert_eq!(spec.active_poll_interval, None);
         assert_eq!(spec.max_jobs_in_status, 50);
         assert!(!spec.suspend);
     }

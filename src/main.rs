@@ -108,14 +108,17 @@ async fn run(args: RunArgs) -> ExitCode {
             instance: Some(instance.clone()),
         },
     );
-    let ctx = Arc::new(Context::new(
+    let mut context = Context::new(
         client.clone(),
         personalize,
         recorder,
         metrics.clone(),
         args.min_backoff,
         args.max_backoff,
-    ));
+    );
+    context.default_poll_interval = args.default_poll_interval;
+    context.default_active_poll_interval = args.default_active_poll_interval;
+    let ctx = Arc::new(context);
     let scope = Scope {
         namespaces: args.watch_namespace.clone(),
         label_selector: args.label_selector.clone(),

@@ -148,6 +148,12 @@ pub fn classify(error: &SdkError<ListBatchInferenceJobsError>) -> ListError {
                 )
             } else if code == "ResourceNotFoundException" {
                 (K::NotFound, "check spec.solutionVersionArn and spec.region")
+            } else if (200..300).contains(&status) {
+                // A success status whose body did not parse: the SDK reports it as unhandled.
+                (
+                    K::MalformedResponse,
+                    "Personalize sent a response that could not be read; retrying with backoff",
+                )
             } else if status >= 500 {
                 (K::ServiceError, "Personalize failed; retrying with backoff")
             } else {

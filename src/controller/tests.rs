@@ -26,8 +26,8 @@ fn watch(suspend: bool) -> SolutionVersionWatch {
         SolutionVersionWatchSpec {
             solution_version_arn: SV.into(),
             region: None,
-            poll_interval: "5m".into(),
-            active_poll_interval: "1m".into(),
+            poll_interval: Some("5m".into()),
+            active_poll_interval: Some("1m".into()),
             suspend,
             max_jobs_in_status: 50,
         },

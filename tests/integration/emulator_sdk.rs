@@ -279,3 +279,37 @@ async fn missing_authorization_is_refused_and_unknown_operation_named() {
         "MissingAuthenticationTokenException"
     );
 }
+
+#[tokio::test]
+async fn concurrent_keep_alive_clients_and_clean_exit_on_sigterm() {
+    let emu = Emulator::start();
+    let sv = support::solution_version_arn("concurrent");
+    emu.generate(&sv, 300, "ACTIVE", "job").await;
+    // Eight clients, each on its own keep-alive connection, listing at the same time.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let client = sdk(&emu.url);
+        let sv = sv.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            for _ in 0..3 {
+                let mut pages = client
+                    .list_batch_inference_jobs()
+                    .solution_version_arn(&sv)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    n += page.unwrap().batch_inference_jobs().len();
+                }
+            }
+            n
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 900);
+    }
+    let mut emu = emu;
+    let (code, took) = emu.stop_with("TERM");
+    assert_eq!(code, Some(0));
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+}

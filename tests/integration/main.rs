@@ -7,5 +7,7 @@ mod support;
 mod emulator_clients;
 mod emulator_sdk;
 mod operator;
+mod packaging;
 mod production;
+mod reliability;
 mod smoke;

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use personalize_watch::crd::SolutionVersionWatch;
 use serde_json::json;
 
@@ -47,13 +47,21 @@ impl Fixture {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    pub fn apply_watch(&self, name: &str, sv: &str, extra_spec: &str) {
+    /// Applies a watch (server-side apply through the fixture's client).
+    pub async fn apply_watch(&self, name: &str, sv: &str, extra_spec: &str) {
         let yaml = format!(
             "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  solutionVersionArn: {sv}\n{extra_spec}",
             ns = self.ns
         );
-        let (ok, out, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
-        assert!(ok, "kubectl apply failed: {out}{err}");
+        let watch: SolutionVersionWatch = serde_yaml::from_str(&yaml).expect("watch YAML");
+        self.watches()
+            .patch(
+                name,
+                &PatchParams::apply("personalize-watch-tests"),
+                &Patch::Apply(&watch),
+            )
+            .await
+            .expect("apply the watch");
     }
 
     /// Waits until the watch's status satisfies `check`.
@@ -134,7 +142,7 @@ async fn watch_shows_exact_counts_and_the_50_newest_jobs() {
     f.emu.generate(&sv, 50, "PENDING", "queued").await;
     f.emu.generate(&sv, 40, "IN PROGRESS", "running").await;
     f.emu.generate(&sv, 10, "CREATE STOPPED", "odd").await;
-    f.apply_watch("mixed", &sv, "");
+    f.apply_watch("mixed", &sv, "").await;
     let w = f
         .wait_status("mixed", Duration::from_secs(30), "237 jobs counted", |w| {
             total(w) == Some(237)
@@ -205,7 +213,8 @@ async fn failure_and_completion_give_exactly_one_event_across_restarts() {
     let mut f = Fixture::start("events").await;
     let sv = support::solution_version_arn("evented");
     let arns = f.emu.generate(&sv, 6, "IN PROGRESS", "job").await;
-    f.apply_watch("evented", &sv, "  activePollInterval: 5s\n");
+    f.apply_watch("evented", &sv, "  activePollInterval: 5s\n")
+        .await;
     f.wait_status("evented", Duration::from_secs(30), "first listing", |w| {
         total(w) == Some(6)
     })
@@ -269,7 +278,7 @@ async fn malformed_arn_and_arn_change_are_refused_naming_the_field() {
     assert!(err.contains("spec.solutionVersionArn"), "{err}");
 
     let sv = support::solution_version_arn("fixed");
-    f.apply_watch("fixed", &sv, "");
+    f.apply_watch("fixed", &sv, "").await;
     let (ok, _, err) = kubectl(&[
         "patch",
         "svw",
@@ -307,7 +316,8 @@ async fn access_denied_stalls_keeps_counts_and_recovers_without_restart() {
     let sv = support::solution_version_arn("denied");
     f.emu.generate(&sv, 12, "ACTIVE", "job").await;
     f.emu.generate(&sv, 3, "PENDING", "wait").await;
-    f.apply_watch("denied", &sv, "  activePollInterval: 5s\n");
+    f.apply_watch("denied", &sv, "  activePollInterval: 5s\n")
+        .await;
     f.wait_status("denied", Duration::from_secs(30), "first listing", |w| {
         total(w) == Some(15)
     })
@@ -360,7 +370,8 @@ async fn deleting_a_watch_stops_its_polling() {
     let f = Fixture::start("deleted").await;
     let sv = support::solution_version_arn("deleted");
     f.emu.generate(&sv, 2, "PENDING", "job").await;
-    f.apply_watch("gone", &sv, "  activePollInterval: 5s\n");
+    f.apply_watch("gone", &sv, "  activePollInterval: 5s\n")
+        .await;
     f.wait_status("gone", Duration::from_secs(30), "first listing", |w| {
         total(w) == Some(2)
     })
@@ -389,7 +400,7 @@ async fn steady_state_poll_makes_one_status_write_and_no_event() {
     let f = Fixture::start("steady").await;
     let sv = support::solution_version_arn("steady");
     f.emu.generate(&sv, 150, "ACTIVE", "job").await;
-    f.apply_watch("steady", &sv, "  pollInterval: 5s\n");
+    f.apply_watch("steady", &sv, "  pollInterval: 5s\n").await;
     f.wait_status("steady", Duration::from_secs(30), "first listing", |w| {
         total(w) == Some(150)
     })

@@ -25,12 +25,25 @@ async fn metrics_after_a_reconcile_show_the_right_values() {
     f.emu.generate(&sv, 130, "ACTIVE", "job").await;
     f.emu.generate(&sv, 4, "CREATE FAILED", "bad").await;
     f.emu.generate(&sv, 2, "PENDING", "wait").await;
-    f.apply_watch("metered", &sv, "");
+    f.apply_watch("metered", &sv, "").await;
     f.wait_status("metered", Duration::from_secs(30), "136 jobs", |w| {
         total(w) == Some(136)
     })
     .await;
-    let text = http::get(&f.op.admin_url, "/metrics").await.body;
+    // The duration is observed when the reconcile returns, just after the status write.
+    let url = f.op.admin_url.clone();
+    let text = wait_for(Duration::from_secs(10), "the reconcile recorded", || {
+        let url = url.clone();
+        async move {
+            let text = http::request("GET", &url, "/metrics", None)
+                .await
+                .ok()?
+                .body;
+            (metric_sum(&text, "personalize_watch_reconcile_duration_seconds_count") >= 1.0)
+                .then_some(text)
+        }
+    })
+    .await;
     let ns = &f.ns;
     let job = |state: &str| {
         metric_value(
@@ -161,7 +174,7 @@ async fn leader_election_hands_over_without_losing_or_repeating_an_event() {
     a.wait_ready().await;
     let b = start_operator(&f.ns, &f.emu, leader_options(&f.ns, &f.emu, "replica-b"));
     b.wait_ready().await;
-    f.apply_watch("ha", &sv, "  activePollInterval: 5s\n");
+    f.apply_watch("ha", &sv, "  activePollInterval: 5s\n").await;
     f.wait_status("ha", Duration::from_secs(30), "first listing", |w| {
         total(w) == Some(4)
     })
@@ -234,7 +247,7 @@ async fn sigterm_exits_0_quickly_and_releases_the_lease() {
     f.emu.generate(&sv, 3, "ACTIVE", "job").await;
     let mut op = start_operator(&f.ns, &f.emu, leader_options(&f.ns, &f.emu, "only"));
     op.wait_ready().await;
-    f.apply_watch("term", &sv, "");
+    f.apply_watch("term", &sv, "").await;
     f.wait_status("term", Duration::from_secs(30), "first listing", |w| {
         total(w) == Some(3)
     })
@@ -292,8 +305,8 @@ async fn watch_namespace_and_label_selector_scope_the_operator() {
             SolutionVersionWatchSpec {
                 solution_version_arn: sv.clone(),
                 region: None,
-                poll_interval: "5m".into(),
-                active_poll_interval: "1m".into(),
+                poll_interval: Some("5m".into()),
+                active_poll_interval: Some("1m".into()),
                 suspend: false,
                 max_jobs_in_status: 50,
             },
@@ -350,8 +363,8 @@ async fn rate_limit_holds_for_200_watches_and_all_converge() {
             SolutionVersionWatchSpec {
                 solution_version_arn: sv,
                 region: None,
-                poll_interval: "10m".into(),
-                active_poll_interval: "1m".into(),
+                poll_interval: Some("10m".into()),
+                active_poll_interval: Some("1m".into()),
                 suspend: false,
                 max_jobs_in_status: 5,
             },
@@ -396,7 +409,7 @@ async fn json_logs_name_the_watch_in_every_reconcile_span() {
     f.op.wait_ready().await;
     let sv = support::solution_version_arn("logged");
     f.emu.generate(&sv, 1, "ACTIVE", "job").await;
-    f.apply_watch("logged", &sv, "");
+    f.apply_watch("logged", &sv, "").await;
     f.wait_status("logged", Duration::from_secs(30), "first listing", |w| {
         total(w) == Some(1)
     })

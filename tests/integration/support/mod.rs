@@ -222,6 +222,7 @@ pub fn tool(name: &str) -> PathBuf {
         "aws" => "PW_AWS_CLI",
         "python" => "PW_PYTHON",
         "helm" => "PW_HELM",
+        "hadolint" => "PW_HADOLINT",
         _ => "",
     };
     if let Ok(path) = std::env::var(var) {

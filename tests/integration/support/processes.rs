@@ -27,8 +27,14 @@ impl Emulator {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
+        let listen: &[&str] = if args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_personalize-emulator"))
-            .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .args(listen)
+            .args(["--log-level", "warn"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -49,6 +55,16 @@ impl Emulator {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal and waits for the exit; returns the exit code and how long it took.
+    pub fn stop_with(&mut self, signal: &str) -> (Option<i32>, Duration) {
+        let started = std::time::Instant::now();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("wait for the emulator");
+        (status.code(), started.elapsed())
     }
 
     pub async fn generate(

@@ -1,0 +1,49 @@
+{{- define "personalize-watch.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "personalize-watch.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "personalize-watch.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "personalize-watch.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "personalize-watch.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "personalize-watch.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The rules the operator needs on SolutionVersionWatches and Events, nothing more. */}}
+{{- define "personalize-watch.rules" -}}
+- apiGroups: ["personalize-watch.dev"]
+  resources: ["solutionversionwatches"]
+  verbs: ["list", "watch"]
+- apiGroups: ["personalize-watch.dev"]
+  resources: ["solutionversionwatches/status"]
+  verbs: ["patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# Listed only to check, after a restart, whether an Event was published before the crash.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list"]
+{{- end -}}

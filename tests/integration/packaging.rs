@@ -1,0 +1,521 @@
+//! Packaging: the Helm chart (real helm, server-side dry runs on the real API server), the
+//! least-privilege RBAC doing the whole job, the Dockerfile (hadolint) and the image's binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::operator::{Fixture, total};
+use crate::support::processes::OperatorOptions;
+use crate::support::{self, Emulator, Operator, http, kubectl, kubectl_with_input, wait_for};
+
+const CHART: &str = "charts/personalize-watch";
+
+fn helm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(support::tool("helm"))
+        .args(args)
+        .current_dir(support::repo_root())
+        .output()
+        .expect("helm runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn render(release: &str, namespace: &str, sets: &[&str]) -> String {
+    let mut args = vec!["template", release, CHART, "--namespace", namespace];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    let (ok, out, err) = helm(&args);
+    assert!(ok, "helm template {sets:?} failed: {err}");
+    out
+}
+
+fn server_dry_run(yaml: &str) {
+    let (ok, out, err) = kubectl_with_input(&["apply", "--dry-run=server", "-f", "-"], Some(yaml));
+    assert!(
+        ok,
+        "the API server refused the rendered chart: {err}\n{out}"
+    );
+}
+
+fn install_prometheus_crds() {
+    let dir = PathBuf::from(std::env::var("PW_PROMETHEUS_OPERATOR_CRDS").unwrap_or_else(|_| {
+        panic!("PW_PROMETHEUS_OPERATOR_CRDS is not set: run `make test`, or eval \"$(hack/tools.sh)\"")
+    }));
+    for crd in [
+        "monitoring.coreos.com_servicemonitors.yaml",
+        "monitoring.coreos.com_prometheusrules.yaml",
+    ] {
+        let (ok, _, err) = kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            dir.join(crd).to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+    }
+    let (ok, _, err) = kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/servicemonitors.monitoring.coreos.com",
+        "--timeout=30s",
+    ]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn helm_lint_strict_passes() {
+    let (ok, out, err) = helm(&["lint", "--strict", CHART]);
+    assert!(ok, "helm lint --strict: {out}{err}");
+    assert!(out.contains("0 chart(s) failed"), "{out}");
+}
+
+#[test]
+fn chart_crd_and_app_version_follow_the_crate() {
+    let root = support::repo_root();
+    let crd = std::fs::read_to_string(
+        root.join("crds/solutionversionwatches.personalize-watch.dev.yaml"),
+    )
+    .unwrap();
+    let chart_crd = std::fs::read_to_string(
+        root.join(CHART)
+            .join("crds/solutionversionwatches.personalize-watch.dev.yaml"),
+    )
+    .unwrap();
+    assert!(
+        crd == chart_crd,
+        "the chart's crds/ differs from crds/: copy it (make crds)"
+    );
+    let chart = std::fs::read_to_string(root.join(CHART).join("Chart.yaml")).unwrap();
+    let app_version = format!("appVersion: \"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        chart.contains(&app_version),
+        "Chart.yaml needs {app_version}"
+    );
+}
+
+#[tokio::test]
+async fn chart_renders_value_sets_the_api_server_accepts() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    install_prometheus_crds();
+    let ns = support::namespace(&client, "chart").await;
+    let other = support::namespace(&client, "chart-b").await;
+    let value_sets: Vec<Vec<String>> = vec![
+        vec![],
+        vec![format!("watchNamespace={{{ns},{other}}}"), "labelSelector=shard=a".into()],
+        vec![
+            "replicaCount=2".into(),
+            "podDisruptionBudget.enabled=true".into(),
+            "networkPolicy.enabled=true".into(),
+            "metrics.serviceMonitor.enabled=true".into(),
+            "aws.region=eu-west-1".into(),
+            "aws.endpointUrl=https://personalize.eu-west-1.amazonaws.com".into(),
+            "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/pw".into(),
+        ],
+        vec!["metrics.enabled=false".into(), "serviceAccount.create=false".into(), "serviceAccount.name=existing".into()],
+    ];
+    for (i, sets) in value_sets.iter().enumerate() {
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let yaml = render(&format!("pw{i}"), &ns, &sets);
+        server_dry_run(&yaml);
+        if sets.iter().any(|s| s.starts_with("replicaCount=2")) {
+            assert!(
+                yaml.contains("--leader-election"),
+                "two replicas elect a leader"
+            );
+            assert!(
+                yaml.contains("kind: PodDisruptionBudget") && yaml.contains("kind: NetworkPolicy")
+            );
+            assert!(yaml.contains("kind: ServiceMonitor"));
+        }
+        if sets.iter().any(|s| s.starts_with("watchNamespace")) {
+            assert!(
+                !yaml.contains("kind: ClusterRole"),
+                "namespaced installs use Roles"
+            );
+            assert_eq!(
+                yaml.matches("\nkind: Role\n").count(),
+                2,
+                "a Role per watched namespace"
+            );
+        }
+    }
+    let default = render("pw", &ns, &[]);
+    for needle in [
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+        "type: RuntimeDefault",
+        "drop: [\"ALL\"]",
+        "path: /readyz",
+        "path: /healthz",
+    ] {
+        assert!(default.contains(needle), "default render lacks {needle}");
+    }
+    assert!(!default.contains("--leader-election"));
+}
+
+#[test]
+fn values_schema_refuses_bad_values_clearly() {
+    for (set, expect) in [
+        ("logFormat=xml", "logFormat"),
+        ("replicaCount=0", "replicaCount"),
+        ("aws.retryMode=sometimes", "retryMode"),
+        ("defaultPollInterval=soon", "defaultPollInterval"),
+        ("tpyo=1", "tpyo"),
+    ] {
+        let (ok, _, err) = helm(&["template", "pw", CHART, "--set", set]);
+        assert!(!ok, "{set} was accepted");
+        assert!(
+            err.contains("values don't meet the specifications of the schema"),
+            "{set}: {err}"
+        );
+        assert!(
+            err.contains(expect),
+            "{set}: the message should name {expect}: {err}"
+        );
+    }
+}
+
+/// The README's install commands, run as written with `helm install` rendered by `helm template`
+/// and checked by the API server.
+#[tokio::test]
+async fn readme_install_commands_render_and_are_accepted() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let readme = std::fs::read_to_string(support::repo_root().join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("<!-- helm-install:begin -->")
+        .skip(1)
+        .map(|rest| rest.split("<!-- helm-install:end -->").next().unwrap())
+        .collect();
+    assert!(!blocks.is_empty(), "README has helm-install blocks");
+    for block in blocks {
+        let script: String = block
+            .lines()
+            .filter(|l| !l.starts_with("```"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(script.contains("helm install"), "{script}");
+        let wrapper = format!(
+            "set -euo pipefail\nhelm() {{ if [ \"$1\" = install ]; then shift; \"$PW_HELM_BIN\" template \"$@\"; else \"$PW_HELM_BIN\" \"$@\"; fi; }}\n{script}\n"
+        );
+        let out = Command::new("bash")
+            .args(["-c", &wrapper])
+            .env("PW_HELM_BIN", support::tool("helm"))
+            .current_dir(support::repo_root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let yaml = String::from_utf8_lossy(&out.stdout);
+        assert!(yaml.contains("kind: Deployment"));
+        // Namespaces the commands install into may not exist here; the dry run creates nothing.
+        for ns in ["personalize-watch", "team-a", "team-b"] {
+            let _ = kubectl(&["create", "namespace", ns]);
+        }
+        server_dry_run(&yaml);
+    }
+}
+
+/// The operator does its whole job as the chart's ServiceAccount (impersonated), which may do
+/// nothing else.
+#[tokio::test]
+async fn operator_works_with_the_charts_rbac_and_nothing_more() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "rbac").await;
+    let release = format!("pw-{ns}");
+    let yaml = render(&release, &ns, &["replicaCount=2"]);
+    // Only the ServiceAccount and RBAC objects: no pods run on a bare API server.
+    let docs: Vec<&str> = yaml
+        .split("\n---")
+        .filter(|d| {
+            [
+                "kind: ServiceAccount",
+                "kind: ClusterRole",
+                "kind: Role",
+                "Binding",
+            ]
+            .iter()
+            .any(|k| d.contains(k))
+        })
+        .collect();
+    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&docs.join("\n---\n")));
+    assert!(ok, "{err}");
+    // The chart names the ServiceAccount after the release's full name.
+    let sa = format!("system:serviceaccount:{ns}:{release}-personalize-watch");
+    // RBAC reaches the authorizer's cache a moment after it is written.
+    wait_for(Duration::from_secs(10), "the RBAC in effect", || {
+        let sa = sa.clone();
+        async move {
+            let (_, out, _) = kubectl(&[
+                "auth",
+                "can-i",
+                "list",
+                "solutionversionwatches.personalize-watch.dev",
+                "--as",
+                &sa,
+                "-A",
+            ]);
+            (out.trim() == "yes").then_some(())
+        }
+    })
+    .await;
+
+    // A kubeconfig that authenticates as admin and impersonates the ServiceAccount.
+    let admin = std::fs::read_to_string(&support::control_plane().kubeconfig).unwrap();
+    let impersonating = admin.replacen(
+        "    client-key-data:",
+        &format!("    as: {sa}\n    client-key-data:"),
+        1,
+    );
+    assert_ne!(admin, impersonating);
+    let kubeconfig = std::env::temp_dir().join(format!("pw-rbac-{ns}.kubeconfig"));
+    std::fs::write(&kubeconfig, impersonating).unwrap();
+
+    let emu = Emulator::start();
+    let sv = support::solution_version_arn("rbac");
+    let arns = emu.generate(&sv, 3, "IN PROGRESS", "job").await;
+    let op = Operator::start(OperatorOptions {
+        kubeconfig: kubeconfig.clone(),
+        endpoint: &emu.url,
+        // Scoped to the test's namespace so other tests' watches do not queue ahead (the
+        // ClusterRole allows either).
+        args: vec![
+            "--watch-namespace".into(),
+            ns.clone(),
+            "--leader-election".into(),
+            "--lease-name".into(),
+            release.clone(),
+            "--lease-namespace".into(),
+            ns.clone(),
+        ],
+        env: vec![],
+    });
+    op.wait_ready().await;
+    let f = Fixture {
+        client: client.clone(),
+        ns: ns.clone(),
+        emu,
+        op,
+    };
+    f.apply_watch("rbac", &sv, "  activePollInterval: 5s\n")
+        .await;
+    f.wait_status(
+        "rbac",
+        Duration::from_secs(30),
+        "status written as the ServiceAccount",
+        |w| total(w) == Some(3),
+    )
+    .await;
+    f.emu.upsert(json!({"batchInferenceJobArn": arns[0], "status": "CREATE FAILED", "failureReason": "rbac test"})).await;
+    wait_for(
+        Duration::from_secs(15),
+        "an Event published as the ServiceAccount",
+        || async { (f.job_events("BatchInferenceJobFailed", "job-1").await > 0).then_some(()) },
+    )
+    .await;
+    let leader = http::get(&f.op.admin_url, "/metrics").await.body;
+    assert!(
+        leader.contains("personalize_watch_leader 1"),
+        "held the Lease as the ServiceAccount"
+    );
+    assert!(
+        !f.op.logs().contains("Forbidden"),
+        "no request was refused:\n{}",
+        f.op.logs()
+    );
+
+    for (verb, resource) in [
+        ("get", "secrets"),
+        ("list", "secrets"),
+        ("create", "configmaps"),
+        ("delete", "solutionversionwatches.personalize-watch.dev"),
+        ("update", "solutionversionwatches.personalize-watch.dev"),
+        ("create", "pods"),
+        ("delete", "events.events.k8s.io"),
+    ] {
+        let (_, out, _) = kubectl(&["auth", "can-i", verb, resource, "-n", &ns, "--as", &sa]);
+        assert_eq!(out.trim(), "no", "{sa} may {verb} {resource}");
+    }
+    let (ok, _, err) = kubectl(&["get", "secrets", "-n", &ns, "--as", &sa]);
+    assert!(!ok && err.to_lowercase().contains("forbidden"), "{err}");
+    let (ok, _, err) = kubectl(&["create", "configmap", "x", "-n", &ns, "--as", &sa]);
+    assert!(!ok && err.to_lowercase().contains("forbidden"), "{err}");
+    let _ = std::fs::remove_file(kubeconfig);
+}
+
+#[test]
+fn dockerfile_passes_hadolint() {
+    let out = Command::new(support::tool("hadolint"))
+        .arg("Dockerfile")
+        .current_dir(support::repo_root())
+        .output()
+        .expect("hadolint runs");
+    assert!(
+        out.status.success(),
+        "hadolint: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dockerfile = std::fs::read_to_string(support::repo_root().join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("USER 65532:65532"),
+        "numeric non-root user"
+    );
+    assert!(
+        !dockerfile.contains("personalize-emulator /"),
+        "only the operator binary"
+    );
+}
+
+/// The binary built as the Dockerfile builds it starts in an empty root holding only itself and
+/// CA certificates: `--version`, then `run` reaching the API server.
+#[tokio::test]
+async fn image_binary_runs_in_an_empty_root() {
+    let root = support::repo_root();
+    let out = Command::new("bash")
+        .arg(root.join("hack/build-image-binary.sh"))
+        .current_dir(&root)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("build script runs");
+    assert!(out.status.success(), "static build failed");
+    let built = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    let binary = if built.is_absolute() {
+        built
+    } else {
+        root.join(built)
+    };
+    let jail = std::env::temp_dir().join(format!("pw-rootfs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&jail);
+    std::fs::create_dir_all(jail.join("etc/ssl/certs")).unwrap();
+    std::fs::copy(&binary, jail.join("personalize-watch")).unwrap();
+    let certs = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if certs.exists() {
+        std::fs::copy(certs, jail.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    }
+    std::fs::copy(
+        &support::control_plane().kubeconfig,
+        jail.join("kubeconfig"),
+    )
+    .unwrap();
+    let entries: Vec<_> = walk(&jail);
+    assert_eq!(
+        entries.len(),
+        3,
+        "only the binary, the CA bundle and the kubeconfig: {entries:?}"
+    );
+
+    // The device nodes every container runtime provides, even for a FROM scratch image.
+    std::fs::create_dir_all(jail.join("dev")).unwrap();
+    for (name, minor) in [
+        ("null", "3"),
+        ("zero", "5"),
+        ("random", "8"),
+        ("urandom", "9"),
+    ] {
+        let status = Command::new("mknod")
+            .args([
+                "-m",
+                "666",
+                jail.join("dev").join(name).to_str().unwrap(),
+                "c",
+                "1",
+                minor,
+            ])
+            .status()
+            .expect("mknod runs");
+        assert!(status.success(), "mknod /dev/{name}");
+    }
+    let version = Command::new(chroot())
+        .arg(&jail)
+        .args(["/personalize-watch", "--version"])
+        .output()
+        .expect("chroot runs");
+    assert!(
+        version.status.success(),
+        "{}",
+        String::from_utf8_lossy(&version.stderr)
+    );
+    assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let port = crate::support::processes::free_port();
+    let mut child = Command::new(chroot())
+        .arg(&jail)
+        .args([
+            "/personalize-watch",
+            "run",
+            "--admin-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_clear()
+        .env("KUBECONFIG", "/kubeconfig")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chroot runs");
+    let url = format!("http://127.0.0.1:{port}");
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(r) = http::request("GET", &url, "/readyz", None).await
+                && r.status == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&jail);
+    assert!(
+        ready.is_ok(),
+        "not ready in the empty root: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// chroot(8) lives in /usr/sbin, which a test's PATH may leave out.
+fn chroot() -> PathBuf {
+    ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("chroot not found: install coreutils (it ships /usr/sbin/chroot)")
+        })
+}

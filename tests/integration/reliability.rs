@@ -1,0 +1,727 @@
+//! Reliability under faults and bad input (docs/reliability.md lists each case and its test).
+//! For each: no panic or crash, the last good status kept and marked stale, a condition and an
+//! Event that say what is wrong, and recovery without a restart once the fault clears.
+
+use std::process::Command;
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use personalize_watch::crd::SolutionVersionWatch;
+use serde_json::json;
+
+use crate::operator::{Fixture, condition, start_operator, total};
+use crate::support::processes::{OperatorOptions, free_port};
+use crate::support::{
+    self, Emulator, Operator, PrivateControlPlane, http, kubectl, kubectl_with_input, wait_for,
+};
+
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+fn ready(w: &SolutionVersionWatch) -> Option<(String, String)> {
+    condition(w, "Ready")
+}
+
+/// Applies a watch with `jobs` finished jobs and one running, and waits for the first listing.
+async fn synced(f: &Fixture, name: &str, jobs: usize) -> String {
+    let sv = support::solution_version_arn(name);
+    f.emu.generate(&sv, jobs, "ACTIVE", "done").await;
+    f.emu.generate(&sv, 1, "IN PROGRESS", "run").await;
+    f.apply_watch(name, &sv, "  activePollInterval: 5s\n").await;
+    f.wait_status(name, Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(jobs as i64 + 1)
+    })
+    .await;
+    sv
+}
+
+/// Injects `fault` for the watch's ARN until cleared; expects Ready=False with `reason` (counts
+/// kept, stale, an Event), then recovery after the fault is cleared.
+async fn fault_then_recover(
+    f: &Fixture,
+    name: &str,
+    fault: serde_json::Value,
+    reason: &str,
+    stalled: bool,
+) {
+    let sv = support::solution_version_arn(name);
+    let before = f.watches().get(name).await.unwrap().status.unwrap();
+    let mut rule = fault;
+    rule["solutionVersionArn"] = json!(sv);
+    rule["count"] = json!(100_000);
+    f.emu.fault(rule).await;
+    let w = f
+        .wait_status(
+            name,
+            Duration::from_secs(40),
+            &format!("Ready=False {reason}"),
+            |w| ready(w).map(|r| r.1) == Some(reason.to_string()),
+        )
+        .await;
+    let status = w.status.clone().unwrap();
+    assert_eq!(status.counts, before.counts, "last good counts kept");
+    assert_eq!(status.jobs, before.jobs, "last good jobs kept");
+    assert!(status.stale, "marked stale");
+    assert_eq!(
+        condition(&w, "Stalled").unwrap().0,
+        if stalled { "True" } else { "False" }
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "a Warning Event naming the reason",
+        || async { (!f.events(reason).await.is_empty()).then_some(()) },
+    )
+    .await;
+    f.emu.clear_faults().await;
+    let w = f
+        .wait_status(name, Duration::from_secs(40), "recovery", |w| {
+            ready(w) == Some(("True".into(), "Synced".into()))
+        })
+        .await;
+    assert!(!w.status.unwrap().stale);
+    assert!(f.op.pid().is_some(), "the operator kept running");
+}
+
+fn fast_fail_args() -> Vec<String> {
+    vec![
+        "--aws-max-attempts".into(),
+        "2".into(),
+        "--aws-timeout".into(),
+        "2s".into(),
+    ]
+}
+
+#[tokio::test]
+async fn throttling_burst_is_absorbed_then_sustained_throttling_is_reported() {
+    let f = Fixture::start_with("throttle", fast_fail_args()).await;
+    let sv = synced(&f, "throttle", 5).await;
+    // A short burst: the SDK's retry absorbs it, the watch stays Ready.
+    f.emu
+        .fault(json!({"kind": "throttle", "count": 1, "solutionVersionArn": sv}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let w = f.watches().get("throttle").await.unwrap();
+    assert_eq!(ready(&w), Some(("True".into(), "Synced".into())));
+    fault_then_recover(
+        &f,
+        "throttle",
+        json!({"kind": "throttle"}),
+        "Throttled",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn server_errors_timeouts_drops_and_malformed_json() {
+    let f = Fixture::start_with("transient", fast_fail_args()).await;
+    synced(&f, "transient", 3).await;
+    fault_then_recover(
+        &f,
+        "transient",
+        json!({"kind": "error500"}),
+        "ServiceError",
+        false,
+    )
+    .await;
+    fault_then_recover(
+        &f,
+        "transient",
+        json!({"kind": "latency", "latencyMs": 4000}),
+        "Timeout",
+        false,
+    )
+    .await;
+    fault_then_recover(
+        &f,
+        "transient",
+        json!({"kind": "drop"}),
+        "EndpointUnreachable",
+        false,
+    )
+    .await;
+    fault_then_recover(
+        &f,
+        "transient",
+        json!({"kind": "malformed"}),
+        "MalformedResponse",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_credentials_and_access_denied_stall() {
+    let f = Fixture::start("creds").await;
+    synced(&f, "creds", 2).await;
+    fault_then_recover(
+        &f,
+        "creds",
+        json!({"kind": "unrecognizedClient"}),
+        "InvalidCredentials",
+        true,
+    )
+    .await;
+    fault_then_recover(
+        &f,
+        "creds",
+        json!({"kind": "accessDenied"}),
+        "AccessDenied",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pagination_faults_restart_or_fail_the_listing_never_lose_jobs() {
+    let f = Fixture::start("paging").await;
+    let sv = synced(&f, "paging", 249).await;
+    // InvalidNextTokenException in the middle: the listing restarts once and is complete.
+    f.emu
+        .fault(json!({"kind": "invalidNextToken", "count": 1, "solutionVersionArn": sv}))
+        .await;
+    // Empty pages that still carry a token: the listing goes on.
+    f.emu
+        .fault(json!({"kind": "emptyPage", "count": 3, "solutionVersionArn": sv}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let w = f.watches().get("paging").await.unwrap();
+    assert_eq!(total(&w), Some(250));
+    assert_eq!(ready(&w), Some(("True".into(), "Synced".into())));
+    let log = f.emu.requests().await;
+    assert!(
+        log.iter().any(|r| r["fault"] == "invalidNextToken"),
+        "the fault was hit"
+    );
+    assert!(log.iter().any(|r| r["fault"] == "emptyPage"));
+    // A token that repeats forever is an error, not the end of the list.
+    fault_then_recover(
+        &f,
+        "paging",
+        json!({"kind": "repeatToken"}),
+        "RepeatedToken",
+        false,
+    )
+    .await;
+    assert_eq!(total(&f.watches().get("paging").await.unwrap()), Some(250));
+}
+
+#[tokio::test]
+async fn odd_data_long_reasons_unicode_names_unknown_states() {
+    let f = Fixture::start("odd").await;
+    let sv = synced(&f, "odd", 2).await;
+    let long_reason = "é".repeat(32 * 1024); // 64 KiB
+    f.emu
+        .upsert(json!([
+            {"solutionVersionArn": sv, "jobName": "jöb-ünïcødé-名前", "status": "CREATE FAILED", "failureReason": long_reason},
+            {"solutionVersionArn": sv, "jobName": "stopping", "status": "CREATE STOPPING"},
+            {"solutionVersionArn": sv, "jobName": "weird-mode", "status": "ACTIVE", "batchInferenceJobMode": "SOMETHING_NEW"},
+        ]))
+        .await;
+    let w = f
+        .wait_status("odd", Duration::from_secs(20), "6 jobs", |w| {
+            total(w) == Some(6)
+        })
+        .await;
+    let status = w.status.unwrap();
+    let counts = status.counts.unwrap();
+    assert_eq!((counts.failed, counts.other, counts.active), (1, 1, 3));
+    let job = status
+        .jobs
+        .iter()
+        .find(|j| j.name == "jöb-ünïcødé-名前")
+        .expect("non-ASCII name kept");
+    let reason = job.failure_reason.as_ref().unwrap();
+    assert!(
+        reason.len() <= 1024 && reason.len() >= 1022,
+        "{}",
+        reason.len()
+    );
+    wait_for(Duration::from_secs(10), "the failure Event", || async {
+        (f.job_events("BatchInferenceJobFailed", "jöb-ünïcødé-名前")
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    let event = f.events("BatchInferenceJobFailed").await.remove(0);
+    assert!(event.note.unwrap().len() <= 1024);
+}
+
+#[tokio::test]
+async fn endpoint_down_at_startup_then_up() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "down").await;
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let op = Operator::start(OperatorOptions {
+        kubeconfig: support::control_plane().kubeconfig.clone(),
+        endpoint: &endpoint,
+        args: vec![
+            "--watch-namespace".into(),
+            ns.clone(),
+            "--aws-max-attempts".into(),
+            "1".into(),
+        ],
+        env: vec![],
+    });
+    op.wait_ready().await;
+    let placeholder = Emulator::start();
+    let f = Fixture {
+        client,
+        ns,
+        emu: placeholder,
+        op,
+    };
+    let sv = support::solution_version_arn("down");
+    f.apply_watch("down", &sv, "").await;
+    f.wait_status(
+        "down",
+        Duration::from_secs(30),
+        "EndpointUnreachable",
+        |w| ready(w).map(|r| r.1) == Some("EndpointUnreachable".into()),
+    )
+    .await;
+    // The endpoint comes up: the watch recovers without a restart.
+    let emu = Emulator::start_with(&["--listen", &format!("127.0.0.1:{port}")]);
+    emu.generate(&sv, 4, "ACTIVE", "job").await;
+    f.wait_status("down", Duration::from_secs(30), "recovery", |w| {
+        total(w) == Some(4)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_server_restart_loses_and_repeats_no_event() {
+    let cp = PrivateControlPlane::start("restart");
+    let client = support::client_for(&cp.kubeconfig).await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "restart").await;
+    let emu = Emulator::start();
+    let sv = support::solution_version_arn("restart");
+    let arns = emu.generate(&sv, 3, "IN PROGRESS", "job").await;
+    let op = Operator::start(OperatorOptions {
+        kubeconfig: cp.kubeconfig.clone(),
+        endpoint: &emu.url,
+        args: vec!["--watch-namespace".into(), ns.clone()],
+        env: vec![],
+    });
+    op.wait_ready().await;
+    let f = Fixture {
+        client,
+        ns,
+        emu,
+        op,
+    };
+    let yaml = format!(
+        "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: r\n  namespace: {}\nspec:\n  solutionVersionArn: {sv}\n  activePollInterval: 5s\n",
+        f.ns
+    );
+    let watches = f.watches();
+    let watch: SolutionVersionWatch = serde_yaml::from_str(&yaml).unwrap();
+    watches
+        .patch("r", &PatchParams::apply("test"), &Patch::Apply(&watch))
+        .await
+        .unwrap();
+    f.wait_status("r", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(3)
+    })
+    .await;
+
+    // The API server goes away for 8s; a job fails meanwhile.
+    let restart = {
+        let dir = cp.dir.clone();
+        std::thread::spawn(move || {
+            Command::new("bash")
+                .arg(support::repo_root().join("hack/cluster.sh"))
+                .args(["restart-apiserver", "--down-for", "8"])
+                .env("PW_CLUSTER_DIR", dir)
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    f.emu.upsert(json!({"batchInferenceJobArn": arns[0], "status": "CREATE FAILED", "failureReason": "while the API server was down"})).await;
+    assert!(restart.join().unwrap().unwrap().success());
+    let client = support::client_for(&cp.kubeconfig).await;
+    let f = Fixture { client, ..f };
+    wait_for(
+        Duration::from_secs(60),
+        "the failure Event after the restart",
+        || async { (f.job_events("BatchInferenceJobFailed", "job-1").await > 0).then_some(()) },
+    )
+    .await;
+    // New watches are seen too: the watch stream resumed.
+    f.emu
+        .generate(
+            &support::solution_version_arn("after"),
+            2,
+            "ACTIVE",
+            "after",
+        )
+        .await;
+    f.apply_watch("after", &support::solution_version_arn("after"), "")
+        .await;
+    f.wait_status(
+        "after",
+        Duration::from_secs(30),
+        "a watch created after the restart",
+        |w| total(w) == Some(2),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(f.job_events("BatchInferenceJobFailed", "job-1").await, 1);
+    drop(f);
+    drop(cp);
+}
+
+#[tokio::test]
+async fn status_write_conflicts_are_retried_and_events_stay_single() {
+    let f = Fixture::start("conflict").await;
+    let sv = support::solution_version_arn("conflict");
+    let arns = f.emu.generate(&sv, 3, "IN PROGRESS", "job").await;
+    f.apply_watch("conflict", &sv, "  activePollInterval: 5s\n")
+        .await;
+    f.wait_status("conflict", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(3)
+    })
+    .await;
+    // Another writer keeps changing the object (labels bump the resourceVersion).
+    let api = f.watches();
+    let churn = tokio::spawn(async move {
+        for i in 0..60 {
+            let patch = json!({"metadata": {"labels": {"churn": i.to_string()}}});
+            let _ = api
+                .patch("conflict", &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    });
+    f.emu.upsert(json!({"batchInferenceJobArn": arns[1], "status": "CREATE FAILED", "failureReason": "conflict test"})).await;
+    churn.await.unwrap();
+    wait_for(Duration::from_secs(20), "the Event", || async {
+        (f.job_events("BatchInferenceJobFailed", "job-2").await > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(f.job_events("BatchInferenceJobFailed", "job-2").await, 1);
+    let w = f.watches().get("conflict").await.unwrap();
+    assert_eq!(w.status.unwrap().counts.unwrap().failed, 1);
+}
+
+#[tokio::test]
+async fn watch_deleted_during_its_reconcile() {
+    let f = Fixture::start("midway").await;
+    let sv = support::solution_version_arn("midway");
+    f.emu.generate(&sv, 3, "ACTIVE", "job").await;
+    // The listing takes 3s; the watch is deleted while it runs.
+    f.emu
+        .fault(json!({"kind": "latency", "latencyMs": 3000, "count": 1, "solutionVersionArn": sv}))
+        .await;
+    f.apply_watch("midway", &sv, "").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    f.watches()
+        .delete("midway", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(f.op.pid().is_some());
+    let r = http::get(&f.op.admin_url, "/healthz").await;
+    assert_eq!(r.status, 200, "still alive");
+    let sv2 = support::solution_version_arn("midway2");
+    f.emu.generate(&sv2, 1, "ACTIVE", "j").await;
+    f.apply_watch("midway2", &sv2, "").await;
+    f.wait_status(
+        "midway2",
+        Duration::from_secs(30),
+        "the next watch works",
+        |w| total(w) == Some(1),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ten_thousand_jobs_at_max_jobs_in_status_stay_small() {
+    let f = Fixture::start_with(
+        "big",
+        vec![
+            "--personalize-rate".into(),
+            "200".into(),
+            "--personalize-burst".into(),
+            "50".into(),
+        ],
+    )
+    .await;
+    let sv = support::solution_version_arn("big");
+    f.emu.generate(&sv, 9_990, "ACTIVE", "job").await;
+    // Long failure reasons on the newest jobs make the status as large as it gets.
+    let reason = "x".repeat(64 * 1024);
+    let jobs: Vec<_> = (0..10)
+        .map(|i| json!({"solutionVersionArn": sv, "jobName": format!("z-failed-{i}"), "status": "CREATE FAILED", "failureReason": reason}))
+        .collect();
+    f.emu.upsert(json!(jobs)).await;
+    f.apply_watch("big", &sv, "  maxJobsInStatus: 200\n").await;
+    let w = f
+        .wait_status("big", Duration::from_secs(60), "10,000 jobs", |w| {
+            total(w) == Some(10_000)
+        })
+        .await;
+    let status = w.status.clone().unwrap();
+    assert_eq!(status.jobs.len(), 200);
+    assert!(status.jobs_truncated);
+    let (ok, json, _) = kubectl(&["get", "svw", "big", "-n", &f.ns, "-o", "json"]);
+    assert!(ok);
+    assert!(json.len() < 512 * 1024, "object is {} bytes", json.len());
+    let pages = f
+        .emu
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["solutionVersionArn"] == sv.as_str())
+        .count();
+    assert_eq!(pages, 100, "ceil(10000/100) calls");
+}
+
+#[tokio::test]
+async fn bad_specs_are_refused_naming_the_field() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "badspec").await;
+    let arn = support::solution_version_arn("ok");
+    let cases: Vec<(String, &str)> = vec![
+        ("maxJobsInStatus: -1".into(), "spec.maxJobsInStatus"),
+        ("maxJobsInStatus: 201".into(), "spec.maxJobsInStatus"),
+        ("pollInterval: 4s".into(), "spec.pollInterval"),
+        ("pollInterval: soon".into(), "spec.pollInterval"),
+        (
+            "activePollInterval: 100ms".into(),
+            "spec.activePollInterval",
+        ),
+        ("region: Not_A_Region".into(), "spec.region"),
+        (
+            format!("pollInterval: \"{}\"", "1".repeat(40) + "s"),
+            "spec.pollInterval",
+        ),
+        ("suspend: maybe".into(), "spec.suspend"),
+        ("unknownField: 1".into(), "unknownField"),
+    ];
+    for (i, (extra, field)) in cases.iter().enumerate() {
+        let yaml = format!(
+            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: bad{i}\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n  {extra}\n"
+        );
+        let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+        assert!(!ok, "{extra} was accepted");
+        assert!(
+            err.contains(field),
+            "{extra}: the error should name {field}: {err}"
+        );
+    }
+    for (arn, field) in [
+        ("\"\"".to_string(), "spec.solutionVersionArn"),
+        (
+            format!(
+                "arn:aws:personalize:us-east-1:1:solution/{}",
+                "x".repeat(300)
+            ),
+            "spec.solutionVersionArn",
+        ),
+        ("arn:aws:s3:::bucket".to_string(), "spec.solutionVersionArn"),
+    ] {
+        let yaml = format!(
+            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: badarn\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n"
+        );
+        let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+        assert!(!ok && err.contains(field), "{arn}: {err}");
+    }
+    // At the bounds: accepted.
+    let yaml = format!(
+        "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: edge\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n  maxJobsInStatus: 200\n  pollInterval: 5s\n  activePollInterval: 5s\n  region: us-east-1\n"
+    );
+    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+    assert!(ok, "{err}");
+    let yaml0 = yaml
+        .replace("name: edge", "name: edge0")
+        .replace("maxJobsInStatus: 200", "maxJobsInStatus: 0");
+    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml0));
+    assert!(ok, "{err}");
+    // Handled as documented: a region missing from both ARN and spec is an InvalidSpec condition.
+    let emu = Emulator::start();
+    let op = start_operator(&ns, &emu, vec![]);
+    op.wait_ready().await;
+    let f = Fixture {
+        client,
+        ns: ns.clone(),
+        emu,
+        op,
+    };
+    f.apply_watch(
+        "noregion",
+        "arn:aws:personalize::123456789012:solution/x/y",
+        "",
+    )
+    .await;
+    let w = f
+        .wait_status("noregion", Duration::from_secs(20), "InvalidSpec", |w| {
+            ready(w).map(|r| r.1) == Some("InvalidSpec".into())
+        })
+        .await;
+    assert_eq!(condition(&w, "Stalled").unwrap().0, "True");
+}
+
+#[tokio::test]
+async fn crd_deleted_and_recreated_without_a_restart() {
+    let cp = PrivateControlPlane::start("crd");
+    let client = support::client_for(&cp.kubeconfig).await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "crd").await;
+    let emu = Emulator::start();
+    let sv = support::solution_version_arn("crd");
+    emu.generate(&sv, 2, "ACTIVE", "job").await;
+    let op = Operator::start(OperatorOptions {
+        kubeconfig: cp.kubeconfig.clone(),
+        endpoint: &emu.url,
+        args: vec!["--watch-namespace".into(), ns.clone()],
+        env: vec![],
+    });
+    op.wait_ready().await;
+    let f = Fixture {
+        client: client.clone(),
+        ns,
+        emu,
+        op,
+    };
+    f.apply_watch("one", &sv, "").await;
+    f.wait_status("one", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(2)
+    })
+    .await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    crds.delete(
+        "solutionversionwatches.personalize-watch.dev",
+        &DeleteParams::default(),
+    )
+    .await
+    .unwrap();
+    wait_for(Duration::from_secs(30), "the CRD gone", || {
+        let crds = crds.clone();
+        async move {
+            crds.get("solutionversionwatches.personalize-watch.dev")
+                .await
+                .is_err()
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(f.op.pid().is_some());
+    support::install_crds(&client).await;
+    f.apply_watch("two", &sv, "").await;
+    f.wait_status(
+        "two",
+        Duration::from_secs(60),
+        "a watch after the CRD came back",
+        |w| total(w) == Some(2),
+    )
+    .await;
+    drop(f);
+    drop(cp);
+}
+
+#[tokio::test]
+async fn rbac_revoked_then_restored() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "revoke").await;
+    let sa = format!("system:serviceaccount:{ns}:operator");
+    let rbac = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: op, namespace: {ns}}}\nrules:\n- {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches], verbs: [list, watch]}}\n- {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches/status], verbs: [patch]}}\n- {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}\n- {{apiGroups: [\"\"], resources: [events], verbs: [list]}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: op, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}}\nsubjects: [{{kind: User, name: \"{sa}\"}}]\n"
+    );
+    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&rbac));
+    assert!(ok, "{err}");
+    let admin = std::fs::read_to_string(&support::control_plane().kubeconfig).unwrap();
+    let kubeconfig = std::env::temp_dir().join(format!("pw-revoke-{ns}.kubeconfig"));
+    std::fs::write(
+        &kubeconfig,
+        admin.replacen(
+            "    client-key-data:",
+            &format!("    as: {sa}\n    client-key-data:"),
+            1,
+        ),
+    )
+    .unwrap();
+    let emu = Emulator::start();
+    let sv = support::solution_version_arn("revoke");
+    let arns = emu.generate(&sv, 2, "IN PROGRESS", "job").await;
+    let op = Operator::start(OperatorOptions {
+        kubeconfig: kubeconfig.clone(),
+        endpoint: &emu.url,
+        args: vec!["--watch-namespace".into(), ns.clone()],
+        env: vec![],
+    });
+    op.wait_ready().await;
+    let f = Fixture {
+        client,
+        ns: ns.clone(),
+        emu,
+        op,
+    };
+    f.apply_watch("revoke", &sv, "  activePollInterval: 5s\n")
+        .await;
+    f.wait_status("revoke", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(2)
+    })
+    .await;
+    let (ok, _, err) = kubectl(&["delete", "rolebinding", "op", "-n", &ns]);
+    assert!(ok, "{err}");
+    f.emu.upsert(json!({"batchInferenceJobArn": arns[0], "status": "CREATE FAILED", "failureReason": "during revocation"})).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(f.op.pid().is_some(), "no crash while forbidden");
+    assert_eq!(
+        f.job_events("BatchInferenceJobFailed", "job-1").await,
+        0,
+        "nothing could be written"
+    );
+    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&rbac));
+    assert!(ok, "{err}");
+    wait_for(
+        Duration::from_secs(30),
+        "the Event once access is back",
+        || async { (f.job_events("BatchInferenceJobFailed", "job-1").await > 0).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(f.job_events("BatchInferenceJobFailed", "job-1").await, 1);
+    let _ = std::fs::remove_file(kubeconfig);
+}
+
+#[tokio::test]
+async fn the_secret_key_never_leaks() {
+    let f = Fixture::start_with("secret", fast_fail_args()).await;
+    synced(&f, "secret", 2).await;
+    // Failures put SDK messages into status and Events: none may carry the key.
+    fault_then_recover(
+        &f,
+        "secret",
+        json!({"kind": "unrecognizedClient"}),
+        "InvalidCredentials",
+        true,
+    )
+    .await;
+    let (_, yaml, _) = kubectl(&["get", "svw", "-n", &f.ns, "-o", "yaml"]);
+    let (_, events, _) = kubectl(&["get", "events", "-n", &f.ns, "-o", "yaml"]);
+    let metrics = http::get(&f.op.admin_url, "/metrics").await.body;
+    let logs = f.op.logs();
+    for (what, text) in [
+        ("status", &yaml),
+        ("events", &events),
+        ("metrics", &metrics),
+        ("logs", &logs),
+    ] {
+        assert!(!text.contains(SECRET), "the secret key appears in {what}");
+        assert!(
+            !text.contains("K7MDENG"),
+            "part of the secret key appears in {what}"
+        );
+    }
+    assert!(!logs.is_empty() && !yaml.is_empty() && !events.is_empty());
+}
