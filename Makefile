@@ -41,5 +41,8 @@ cluster-down: ## stop the local control plane and remove its state
 demo: ## the operator on an embedded default: control plane, emulator, sample watch (Ctrl-C stops)
 	hack/demo.sh
 
+bench: ## the operator at scale: scenarios A-E, scaling curve, rate limit (about 10 minutes)
+	hack/bench.sh
+
 bench-emulator: ## emulator pages per second through the real SDK (release build)
 	cargo bench --locked --bench emulator_pages

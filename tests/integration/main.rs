@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bench_harness;
 mod emulator_clients;
 mod emulator_sdk;
 mod operator;

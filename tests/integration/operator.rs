@@ -352,8 +352,13 @@ async fn access_denied_stalls_keeps_counts_and_recovers_without_restart() {
         message.contains("personalize:ListBatchInferenceJobs"),
         "{message}"
     );
-    let warnings = f.events("AccessDenied").await;
-    assert!(!warnings.is_empty(), "a Warning Event says what is wrong");
+    // The Warning Event follows the status write.
+    wait_for(
+        Duration::from_secs(10),
+        "a Warning Event saying what is wrong",
+        || async { (!f.events("AccessDenied").await.is_empty()).then_some(()) },
+    )
+    .await;
 
     f.emu.clear_faults().await;
     let w = f

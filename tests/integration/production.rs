@@ -91,22 +91,27 @@ async fn metrics_after_a_reconcile_show_the_right_values() {
         |w| crate::operator::condition(w, "Ready") == Some(("False".into(), "Throttled".into())),
     )
     .await;
-    let text = http::get(&f.op.admin_url, "/metrics").await.body;
-    assert!(
-        metric_sum(
-            &text,
-            "personalize_watch_personalize_throttled_requests_total"
-        ) >= 1.0,
-        "{text}"
-    );
-    assert!(
-        metric_value(
-            &text,
-            "personalize_watch_reconcile_errors_total{reason=\"Throttled\"}"
-        )
-        .unwrap_or(0.0)
-            >= 1.0
-    );
+    // Errors are counted when the reconcile returns, just after the status write.
+    let url = f.op.admin_url.clone();
+    wait_for(Duration::from_secs(10), "throttling counted", || {
+        let url = url.clone();
+        async move {
+            let text = http::request("GET", &url, "/metrics", None)
+                .await
+                .ok()?
+                .body;
+            let throttled = metric_sum(
+                &text,
+                "personalize_watch_personalize_throttled_requests_total",
+            );
+            let errors = metric_value(
+                &text,
+                "personalize_watch_reconcile_errors_total{reason=\"Throttled\"}",
+            );
+            (throttled >= 1.0 && errors.unwrap_or(0.0) >= 1.0).then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod http;
 pub mod processes;
 

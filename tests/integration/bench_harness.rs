@@ -1,0 +1,43 @@
+//! The performance harness itself works (tiny sizes); `make bench` runs it at scale.
+
+use crate::support::bench::{self, Scale};
+
+#[tokio::test]
+async fn bench_harness_measures_every_scenario() {
+    let scale = Scale::tiny();
+    let rows = bench::run(&scale).await;
+    let table = bench::table(&rows);
+    for scenario in ["A", "B", "C", "D", "E", "rate"] {
+        assert!(
+            rows.iter().any(|r| r.scenario == scenario),
+            "no row for {scenario}:\n{table}"
+        );
+    }
+    for r in rows
+        .iter()
+        .filter(|r| ["A", "B", "C"].contains(&r.scenario.as_str()))
+    {
+        assert!(
+            r.converge_secs.is_some(),
+            "{} did not converge:\n{table}",
+            r.scenario
+        );
+        assert_eq!(
+            r.calls, r.min_calls,
+            "{} made more calls than needed:\n{table}",
+            r.scenario
+        );
+        assert!(
+            r.peak_rss_mib > 1.0 && r.cpu_secs > 0.0,
+            "process figures:\n{table}"
+        );
+    }
+    let e = rows.iter().find(|r| r.scenario == "E").unwrap();
+    assert!(e.latency_p99.is_some(), "E saw its Events:\n{table}");
+    assert!(
+        e.note.starts_with(&format!("{0}/{0} ", scale.e_failures)),
+        "every failure announced:\n{table}"
+    );
+    assert!(bench::bytes_per_watch(&rows).is_some());
+    assert!(table.lines().count() >= rows.len() + 2);
+}
