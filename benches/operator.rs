@@ -3,7 +3,7 @@
 //! writes it to target/bench-operator.md. See docs/performance.md.
 
 #[path = "../tests/integration/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use support::bench::{self, Scale};
