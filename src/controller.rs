@@ -249,6 +249,14 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
         write_status(ctx, watch, resource_version, &new_status).await?;
     }
 
+    // The first listing's summary: informational, after the write, not through the outbox.
+    if let Some(summary) = &next.summary {
+        match events::publish(&ctx.recorder, watch, &events::to_event(watch, summary)).await {
+            Ok(()) => ctx.metrics.event_published(events::reason(summary.kind)),
+            Err(e) => warn!(error = %e, "could not publish the summary event"),
+        }
+    }
+
     // A failed poll is also an Event, once per change of reason (repeats fold into a series).
     if let Some(f) = &failure {
         let prev_reason = prev

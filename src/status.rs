@@ -106,6 +106,10 @@ pub struct Next {
     pub status: SolutionVersionWatchStatus,
     /// Finished jobs whose Event waits for a later poll (over MAX_ANNOUNCEMENTS_PER_POLL).
     pub deferred: usize,
+    /// The first listing's summary Event. Informational, so it is published after the status
+    /// write without the outbox: one write per watch fewer on the first listing, at the price
+    /// of losing it if the operator dies between the two.
+    pub summary: Option<PendingEvent>,
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary.
@@ -284,6 +288,7 @@ pub fn next_status(prev: Option<&SolutionVersionWatchStatus>, obs: &Observation<
     let g = obs.generation;
     let now = obs.now;
     let mut deferred = 0;
+    let mut first_summary = None;
     match &obs.poll {
         Poll::Listed(listed) => {
             let jobs = relevant_jobs(listed, obs.solution_version_arn);
@@ -296,8 +301,9 @@ pub fn next_status(prev: Option<&SolutionVersionWatchStatus>, obs: &Observation<
                 .map(|j| summary(j))
                 .collect();
             status.jobs_truncated = jobs.len() > obs.max_jobs_in_status;
-            let (ledger, d) = next_ledger(prev.ledger.as_ref(), &jobs, &counts);
+            let (ledger, d, summary) = next_ledger(prev.ledger.as_ref(), &jobs, &counts);
             deferred = d;
+            first_summary = summary;
             status.ledger = Some(ledger);
             let text = describe_counts(&counts);
             status.counts = Some(counts);
@@ -413,15 +419,20 @@ pub fn next_status(prev: Option<&SolutionVersionWatchStatus>, obs: &Observation<
             );
         }
     }
-    Next { status, deferred }
+    Next {
+        status,
+        deferred,
+        summary: first_summary,
+    }
 }
 
-/// The ledger after a complete listing, with the Events it decides appended to the outbox.
+/// The ledger after a complete listing, with the Events it decides appended to the outbox, the
+/// number deferred, and on the first listing the summary Event.
 fn next_ledger(
     prev: Option<&EventLedger>,
     jobs: &[Job],
     counts: &JobCounts,
-) -> (EventLedger, usize) {
+) -> (EventLedger, usize, Option<PendingEvent>) {
     let watermark = jobs
         .iter()
         .filter_map(|j| j.created)
@@ -438,6 +449,7 @@ fn next_ledger(
     let mut outbox = prev.map(|l| l.outbox.clone()).unwrap_or_default();
     let mut deferred = 0;
     let mut deferred_ids = BTreeSet::new();
+    let mut summary = None;
 
     match prev {
         None => {
@@ -447,7 +459,7 @@ fn next_ledger(
                     open.insert(job_id(&job.arn));
                 }
             }
-            outbox.push(PendingEvent {
+            summary = Some(PendingEvent {
                 kind: AnnouncementKind::Discovered,
                 job_name: String::new(),
                 note: format!(
@@ -516,6 +528,7 @@ fn next_ledger(
             outbox,
         },
         deferred,
+        summary,
     )
 }
 

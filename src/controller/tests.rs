@@ -140,40 +140,98 @@ async fn expect_event(handle: &mut Handle) -> Value {
 }
 
 #[tokio::test]
-async fn first_listing_writes_outbox_publishes_then_clears_it() {
+async fn first_listing_writes_status_then_publishes_the_summary() {
     let url = emulator_with(3).await;
     let (ctx, mut handle) = context(&url).await;
     let api_server = tokio::spawn(async move {
-        let first = expect_status_patch(&mut handle, "2").await;
+        let patch = expect_status_patch(&mut handle, "2").await;
         assert_eq!(
-            first["metadata"]["resourceVersion"], "1",
+            patch["metadata"]["resourceVersion"], "1",
             "optimistic lock on the copy it read"
         );
-        assert_eq!(first["status"]["counts"]["total"], 3);
-        assert_eq!(first["status"]["ledger"]["outbox"][0]["kind"], "Discovered");
-        let event = expect_event(&mut handle).await;
-        assert_eq!(event["reason"], "JobsDiscovered");
-        assert_eq!(event["type"], "Normal");
-        let second = expect_status_patch(&mut handle, "3").await;
-        assert_eq!(second["metadata"]["resourceVersion"], "2");
+        assert_eq!(patch["status"]["counts"]["total"], 3);
         assert!(
-            second["status"]["ledger"].get("outbox").is_none(),
-            "outbox cleared"
+            patch["status"]["ledger"].get("outbox").is_none(),
+            "nothing to announce one by one"
         );
-        let ready = &second["status"]["conditions"][0];
+        let ready = &patch["status"]["conditions"][0];
         assert_eq!(
             (ready["type"].as_str(), ready["status"].as_str()),
             (Some("Ready"), Some("True"))
         );
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["reason"], "JobsDiscovered");
+        assert_eq!(event["type"], "Normal");
     });
     let action = reconcile(Arc::new(watch(false)), ctx)
         .await
         .expect("reconcile succeeds");
     // No job is running: the next poll is the 5m interval, up to 10% early.
     assert!(
-        action == Action::requeue(Duration::from_secs(300))
-            || format!("{action:?}").contains("requeue_after")
+        format!("{action:?}").contains("requeue_after"),
+        "{action:?}"
     );
+    tokio::time::timeout(Duration::from_secs(5), api_server)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_finished_job_is_written_to_the_outbox_published_then_cleared() {
+    let mut state = EmulatorState::default();
+    let arns = state.store.generate(SV, 2, "IN PROGRESS", "job").unwrap();
+    state
+        .store
+        .upsert_job(crate::emulator::model::Job {
+            batch_inference_job_arn: Some(arns[0].clone()),
+            status: Some("CREATE FAILED".into()),
+            failure_reason: Some("bad input".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(server::run(
+        listener,
+        server::Shared::new(state),
+        std::future::pending(),
+    ));
+    let (ctx, mut handle) = context(&url).await;
+    // The previous status saw both jobs in progress.
+    let mut w = watch(false);
+    let ledger = crate::crd::EventLedger {
+        open: arns.iter().map(|a| crate::status::job_id(a)).collect(),
+        ..Default::default()
+    };
+    w.status = Some(crate::crd::SolutionVersionWatchStatus {
+        ledger: Some(ledger),
+        ..Default::default()
+    });
+    let api_server = tokio::spawn(async move {
+        let first = expect_status_patch(&mut handle, "2").await;
+        assert_eq!(
+            first["status"]["ledger"]["outbox"][0]["kind"], "Failed",
+            "decision persisted first"
+        );
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["reason"], "BatchInferenceJobFailed");
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(
+            event["related"]["name"], "job-1",
+            "the job is the secondary reference"
+        );
+        assert!(event["note"].as_str().unwrap().contains("bad input"));
+        let second = expect_status_patch(&mut handle, "3").await;
+        assert_eq!(second["metadata"]["resourceVersion"], "2");
+        assert!(
+            second["status"]["ledger"].get("outbox").is_none(),
+            "outbox cleared"
+        );
+    });
+    reconcile(Arc::new(w), ctx)
+        .await
+        .expect("reconcile succeeds");
     tokio::time::timeout(Duration::from_secs(5), api_server)
         .await
         .unwrap()

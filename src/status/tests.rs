@@ -102,9 +102,19 @@ fn first_listing_summarises_then_transitions_are_announced_once() {
         job(3, "PENDING", 3),
     ];
     let first = next_status(None, &observe(Poll::Listed(&jobs), 10, 50));
-    let events = outbox(&first.status);
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].kind, AnnouncementKind::Discovered);
+    assert!(
+        outbox(&first.status).is_empty(),
+        "nothing announced one by one"
+    );
+    let summary = first.summary.clone().expect("a summary Event");
+    assert_eq!(summary.kind, AnnouncementKind::Discovered);
+    assert!(
+        summary
+            .note
+            .contains("3 jobs: 1 active, 1 failed, 1 pending"),
+        "{}",
+        summary.note
+    );
     let prev = published(first.status);
 
     let mut jobs2 = jobs.clone();

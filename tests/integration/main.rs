@@ -5,8 +5,10 @@
 mod support;
 
 mod bench_harness;
+mod docs;
 mod emulator_clients;
 mod emulator_sdk;
+mod gitops;
 mod operator;
 mod packaging;
 mod production;

@@ -46,7 +46,7 @@ impl Scale {
             c_jobs: 1_000,
             e_failures: 500,
             steady_cycles: 3,
-            b_interval_secs: 20,
+            b_interval_secs: 30,
             curve: vec![10, 100, 1_000, 5_000],
             rate_watches: 200,
             raised_rate: 2_000.0,
@@ -77,6 +77,9 @@ pub struct Row {
     pub jobs: usize,
     pub converge_secs: Option<f64>,
     pub calls: usize,
+    /// Complete listings made (first pages requested).
+    pub listings: usize,
+    /// The minimum for those listings: ceil(jobs / 100) calls each.
     pub min_calls: usize,
     pub repeated_calls: usize,
     pub status_writes: f64,
@@ -233,6 +236,14 @@ async fn list_calls(emu: &Emulator) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Listings started: requests without a page token.
+fn listings(calls: &[serde_json::Value]) -> usize {
+    calls
+        .iter()
+        .filter(|r| r["hadNextToken"] == false && r["status"] == 200)
+        .count()
+}
+
 /// Calls repeated: the same (ARN, first page or not) more often than the listings need is
 /// counted by comparing with the minimum; here, requests that failed and were re-sent.
 fn repeated(calls: &[serde_json::Value]) -> usize {
@@ -279,13 +290,14 @@ async fn listing_scenario(label: &str, watches: usize, jobs: usize, rate: f64) -
         jobs: watches * jobs,
         converge_secs,
         calls: calls.len(),
-        min_calls: watches * jobs.div_ceil(100),
+        listings: listings(&calls),
+        min_calls: listings(&calls) * jobs.div_ceil(100),
         repeated_calls: repeated(&calls),
         status_writes: metric(&after, "personalize_watch_status_writes_total")
             - metric(&before, "personalize_watch_status_writes_total"),
         events: metric(&after, "personalize_watch_events_total")
             - metric(&before, "personalize_watch_events_total"),
-        note: "first listing: 2 status writes and 1 JobsDiscovered Event per watch".into(),
+        note: "first listing: 1 status write and 1 JobsDiscovered Event per watch".into(),
         ..Default::default()
     };
     fill_usage(&mut row, &s.op, cpu_before);
@@ -323,13 +335,14 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
         jobs: n * scale.b_jobs,
         converge_secs,
         calls: calls_b.len(),
-        min_calls: n * scale.b_jobs.div_ceil(100),
+        listings: listings(&calls_b),
+        min_calls: listings(&calls_b) * scale.b_jobs.div_ceil(100),
         repeated_calls: repeated(&calls_b),
         status_writes: metric(&m1, "personalize_watch_status_writes_total")
             - metric(&m0, "personalize_watch_status_writes_total"),
         events: metric(&m1, "personalize_watch_events_total")
             - metric(&m0, "personalize_watch_events_total"),
-        note: "first listing: 2 status writes and 1 JobsDiscovered Event per watch".into(),
+        note: "first listing: 1 status write and 1 JobsDiscovered Event per watch".into(),
         ..Default::default()
     };
     fill_usage(&mut b, &s.op, cpu0);
@@ -341,13 +354,14 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
     tokio::time::sleep(Duration::from_secs(d_secs)).await;
     let m2 = metrics(&s.op).await;
     let calls_d: Vec<_> = list_calls(&s.emu).await.split_off(calls_before);
-    let polls = calls_d.len() as f64 / scale.b_jobs.div_ceil(100) as f64;
+    let polls = listings(&calls_d) as f64;
     let mut d = Row {
         scenario: "D".into(),
         watches: n,
         jobs: n * scale.b_jobs,
         calls: calls_d.len(),
-        min_calls: n * scale.b_jobs.div_ceil(100) * scale.steady_cycles as usize,
+        listings: listings(&calls_d),
+        min_calls: listings(&calls_d) * scale.b_jobs.div_ceil(100),
         repeated_calls: repeated(&calls_d),
         status_writes: metric(&m2, "personalize_watch_status_writes_total")
             - metric(&m1, "personalize_watch_status_writes_total"),
@@ -428,6 +442,8 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
         watches: failures,
         jobs: failures,
         calls: calls_e.len(),
+        listings: listings(&calls_e),
+        min_calls: listings(&calls_e) * scale.b_jobs.div_ceil(100),
         repeated_calls: repeated(&calls_e),
         events: metric(&m3, "personalize_watch_events_total")
             - metric(&m2, "personalize_watch_events_total"),
@@ -496,7 +512,8 @@ async fn rate_limit_run(watches: usize) -> Row {
         jobs: watches,
         converge_secs,
         calls: calls.len(),
-        min_calls: watches,
+        listings: listings(&calls),
+        min_calls: listings(&calls),
         repeated_calls: repeated(&calls),
         note: format!(
             "default 5/s, burst 5: busiest 1s window {worst} calls; {achieved:.2} calls/s sustained = {:.0}% of the limit",
@@ -517,9 +534,12 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scenario | watches | jobs | apply to complete (s) | calls / minimum | failed calls | status writes | events | peak RSS (MiB) | CPU (s) | CPU ms per page | event latency p50 / p99 (s) | notes |"
+        "| scenario | watches | jobs | apply to complete (s) | listings | calls / minimum | failed calls | status writes | events | peak RSS (MiB) | CPU (s) | CPU ms per page | event latency p50 / p99 (s) | notes |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for r in rows {
         let converge = r
             .converge_secs

@@ -224,6 +224,8 @@ pub fn tool(name: &str) -> PathBuf {
         "python" => "PW_PYTHON",
         "helm" => "PW_HELM",
         "hadolint" => "PW_HADOLINT",
+        "kstatus" => "PW_KSTATUS",
+        "promrules" => "PW_PROMRULES",
         _ => "",
     };
     if let Ok(path) = std::env::var(var) {

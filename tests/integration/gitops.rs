@@ -1,0 +1,421 @@
+//! The GitOps integrations of docs/gitops.md, tested on real objects from the control plane:
+//! the Argo CD Lua health check (run by a Lua 5.1 interpreter), kstatus (the library Flux uses),
+//! `kubectl wait`, Argo Events manifests against Argo Events' own CRDs and schema, and the
+//! Prometheus rules (parsed the way promtool does, names checked against real metrics). Also the
+//! demo, run as a user would.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::operator::{Fixture, condition, total};
+use crate::support::{self, http, kubectl, kubectl_with_input};
+
+fn docs(path: &str) -> PathBuf {
+    support::repo_root().join("docs/gitops").join(path)
+}
+
+fn run_with_input(program: &PathBuf, args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// name -> status, from "NAME STATUS ..." lines.
+fn statuses(out: &str) -> std::collections::HashMap<String, String> {
+    out.lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect()
+}
+
+const ARGO_CD_RUNNER: &str = r#"
+import json, sys
+from lupa.lua51 import LuaRuntime
+lua = LuaRuntime(unpack_returned_tuples=True)
+assert lua.eval("_VERSION") == "Lua 5.1", lua.eval("_VERSION")
+script = open(sys.argv[1]).read()
+check = lua.eval("function(obj) " + script + " end")
+def to_lua(v):
+    if isinstance(v, dict):
+        t = lua.table()
+        for k, x in v.items():
+            t[k] = to_lua(x)
+        return t
+    if isinstance(v, list):
+        t = lua.table()
+        for i, x in enumerate(v):
+            t[i + 1] = to_lua(x)
+        return t
+    return v
+for item in json.load(sys.stdin)["items"]:
+    hs = check(to_lua(item))
+    print(item["metadata"]["name"], hs["status"], hs["message"])
+"#;
+
+#[tokio::test]
+async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
+    let f = Fixture::start("gitops").await;
+    let healthy = support::solution_version_arn("healthy");
+    let degraded = support::solution_version_arn("degraded");
+    let progressing = support::solution_version_arn("progressing");
+    f.emu.generate(&healthy, 3, "ACTIVE", "ok").await;
+    f.emu.generate(&degraded, 3, "ACTIVE", "denied").await;
+    f.emu.generate(&progressing, 3, "ACTIVE", "slow").await;
+    f.emu
+        .fault(json!({"kind": "accessDenied", "count": 100000, "solutionVersionArn": degraded}))
+        .await;
+    f.emu
+        .fault(json!({"kind": "throttle", "count": 100000, "solutionVersionArn": progressing}))
+        .await;
+    f.apply_watch("healthy", &healthy, "").await;
+    f.apply_watch("degraded", &degraded, "").await;
+    f.apply_watch("progressing", &progressing, "").await;
+    f.apply_watch("suspended", &healthy, "  suspend: true\n")
+        .await;
+    f.wait_status("healthy", Duration::from_secs(30), "healthy listed", |w| {
+        total(w) == Some(3)
+    })
+    .await;
+    f.wait_status(
+        "degraded",
+        Duration::from_secs(30),
+        "degraded stalled",
+        |w| condition(w, "Stalled").map(|c| c.0) == Some("True".into()),
+    )
+    .await;
+    f.wait_status(
+        "progressing",
+        Duration::from_secs(30),
+        "progressing reconciling",
+        |w| condition(w, "Reconciling").map(|c| c.0) == Some("True".into()),
+    )
+    .await;
+    f.wait_status("suspended", Duration::from_secs(30), "suspended", |w| {
+        condition(w, "Ready").map(|c| c.1) == Some("Suspended".into())
+    })
+    .await;
+    let (ok, objects, err) = kubectl(&["get", "svw", "-n", &f.ns, "-o", "json"]);
+    assert!(ok, "{err}");
+
+    // Argo CD's health check, in Lua 5.1.
+    let (ok, out, err) = run_with_input(
+        &support::tool("python"),
+        &[
+            "-c",
+            ARGO_CD_RUNNER,
+            docs("argocd-health.lua").to_str().unwrap(),
+        ],
+        &objects,
+    );
+    assert!(ok, "the Lua health check failed: {err}");
+    let argo = statuses(&out);
+    assert_eq!(argo["healthy"], "Healthy", "{out}");
+    assert_eq!(argo["degraded"], "Degraded", "{out}");
+    assert_eq!(argo["progressing"], "Progressing", "{out}");
+    assert_eq!(argo["suspended"], "Suspended", "{out}");
+    // A watch no controller has touched yet is Progressing too.
+    let unlisted = json!({"items": [{"apiVersion": "personalize-watch.dev/v1alpha1", "kind": "SolutionVersionWatch",
+        "metadata": {"name": "new", "generation": 1}, "spec": {"solutionVersionArn": healthy}}]});
+    let (ok, out, _) = run_with_input(
+        &support::tool("python"),
+        &[
+            "-c",
+            ARGO_CD_RUNNER,
+            docs("argocd-health.lua").to_str().unwrap(),
+        ],
+        &unlisted.to_string(),
+    );
+    assert!(ok && out.starts_with("new Progressing"), "{out}");
+
+    // The ConfigMap in the docs carries the same script.
+    let cm: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(docs("argocd-cm.yaml")).unwrap()).unwrap();
+    let embedded =
+        cm["data"]["resource.customizations.health.personalize-watch.dev_SolutionVersionWatch"]
+            .as_str()
+            .unwrap();
+    assert_eq!(
+        embedded,
+        std::fs::read_to_string(docs("argocd-health.lua")).unwrap()
+    );
+
+    // kstatus, as Flux computes health.
+    let (ok, out, err) = run_with_input(&support::tool("kstatus"), &[], &objects);
+    assert!(ok, "{err}");
+    let flux = statuses(&out);
+    assert_eq!(flux["healthy"], "Current", "{out}");
+    assert_eq!(flux["suspended"], "Current", "{out}");
+    assert_eq!(flux["degraded"], "Failed", "{out}");
+    assert_eq!(flux["progressing"], "InProgress", "{out}");
+
+    // kubectl wait on the Ready condition.
+    let (ok, out, err) = kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "svw/healthy",
+        "-n",
+        &f.ns,
+        "--timeout=20s",
+    ]);
+    assert!(ok && out.contains("condition met"), "{out}{err}");
+    let (ok, _, _) = kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "svw/degraded",
+        "-n",
+        &f.ns,
+        "--timeout=2s",
+    ]);
+    assert!(!ok, "kubectl wait must not pass on a stalled watch");
+    let (ok, _, _) = kubectl(&[
+        "wait",
+        "--for=condition=Stalled",
+        "svw/degraded",
+        "-n",
+        &f.ns,
+        "--timeout=10s",
+    ]);
+    assert!(ok);
+
+    // The alert rules name metrics this operator really exports.
+    let metrics = http::get(&f.op.admin_url, "/metrics").await.body;
+    let rules = std::fs::read_to_string(docs("prometheus-rules.yaml")).unwrap();
+    let mut names: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("personalize_watch_"))
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 4);
+    for name in names {
+        assert!(
+            metrics.contains(&format!("\n{name}")),
+            "{name} is not an exported metric"
+        );
+    }
+}
+
+#[tokio::test]
+async fn argo_events_manifests_are_accepted_with_argo_events_crds() {
+    let dir = PathBuf::from(std::env::var("PW_ARGO_EVENTS").unwrap_or_else(|_| {
+        panic!("PW_ARGO_EVENTS is not set: run `make test`, or eval \"$(hack/tools.sh)\"")
+    }));
+    let client = support::client().await;
+    for crd in ["argoproj.io_eventsources.yaml", "argoproj.io_sensors.yaml"] {
+        let path = dir.join("manifests/base/crds").join(crd);
+        let (ok, _, err) = kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            path.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+    }
+    for crd in ["eventsources.argoproj.io", "sensors.argoproj.io"] {
+        let (ok, _, err) = kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{crd}"),
+            "--timeout=30s",
+        ]);
+        assert!(ok, "{err}");
+    }
+    let ns = support::namespace(&client, "events").await;
+    for file in ["eventsource.yaml", "sensor.yaml"] {
+        let text = std::fs::read_to_string(docs("argo-events").join(file)).unwrap();
+        let (ok, out, err) = kubectl_with_input(&["apply", "-n", &ns, "-f", "-"], Some(&text));
+        assert!(ok, "{file} refused: {err}");
+        assert!(out.contains("created"), "{out}");
+    }
+    // The CRDs accept any spec; Argo Events' own JSON schema checks the fields.
+    let script = r##"
+import json, sys, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+for path, kind in [(sys.argv[2], "EventSource"), (sys.argv[3], "Sensor")]:
+    doc = yaml.safe_load(open(path))
+    jsonschema.validate(doc, {"$ref": "#/definitions/io.argoproj.events.v1alpha1." + kind, "definitions": schema["definitions"]})
+    print(kind, "valid")
+"##;
+    let out = Command::new(support::tool("python"))
+        .args([
+            "-c",
+            script,
+            dir.join("api/jsonschema/schema.json").to_str().unwrap(),
+            docs("argo-events/eventsource.yaml").to_str().unwrap(),
+            docs("argo-events/sensor.yaml").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "EventSource valid\nSensor valid\n"
+    );
+}
+
+#[tokio::test]
+async fn flux_kustomization_is_accepted_with_flux_crds() {
+    let dir = PathBuf::from(
+        std::env::var("PW_FLUX_KUSTOMIZE")
+            .expect("PW_FLUX_KUSTOMIZE: run make test, or eval \"$(hack/tools.sh)\""),
+    );
+    let crd = dir.join("config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml");
+    let (ok, _, err) = kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        crd.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/kustomizations.kustomize.toolkit.fluxcd.io",
+        "--timeout=30s",
+    ]);
+    assert!(ok, "{err}");
+    let _ = kubectl(&["create", "namespace", "flux-system"]);
+    let (ok, _, err) = kubectl(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        docs("flux-kustomization.yaml").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+}
+
+#[tokio::test]
+async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
+    let out = Command::new(support::tool("promrules"))
+        .arg(docs("prometheus-rules.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 5 rules found"));
+    // A broken expression is refused, so the check can fail.
+    let broken = std::env::temp_dir().join(format!("pw-broken-rules-{}.yaml", std::process::id()));
+    std::fs::write(
+        &broken,
+        "groups:\n- name: x\n  rules:\n  - alert: Broken\n    expr: sum(rate(x[5m]) >\n",
+    )
+    .unwrap();
+    let out = Command::new(support::tool("promrules"))
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let _ = std::fs::remove_file(broken);
+
+    let plain: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(docs("prometheus-rules.yaml")).unwrap())
+            .unwrap();
+    let wrapped: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(docs("prometheusrule.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(plain["groups"], wrapped["spec"]["groups"]);
+    let client = support::client().await;
+    let dir = PathBuf::from(
+        std::env::var("PW_PROMETHEUS_OPERATOR_CRDS")
+            .expect("PW_PROMETHEUS_OPERATOR_CRDS: run make test"),
+    );
+    let (ok, _, err) = kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        dir.join("monitoring.coreos.com_prometheusrules.yaml")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/prometheusrules.monitoring.coreos.com",
+        "--timeout=30s",
+    ]);
+    assert!(ok, "{err}");
+    let ns = support::namespace(&client, "rules").await;
+    let (ok, _, err) = kubectl(&[
+        "apply",
+        "--dry-run=server",
+        "-n",
+        &ns,
+        "-f",
+        docs("prometheusrule.yaml").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+}
+
+/// `make demo`, non-interactively, as a new user runs it.
+#[test]
+fn demo_shows_counts_and_the_failure_event() {
+    let out = Command::new("bash")
+        .arg(support::repo_root().join("hack/demo.sh"))
+        .env("DEMO_EXIT", "1")
+        .env_remove("KUBECONFIG")
+        .current_dir(support::repo_root())
+        .output()
+        .expect("the demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "==> starting a local Kubernetes control plane",
+        "==> starting the Personalize emulator",
+        "==> installing the SolutionVersionWatch CRD",
+        "==> running the operator",
+        "==> applying examples/demo.yaml",
+        "==> the new Warning Event",
+        "==> stopping everything the demo started",
+    ] {
+        assert!(
+            stdout.contains(step),
+            "missing progress line {step:?}:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("movie-recs   True    12      2         1         8        1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Warning   BatchInferenceJobFailed   movie-recs   Batch inference job nightly-2026-11-28 failed"), "{stdout}");
+    assert!(
+        stdout.contains("movie-recs   True    12      2         0         8        2"),
+        "{stdout}"
+    );
+}
