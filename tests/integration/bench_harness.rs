@@ -40,4 +40,11 @@ async fn bench_harness_measures_every_scenario() {
     );
     assert!(bench::bytes_per_watch(&rows).is_some());
     assert!(table.lines().count() >= rows.len() + 2);
+    // Every row has as many cells as the header.
+    let cells = |l: &str| l.matches('|').count();
+    let header = cells(table.lines().next().unwrap());
+    assert!(
+        table.lines().all(|l| cells(l) == header),
+        "ragged table:\n{table}"
+    );
 }
