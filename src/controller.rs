@@ -252,7 +252,10 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
     // The first listing's summary: informational, after the write, not through the outbox.
     if let Some(summary) = &next.summary {
         match events::publish(&ctx.recorder, watch, &events::to_event(watch, summary)).await {
-            Ok(()) => ctx.metrics.event_published(events::reason(summary.kind)),
+            Ok(()) => {
+                ctx.metrics.event_published(events::reason(summary.kind));
+                info!(reason = events::reason(summary.kind), "published event");
+            }
             Err(e) => warn!(error = %e, "could not publish the summary event"),
         }
     }

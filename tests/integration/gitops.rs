@@ -13,6 +13,15 @@ use serde_json::json;
 use crate::operator::{Fixture, condition, total};
 use crate::support::{self, http, kubectl, kubectl_with_input};
 
+/// The bodies of the ```bash blocks of a Markdown file.
+fn blocks_of(markdown: &str) -> Vec<String> {
+    markdown
+        .split("```bash\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next().map(str::to_string))
+        .collect()
+}
+
 fn docs(path: &str) -> PathBuf {
     support::repo_root().join("docs/gitops").join(path)
 }
@@ -148,6 +157,48 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         &unlisted.to_string(),
     );
     assert!(ok && out.starts_with("new Progressing"), "{out}");
+
+    // The documented command installs it into argocd-cm.
+    let _ = kubectl(&["create", "namespace", "argocd"]);
+    let _ = kubectl(&["create", "configmap", "argocd-cm", "-n", "argocd"]);
+    let command =
+        blocks_of(&std::fs::read_to_string(support::repo_root().join("docs/gitops.md")).unwrap())
+            .into_iter()
+            .find(|b| b.contains("argocd-cm"))
+            .expect("docs/gitops.md shows how to install the health check");
+    let out = Command::new("bash")
+        .args(["-c", &format!("set -euo pipefail\n{command}")])
+        .current_dir(support::repo_root())
+        .env("KUBECONFIG", &support::control_plane().kubeconfig)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                support::tool("kubectl").parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, installed, _) = kubectl(&[
+        "get",
+        "configmap",
+        "argocd-cm",
+        "-n",
+        "argocd",
+        "-o",
+        "jsonpath={.data.resource\\.customizations\\.health\\.personalize-watch\\.dev_SolutionVersionWatch}",
+    ]);
+    assert!(ok);
+    assert_eq!(
+        installed,
+        std::fs::read_to_string(docs("argocd-health.lua")).unwrap()
+    );
 
     // The ConfigMap in the docs carries the same script.
     let cm: serde_yaml::Value =

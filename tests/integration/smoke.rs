@@ -95,3 +95,46 @@ async fn server_reports_the_pinned_version() {
     let version = client.apiserver_version().await.unwrap();
     assert_eq!(version.git_version, support::KUBE_VERSION);
 }
+
+/// The README's development commands: `eval "$(make -s cluster-up | tail -n 1)"` gives a working
+/// KUBECONFIG whose server reports the pinned version; `make cluster-down` leaves no process.
+#[test]
+fn make_cluster_up_and_down_as_documented() {
+    let dir = std::env::temp_dir().join(format!("pw-make-cluster-{}", std::process::id()));
+    let kubectl = support::tool("kubectl");
+    let script = format!(
+        "set -euo pipefail\neval \"$(make -s cluster-up | tail -n 1)\"\nmake -s cluster-up >/dev/null\n{} version -o json\nmake -s cluster-down",
+        kubectl.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(support::repo_root())
+        .env("PW_CLUSTER_DIR", &dir)
+        .env_remove("KUBECONFIG")
+        .env_remove("MAKEFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json_start = text.find('{').expect("kubectl version JSON");
+    let version: serde_json::Value = serde_json::from_str(&text[json_start..]).unwrap();
+    assert_eq!(
+        version["serverVersion"]["gitVersion"],
+        support::KUBE_VERSION
+    );
+    assert!(!dir.exists(), "cluster-down removes its state");
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(dir.to_str().unwrap()))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
