@@ -22,3 +22,19 @@ pub fn install_crypto_provider() {
     // Err means one is installed already, which is what we want.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C), for both binaries' graceful shutdown.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

@@ -83,7 +83,7 @@ async fn run(args: RunArgs) -> ExitCode {
     // Probes answer from the start: alive at once, ready only once the watch cache has synced.
     let crd_check = tokio::select! {
         result = check_crd(&client, &args) => result,
-        () = shutdown_signal() => Err("stopped before the API server answered".into()),
+        () = personalize_watch::shutdown_signal() => Err("stopped before the API server answered".into()),
     };
     if let Err(message) = crd_check {
         error!("{message}");
@@ -124,7 +124,7 @@ async fn run(args: RunArgs) -> ExitCode {
         label_selector: args.label_selector.clone(),
     };
     tokio::spawn(async move {
-        shutdown_signal().await;
+        personalize_watch::shutdown_signal().await;
         info!("shutting down: finishing in-flight reconciles");
         let _ = stop_tx.send(true);
     });
@@ -252,20 +252,5 @@ async fn check_crd(client: &kube::Client, args: &RunArgs) -> Result<(), String> 
             s.message
         )),
         Err(e) => Err(format!("cannot reach the Kubernetes API server: {e}")),
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
     }
 }

@@ -246,6 +246,13 @@ pub fn condition<'a>(status: &'a SolutionVersionWatchStatus, type_: &str) -> Opt
     status.conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// Where the counts and jobs shown come from, when a poll did not list.
+fn data_from(prev: &SolutionVersionWatchStatus) -> Option<String> {
+    prev.last_sync_time
+        .as_ref()
+        .map(|t| format!("; counts and jobs are from the listing at {}", t.0))
+}
+
 /// Whether `generation` has had a complete listing.
 fn generation_listed(prev: &SolutionVersionWatchStatus, generation: i64) -> bool {
     condition(prev, RECONCILING)
@@ -332,10 +339,7 @@ pub fn next_status(prev: Option<&SolutionVersionWatchStatus>, obs: &Observation<
         }
         Poll::Failed(failure) => {
             status.stale = prev.last_sync_time.is_some();
-            let kept = match &prev.last_sync_time {
-                Some(t) => format!("; counts and jobs are from the listing at {}", t.0),
-                None => String::new(),
-            };
+            let kept = data_from(prev).unwrap_or_default();
             let message = format!("{}{kept}", failure.message);
             let listed = generation_listed(prev, g);
             let c = &mut status.conditions;
@@ -385,10 +389,7 @@ pub fn next_status(prev: Option<&SolutionVersionWatchStatus>, obs: &Observation<
             }
         }
         Poll::Suspended => {
-            let since = match &prev.last_sync_time {
-                Some(t) => format!("; counts and jobs are from the listing at {}", t.0),
-                None => "; nothing has been listed yet".to_string(),
-            };
+            let since = data_from(prev).unwrap_or_else(|| "; nothing has been listed yet".into());
             let c = &mut status.conditions;
             set_condition(
                 c,

@@ -69,27 +69,12 @@ async fn main() -> ExitCode {
     info!(%addr, jobs, "personalize-emulator listening");
     // Tests and scripts read the address from this line.
     println!("listening on http://{addr}");
-    server::run(listener, server::Shared::new(state), shutdown_signal()).await;
+    server::run(
+        listener,
+        server::Shared::new(state),
+        personalize_watch::shutdown_signal(),
+    )
+    .await;
     info!("stopped");
     ExitCode::SUCCESS
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

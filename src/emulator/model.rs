@@ -77,6 +77,15 @@ pub struct Job {
     pub details: Map<String, Value>,
 }
 
+/// The JSON of `item` with only the given members (a List operation's summary shape).
+fn only_members(item: &impl Serialize, members: &[&str]) -> Value {
+    let mut full = serde_json::to_value(item).unwrap_or_default();
+    if let Value::Object(map) = &mut full {
+        map.retain(|k, _| members.contains(&k.as_str()));
+    }
+    full
+}
+
 /// The members of `BatchInferenceJobSummary`, in the order the service model lists them.
 pub const SUMMARY_MEMBERS: &[&str] = &[
     "batchInferenceJobArn",
@@ -92,11 +101,7 @@ pub const SUMMARY_MEMBERS: &[&str] = &[
 impl Job {
     /// The ListBatchInferenceJobs view: only the summary members.
     pub fn summary(&self) -> Value {
-        let mut full = serde_json::to_value(self).unwrap_or_default();
-        if let Value::Object(map) = &mut full {
-            map.retain(|k, _| SUMMARY_MEMBERS.contains(&k.as_str()));
-        }
-        full
+        only_members(self, SUMMARY_MEMBERS)
     }
 
     /// Overlays the members present in `patch` onto this job.
@@ -153,11 +158,7 @@ pub const SOLUTION_VERSION_SUMMARY_MEMBERS: &[&str] = &[
 
 impl SolutionVersion {
     pub fn summary(&self) -> Value {
-        let mut full = serde_json::to_value(self).unwrap_or_default();
-        if let Value::Object(map) = &mut full {
-            map.retain(|k, _| SOLUTION_VERSION_SUMMARY_MEMBERS.contains(&k.as_str()));
-        }
-        full
+        only_members(self, SOLUTION_VERSION_SUMMARY_MEMBERS)
     }
 
     /// A solution version named by a job but never declared: ACTIVE, created with the job.

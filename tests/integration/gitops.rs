@@ -274,25 +274,11 @@ async fn argo_events_manifests_are_accepted_with_argo_events_crds() {
         panic!("PW_ARGO_EVENTS is not set: run `make test`, or eval \"$(hack/tools.sh)\"")
     }));
     let client = support::client().await;
-    for crd in ["argoproj.io_eventsources.yaml", "argoproj.io_sensors.yaml"] {
-        let path = dir.join("manifests/base/crds").join(crd);
-        let (ok, _, err) = kubectl(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            path.to_str().unwrap(),
-        ]);
-        assert!(ok, "{err}");
-    }
-    for crd in ["eventsources.argoproj.io", "sensors.argoproj.io"] {
-        let (ok, _, err) = kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            &format!("crd/{crd}"),
-            "--timeout=30s",
-        ]);
-        assert!(ok, "{err}");
+    for (file, crd) in [
+        ("argoproj.io_eventsources.yaml", "eventsources.argoproj.io"),
+        ("argoproj.io_sensors.yaml", "sensors.argoproj.io"),
+    ] {
+        support::install_crd_file(&dir.join("manifests/base/crds").join(file), crd);
     }
     let ns = support::namespace(&client, "events").await;
     for file in ["eventsource.yaml", "sensor.yaml"] {
@@ -337,22 +323,10 @@ async fn flux_kustomization_is_accepted_with_flux_crds() {
         std::env::var("PW_FLUX_KUSTOMIZE")
             .expect("PW_FLUX_KUSTOMIZE: run make test, or eval \"$(hack/tools.sh)\""),
     );
-    let crd = dir.join("config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml");
-    let (ok, _, err) = kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        crd.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/kustomizations.kustomize.toolkit.fluxcd.io",
-        "--timeout=30s",
-    ]);
-    assert!(ok, "{err}");
+    support::install_crd_file(
+        &dir.join("config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml"),
+        "kustomizations.kustomize.toolkit.fluxcd.io",
+    );
     let _ = kubectl(&["create", "namespace", "flux-system"]);
     let (ok, _, err) = kubectl(&[
         "apply",
@@ -401,23 +375,10 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
         std::env::var("PW_PROMETHEUS_OPERATOR_CRDS")
             .expect("PW_PROMETHEUS_OPERATOR_CRDS: run make test"),
     );
-    let (ok, _, err) = kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        dir.join("monitoring.coreos.com_prometheusrules.yaml")
-            .to_str()
-            .unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/prometheusrules.monitoring.coreos.com",
-        "--timeout=30s",
-    ]);
-    assert!(ok, "{err}");
+    support::install_crd_file(
+        &dir.join("monitoring.coreos.com_prometheusrules.yaml"),
+        "prometheusrules.monitoring.coreos.com",
+    );
     let ns = support::namespace(&client, "rules").await;
     let (ok, _, err) = kubectl(&[
         "apply",

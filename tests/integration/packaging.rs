@@ -49,26 +49,10 @@ fn install_prometheus_crds() {
     let dir = PathBuf::from(std::env::var("PW_PROMETHEUS_OPERATOR_CRDS").unwrap_or_else(|_| {
         panic!("PW_PROMETHEUS_OPERATOR_CRDS is not set: run `make test`, or eval \"$(hack/tools.sh)\"")
     }));
-    for crd in [
-        "monitoring.coreos.com_servicemonitors.yaml",
-        "monitoring.coreos.com_prometheusrules.yaml",
-    ] {
-        let (ok, _, err) = kubectl(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            dir.join(crd).to_str().unwrap(),
-        ]);
-        assert!(ok, "{err}");
-    }
-    let (ok, _, err) = kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/servicemonitors.monitoring.coreos.com",
-        "--timeout=30s",
-    ]);
-    assert!(ok, "{err}");
+    support::install_crd_file(
+        &dir.join("monitoring.coreos.com_servicemonitors.yaml"),
+        "servicemonitors.monitoring.coreos.com",
+    );
 }
 
 #[test]
@@ -277,15 +261,7 @@ async fn operator_works_with_the_charts_rbac_and_nothing_more() {
     .await;
 
     // A kubeconfig that authenticates as admin and impersonates the ServiceAccount.
-    let admin = std::fs::read_to_string(&support::control_plane().kubeconfig).unwrap();
-    let impersonating = admin.replacen(
-        "    client-key-data:",
-        &format!("    as: {sa}\n    client-key-data:"),
-        1,
-    );
-    assert_ne!(admin, impersonating);
-    let kubeconfig = std::env::temp_dir().join(format!("pw-rbac-{ns}.kubeconfig"));
-    std::fs::write(&kubeconfig, impersonating).unwrap();
+    let kubeconfig = support::impersonating_kubeconfig(&sa, &format!("rbac-{ns}"));
 
     let emu = Emulator::start();
     let sv = support::solution_version_arn("rbac");

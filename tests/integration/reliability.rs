@@ -638,17 +638,7 @@ async fn rbac_revoked_then_restored() {
     );
     let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&rbac));
     assert!(ok, "{err}");
-    let admin = std::fs::read_to_string(&support::control_plane().kubeconfig).unwrap();
-    let kubeconfig = std::env::temp_dir().join(format!("pw-revoke-{ns}.kubeconfig"));
-    std::fs::write(
-        &kubeconfig,
-        admin.replacen(
-            "    client-key-data:",
-            &format!("    as: {sa}\n    client-key-data:"),
-            1,
-        ),
-    )
-    .unwrap();
+    let kubeconfig = support::impersonating_kubeconfig(&sa, &format!("revoke-{ns}"));
     let emu = Emulator::start();
     let sv = support::solution_version_arn("revoke");
     let arns = emu.generate(&sv, 2, "IN PROGRESS", "job").await;

@@ -44,10 +44,19 @@ fn start_control_plane() -> Result<ControlPlane, String> {
         });
     }
     let dir = std::env::temp_dir().join(format!("personalize-watch-test-{}", std::process::id()));
+    Ok(ControlPlane {
+        kubeconfig: cluster_up(&dir)?,
+        dir: Some(dir),
+    })
+}
+
+/// `hack/cluster.sh up` in `dir`, torn down by its reaper when this process ends; returns the
+/// kubeconfig path from its last line.
+fn cluster_up(dir: &Path) -> Result<PathBuf, String> {
     let output = Command::new("bash")
         .arg(repo_root().join("hack/cluster.sh"))
         .arg("up")
-        .env("PW_CLUSTER_DIR", &dir)
+        .env("PW_CLUSTER_DIR", dir)
         .env("PW_OWNER_PID", std::process::id().to_string())
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -61,13 +70,45 @@ fn start_control_plane() -> Result<ControlPlane, String> {
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    let path = last
-        .strip_prefix("export KUBECONFIG=")
-        .ok_or_else(|| format!("unexpected last line from hack/cluster.sh up: {last:?}"))?;
-    Ok(ControlPlane {
-        kubeconfig: PathBuf::from(path),
-        dir: Some(dir),
-    })
+    last.strip_prefix("export KUBECONFIG=")
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("unexpected last line from hack/cluster.sh up: {last:?}"))
+}
+
+/// A copy of the admin kubeconfig that impersonates `user` (e.g. a ServiceAccount).
+pub fn impersonating_kubeconfig(user: &str, name: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(&control_plane().kubeconfig).expect("admin kubeconfig");
+    let impersonating = admin.replacen(
+        "    client-key-data:",
+        &format!("    as: {user}\n    client-key-data:"),
+        1,
+    );
+    assert_ne!(
+        admin, impersonating,
+        "the admin kubeconfig has a client key"
+    );
+    let path = std::env::temp_dir().join(format!("pw-{name}-{}.kubeconfig", std::process::id()));
+    std::fs::write(&path, impersonating).expect("write kubeconfig");
+    path
+}
+
+/// Applies a CRD file (server-side) and waits until `name` is Established.
+pub fn install_crd_file(path: &Path, name: &str) {
+    let (ok, _, err) = kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        path.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        &format!("crd/{name}"),
+        "--timeout=30s",
+    ]);
+    assert!(ok, "{err}");
 }
 
 /// A control plane of its own, for tests that stop or pause the API server. Torn down when dropped
@@ -80,19 +121,8 @@ pub struct PrivateControlPlane {
 impl PrivateControlPlane {
     pub fn start(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("pw-{name}-{}", std::process::id()));
-        let output = Command::new("bash")
-            .arg(repo_root().join("hack/cluster.sh"))
-            .arg("up")
-            .env("PW_CLUSTER_DIR", &dir)
-            .env("PW_OWNER_PID", std::process::id().to_string())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("hack/cluster.sh runs");
-        assert!(output.status.success(), "hack/cluster.sh up failed");
-        PrivateControlPlane {
-            kubeconfig: dir.join("kubeconfig"),
-            dir,
-        }
+        let kubeconfig = cluster_up(&dir).unwrap_or_else(|e| panic!("{e}"));
+        PrivateControlPlane { kubeconfig, dir }
     }
 
     pub fn apiserver_pid(&self) -> u32 {
