@@ -186,9 +186,8 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
     });
     let poll = match (&listing, &failure) {
         (Ok(Some(jobs)), _) => Poll::Listed(jobs),
-        (Ok(None), _) => Poll::Suspended,
-        (Err(_), Some(f)) => Poll::Failed(f),
-        (Err(_), None) => Poll::Suspended, // unreachable: a failure always has a PollFailure
+        (_, Some(f)) => Poll::Failed(f),
+        _ => Poll::Suspended,
     };
     let next = status::next_status(
         prev,
