@@ -40,8 +40,12 @@ fn watch(suspend: bool) -> SolutionVersionWatch {
 }
 
 async fn emulator_with(jobs: usize) -> String {
+    emulator_with_status(jobs, "ACTIVE").await
+}
+
+async fn emulator_with_status(jobs: usize, status: &str) -> String {
     let mut state = EmulatorState::default();
-    state.store.generate(SV, jobs, "ACTIVE", "job").unwrap();
+    state.store.generate(SV, jobs, status, "job").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(server::run(
@@ -101,7 +105,13 @@ async fn body_json(request: Request<Body>) -> Value {
 /// Answers a status patch with the watch carrying the patched status.
 async fn expect_status_patch(handle: &mut Handle, rv: &str) -> Value {
     let (request, send) = handle.next_request().await.expect("a status patch");
-    assert_eq!(request.method(), Method::PATCH);
+    if request.method() != Method::PATCH {
+        let what = format!("{} {}", request.method(), request.uri());
+        panic!(
+            "expected a status patch, got {what}: {}",
+            body_json(request).await
+        );
+    }
     assert_eq!(
         request.uri().path(),
         "/apis/personalize-watch.dev/v1alpha1/namespaces/default/solutionversionwatches/test/status"
@@ -318,4 +328,105 @@ fn region_comes_from_spec_or_arn() {
     w.spec.solution_version_arn = "arn:aws:personalize::123:solution/x/y".into();
     assert_eq!(region_of(&w).unwrap_err().reason(), "InvalidSpec");
     let _ = w.name_any();
+}
+
+/// An outbox left by a crash after publishing: the Event is found in the API and not published
+/// again; the outbox is cleared.
+#[tokio::test]
+async fn inherited_outbox_is_checked_against_existing_events() {
+    // The one job is still running: the only Event in play is the inherited one.
+    let url = emulator_with_status(1, "IN PROGRESS").await;
+    let (ctx, mut handle) = context(&url).await;
+    let mut w = watch(false);
+    w.status = Some(crate::crd::SolutionVersionWatchStatus {
+        ledger: Some(crate::crd::EventLedger {
+            outbox: vec![crate::crd::PendingEvent {
+                kind: crate::crd::AnnouncementKind::Failed,
+                job_name: "job-0".into(),
+                note: "Batch inference job job-0 failed: x".into(),
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let api_server = tokio::spawn(async move {
+        let first = expect_status_patch(&mut handle, "2").await;
+        assert_eq!(first["status"]["ledger"]["outbox"][0]["jobName"], "job-0");
+        let (request, send) = handle.next_request().await.expect("a look for the Event");
+        assert_eq!(request.method(), Method::GET);
+        assert_eq!(request.uri().path(), "/api/v1/namespaces/default/events");
+        let query = request.uri().query().unwrap_or_default().to_string();
+        assert!(
+            query.contains("involvedObject.uid%3Duid-1")
+                || query.contains("involvedObject.uid=uid-1"),
+            "{query}"
+        );
+        let list = json!({
+            "apiVersion": "v1", "kind": "EventList", "metadata": {},
+            "items": [{
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": "test.1", "namespace": "default"},
+                "involvedObject": {"uid": "uid-1", "name": "test"},
+                "reason": "BatchInferenceJobFailed",
+                "related": {"kind": "BatchInferenceJob", "name": "job-0"}
+            }]
+        });
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&list).unwrap()))
+                .unwrap(),
+        );
+        // Not published again: the next request clears the outbox.
+        let second = expect_status_patch(&mut handle, "3").await;
+        assert!(second["status"]["ledger"].get("outbox").is_none());
+    });
+    reconcile(Arc::new(w), ctx)
+        .await
+        .expect("reconcile succeeds");
+    tokio::time::timeout(Duration::from_secs(5), api_server)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// An outbox left by a crash before publishing: no Event in the API, so it is published now.
+#[tokio::test]
+async fn inherited_outbox_not_yet_published_is_published() {
+    let url = emulator_with_status(1, "IN PROGRESS").await;
+    let (ctx, mut handle) = context(&url).await;
+    let mut w = watch(false);
+    w.status = Some(crate::crd::SolutionVersionWatchStatus {
+        ledger: Some(crate::crd::EventLedger {
+            outbox: vec![crate::crd::PendingEvent {
+                kind: crate::crd::AnnouncementKind::Failed,
+                job_name: "job-0".into(),
+                note: "Batch inference job job-0 failed: x".into(),
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let api_server = tokio::spawn(async move {
+        expect_status_patch(&mut handle, "2").await;
+        let (request, send) = handle.next_request().await.expect("a look for the Event");
+        assert_eq!(request.method(), Method::GET);
+        let empty = json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": []});
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&empty).unwrap()))
+                .unwrap(),
+        );
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["reason"], "BatchInferenceJobFailed");
+        assert_eq!(event["related"]["name"], "job-0");
+        let cleared = expect_status_patch(&mut handle, "3").await;
+        assert!(cleared["status"]["ledger"].get("outbox").is_none());
+    });
+    reconcile(Arc::new(w), ctx)
+        .await
+        .expect("reconcile succeeds");
+    tokio::time::timeout(Duration::from_secs(5), api_server)
+        .await
+        .unwrap()
+        .unwrap();
 }
