@@ -10,14 +10,14 @@ help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build the operator and emulator binaries
-	cargo build --locked --bins
+	cargo build --locked --workspace --bins
 
 test: ## every check and test against a real control plane (builds what is missing)
 	hack/test.sh
 
-lint: ## rustfmt and clippy
+lint: ## rustfmt and clippy, every crate of the workspace
 	cargo fmt --all -- --check
-	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets -- -D warnings
 
 fmt: ## format the code
 	cargo fmt --all
@@ -45,4 +45,4 @@ bench: ## the operator at scale: scenarios A-E, scaling curve, rate limit (about
 	hack/bench.sh
 
 bench-emulator: ## emulator pages per second through the real SDK (release build)
-	cargo bench --locked --bench emulator_pages
+	cargo bench --locked -p personalize-emulator --bench pages

@@ -2,11 +2,7 @@
 //! control plane (KUBECONFIG, started by hack/bench.sh) and the emulator. Prints one table and
 //! writes it to target/bench-operator.md. See docs/performance.md.
 
-#[path = "../tests/integration/support/mod.rs"]
-#[allow(unused_imports)]
-mod support;
-
-use support::bench::{self, Scale};
+use personalize_watch_testkit::bench::{self, Scale};
 
 #[tokio::main]
 async fn main() {
@@ -26,6 +22,6 @@ async fn main() {
     ));
     println!("{report}");
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("bench-operator.md"), &report);
+    std::fs::create_dir_all(&out).expect("target/ is writable");
+    std::fs::write(out.join("bench-operator.md"), &report).expect("target/ is writable");
 }

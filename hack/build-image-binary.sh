@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --target "$target" --bin personalize-watch >&2
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --target "$target" -p personalize-watch --bin personalize-watch >&2
 echo "${CARGO_TARGET_DIR:-target}/$target/release/personalize-watch"

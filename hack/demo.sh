@@ -27,7 +27,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "building personalize-watch and personalize-emulator (the first build takes several minutes)"
-cargo build --locked --quiet --bins
+cargo build --locked --quiet --workspace --bins
 bin="$CARGO_TARGET_DIR/debug"
 
 step "starting a local Kubernetes control plane (etcd + kube-apiserver $KUBE_VERSION)"

@@ -13,7 +13,7 @@ eval "$(hack/tools.sh)"
 
 log "checking formatting and lints"
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 export PW_CLUSTER_DIR="$PW_CACHE/test-cluster-$$"
 cleanup() { PW_CLUSTER_DIR="$PW_CLUSTER_DIR" "$REPO_ROOT/hack/cluster.sh" down >/dev/null 2>&1 || true; }
@@ -21,6 +21,6 @@ trap cleanup EXIT
 eval "$(PW_OWNER_PID=$$ hack/cluster.sh up | tail -n 1)"
 export KUBECONFIG
 
-log "running the tests (unit, integration, end-to-end)"
-cargo test --locked -- ${TEST_ARGS:-}
+log "running the tests (unit, integration, end-to-end) of every crate"
+cargo test --locked --workspace -- ${TEST_ARGS:-}
 log "all tests passed in $(( $(date +%s) - start ))s"

@@ -9,8 +9,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
@@ -71,23 +69,9 @@ pub async fn serve(
     state: AdminState,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let response = route(&state, req.uri().path());
-                        async move { Ok::<_, std::convert::Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
+    let handler = move |req: Request<Incoming>| {
+        let response = route(&state, req.uri().path());
+        async move { Ok::<_, std::convert::Infallible>(response) }
+    };
+    personalize_watch_runtime::serve(listener, handler, shutdown).await;
 }

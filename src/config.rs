@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::telemetry::LogFormat;
+use personalize_watch_runtime::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(

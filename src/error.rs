@@ -1,6 +1,7 @@
 //! Errors, each with a stable, static reason used in conditions, Events and metric labels.
 
 use crate::personalize::ListError;
+use crate::reasons::Reason;
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
@@ -12,19 +13,15 @@ pub enum Error {
 
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
-
-    #[error("cannot encode the status: {0}")]
-    Serialization(#[from] serde_json::Error),
 }
 
 impl Error {
-    /// CamelCase reason for conditions, Events and the `reason` metric label.
-    pub fn reason(&self) -> &'static str {
+    /// The reason for conditions, Events and the `reason` metric label.
+    pub fn reason(&self) -> Reason {
         match self {
             Error::Personalize(e) => e.kind.reason(),
-            Error::Kube(_) => "KubernetesApiError",
-            Error::InvalidSpec(_) => "InvalidSpec",
-            Error::Serialization(_) => "SerializationError",
+            Error::Kube(_) => Reason::KubernetesApiError,
+            Error::InvalidSpec(_) => Reason::InvalidSpec,
         }
     }
 
@@ -33,7 +30,7 @@ impl Error {
         match self {
             Error::Personalize(e) => e.kind.stalled(),
             Error::InvalidSpec(_) => true,
-            _ => false,
+            Error::Kube(_) => false,
         }
     }
 }

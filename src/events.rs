@@ -11,20 +11,19 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::crd::{AnnouncementKind, PendingEvent, SolutionVersionWatch};
-use crate::status::truncate_utf8;
+use crate::reasons::{Reason, event};
+use crate::status::ledger::MAX_NOTE_BYTES;
+use crate::text::truncate_utf8;
 
-pub const REASON_FAILED: &str = "BatchInferenceJobFailed";
-pub const REASON_COMPLETED: &str = "BatchInferenceJobCompleted";
-pub const REASON_DISCOVERED: &str = "JobsDiscovered";
 /// Kind used in the secondary reference that names a job (not a Kubernetes object).
 pub const JOB_KIND: &str = "BatchInferenceJob";
 pub const JOB_API_VERSION: &str = "personalize.amazonaws.com/v1";
 
 pub fn reason(kind: AnnouncementKind) -> &'static str {
     match kind {
-        AnnouncementKind::Failed => REASON_FAILED,
-        AnnouncementKind::Completed => REASON_COMPLETED,
-        AnnouncementKind::Discovered => REASON_DISCOVERED,
+        AnnouncementKind::Failed => event::JOB_FAILED,
+        AnnouncementKind::Completed => event::JOB_COMPLETED,
+        AnnouncementKind::Discovered => event::JOBS_DISCOVERED,
     }
 }
 
@@ -45,7 +44,7 @@ pub fn to_event(watch: &SolutionVersionWatch, pending: &PendingEvent) -> Event {
             _ => EventType::Normal,
         },
         reason: reason(pending.kind).into(),
-        note: Some(truncate_utf8(&pending.note, crate::status::MAX_NOTE_BYTES).to_string()),
+        note: Some(truncate_utf8(&pending.note, MAX_NOTE_BYTES).to_string()),
         action: "Poll".into(),
         secondary: job_reference(watch, &pending.job_name),
     }
@@ -85,11 +84,11 @@ pub async fn already_published(
 }
 
 /// A Warning about a failing poll (not exactly-once: repeats fold into a series).
-pub fn poll_failed(reason: &'static str, message: &str) -> Event {
+pub fn poll_failed(reason: Reason, message: &str) -> Event {
     Event {
         type_: EventType::Warning,
-        reason: reason.into(),
-        note: Some(truncate_utf8(message, crate::status::MAX_NOTE_BYTES).to_string()),
+        reason: reason.as_str().into(),
+        note: Some(truncate_utf8(message, MAX_NOTE_BYTES).to_string()),
         action: "Poll".into(),
         secondary: None,
     }

@@ -9,9 +9,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::crd::JobCounts;
+use crate::reasons::Reason;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -65,83 +66,88 @@ impl Default for Metrics {
     }
 }
 
+/// Makes a metric and registers it under `name`.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("personalize_watch");
-        let m = Metrics {
-            reconciles: Counter::default(),
-            reconcile_errors: Family::default(),
-            reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
-            personalize_requests: Family::default(),
-            personalize_throttled: Family::default(),
-            jobs: Family::default(),
-            watches: Gauge::default(),
-            leader: Gauge::default(),
-            seconds_since_sync: Family::default(),
-            status_writes: Counter::default(),
-            events: Family::default(),
+        let r = &mut registry;
+        Metrics {
+            reconciles: registered(r, "reconciles", "Reconciles run", Counter::default()),
+            reconcile_errors: registered(
+                r,
+                "reconcile_errors",
+                "Reconciles that failed, by static reason",
+                Family::default(),
+            ),
+            reconcile_duration: registered(
+                r,
+                "reconcile_duration_seconds",
+                "Time a reconcile takes, listing included",
+                Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            ),
+            personalize_requests: registered(
+                r,
+                "personalize_requests",
+                "Personalize calls by operation and outcome (Success or an error reason)",
+                Family::default(),
+            ),
+            personalize_throttled: registered(
+                r,
+                "personalize_throttled_requests",
+                "Personalize calls that failed throttled after the SDK's retries",
+                Family::default(),
+            ),
+            jobs: registered(
+                r,
+                "jobs",
+                "Batch inference jobs by state, per watch",
+                Family::default(),
+            ),
+            watches: registered(
+                r,
+                "watches",
+                "SolutionVersionWatches known to this instance",
+                Gauge::default(),
+            ),
+            leader: registered(
+                r,
+                "leader",
+                "1 when this instance leads (or runs without leader election)",
+                Gauge::default(),
+            ),
+            seconds_since_sync: registered(
+                r,
+                "seconds_since_last_sync",
+                "Seconds since each watch's last complete listing",
+                Family::default(),
+            ),
+            status_writes: registered(
+                r,
+                "status_writes",
+                "Status writes to the API server",
+                Counter::default(),
+            ),
+            events: registered(
+                r,
+                "events",
+                "Kubernetes Events published, by reason",
+                Family::default(),
+            ),
             last_sync: Mutex::default(),
-            registry: Registry::default(),
-        };
-        registry.register("reconciles", "Reconciles run", m.reconciles.clone());
-        registry.register(
-            "reconcile_errors",
-            "Reconciles that failed, by static reason",
-            m.reconcile_errors.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time a reconcile takes, listing included",
-            m.reconcile_duration.clone(),
-        );
-        registry.register(
-            "personalize_requests",
-            "Personalize calls by operation and outcome (Success or an error reason)",
-            m.personalize_requests.clone(),
-        );
-        registry.register(
-            "personalize_throttled_requests",
-            "Personalize calls that failed throttled after the SDK's retries",
-            m.personalize_throttled.clone(),
-        );
-        registry.register(
-            "jobs",
-            "Batch inference jobs by state, per watch",
-            m.jobs.clone(),
-        );
-        registry.register(
-            "watches",
-            "SolutionVersionWatches known to this instance",
-            m.watches.clone(),
-        );
-        registry.register(
-            "leader",
-            "1 when this instance leads (or runs without leader election)",
-            m.leader.clone(),
-        );
-        registry.register(
-            "seconds_since_last_sync",
-            "Seconds since each watch's last complete listing",
-            m.seconds_since_sync.clone(),
-        );
-        registry.register(
-            "status_writes",
-            "Status writes to the API server",
-            m.status_writes.clone(),
-        );
-        registry.register(
-            "events",
-            "Kubernetes Events published, by reason",
-            m.events.clone(),
-        );
-        Metrics { registry, ..m }
+            registry,
+        }
     }
 
     pub fn reconcile_started(&self) {
         self.reconciles.inc();
     }
 
-    pub fn reconcile_finished(&self, seconds: f64, error_reason: Option<&str>) {
+    pub fn reconcile_finished(&self, seconds: f64, error_reason: Option<Reason>) {
         self.reconcile_duration.observe(seconds);
         if let Some(reason) = error_reason {
             self.reconcile_errors
@@ -250,8 +256,10 @@ impl Metrics {
                 .set((now_epoch_seconds - at).max(0.0));
         }
         let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            // Writing into a String does not fail; say so if it ever does.
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
         out
     }
 }

@@ -1,6 +1,9 @@
 use super::*;
+use crate::crd::AnnouncementKind;
 use proptest::prelude::*;
 use std::collections::HashMap;
+
+use ConditionType::{Ready as READY, Reconciling as RECONCILING, Stalled as STALLED};
 
 const SV: &str = "arn:aws:personalize:us-east-1:123456789012:solution/s/v1";
 
@@ -8,8 +11,8 @@ fn t(secs: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + secs).unwrap()
 }
 
-fn job(n: usize, status: &str, created: i64) -> Job {
-    Job {
+fn job(n: usize, status: &str, created: i64) -> ListedJob {
+    ListedJob {
         name: format!("job-{n}"),
         arn: format!("arn:aws:personalize:us-east-1:123456789012:batch-inference-job/job-{n}"),
         status: status.into(),
@@ -21,13 +24,13 @@ fn job(n: usize, status: &str, created: i64) -> Job {
     }
 }
 
-fn observe<'a>(poll: Poll<'a>, now: i64, max: usize) -> Observation<'a> {
+fn observe<'a>(outcome: PollOutcome<'a>, now: i64, max: usize) -> Observation<'a> {
     Observation {
         solution_version_arn: SV,
         generation: 1,
         max_jobs_in_status: max,
         now: t(now),
-        poll,
+        outcome,
     }
 }
 
@@ -56,7 +59,7 @@ fn counts_are_exact_and_unknown_states_counted_apart() {
         job(5, "CREATE STOPPED", 5),
         job(6, "ACTIVE", 6),
     ];
-    let next = next_status(None, &observe(Poll::Listed(&jobs), 10, 50));
+    let next = next_status(None, &observe(PollOutcome::Listed(&jobs), 10, 50));
     let c = next.status.counts.unwrap();
     assert_eq!(
         (
@@ -73,10 +76,10 @@ fn counts_are_exact_and_unknown_states_counted_apart() {
 
 #[test]
 fn jobs_are_newest_first_truncated_and_reasons_cut() {
-    let mut jobs: Vec<Job> = (0..10).map(|n| job(n, "ACTIVE", n as i64)).collect();
+    let mut jobs: Vec<ListedJob> = (0..10).map(|n| job(n, "ACTIVE", n as i64)).collect();
     jobs[9].status = "CREATE FAILED".into();
     jobs[9].failure_reason = Some("é".repeat(2000));
-    let next = next_status(None, &observe(Poll::Listed(&jobs), 100, 3));
+    let next = next_status(None, &observe(PollOutcome::Listed(&jobs), 100, 3));
     let names: Vec<_> = next.status.jobs.iter().map(|j| j.name.as_str()).collect();
     assert_eq!(names, ["job-9", "job-8", "job-7"]);
     assert!(next.status.jobs_truncated);
@@ -90,7 +93,7 @@ fn other_solution_versions_and_duplicates_are_ignored() {
     let mut other = job(1, "ACTIVE", 1);
     other.solution_version_arn = Some("arn:aws:personalize:us-east-1:1:solution/x/y".into());
     let jobs = vec![other, job(2, "ACTIVE", 2), job(2, "ACTIVE", 2)];
-    let next = next_status(None, &observe(Poll::Listed(&jobs), 10, 50));
+    let next = next_status(None, &observe(PollOutcome::Listed(&jobs), 10, 50));
     assert_eq!(next.status.counts.unwrap().total, 1);
 }
 
@@ -101,7 +104,7 @@ fn first_listing_summarises_then_transitions_are_announced_once() {
         job(2, "CREATE FAILED", 2),
         job(3, "PENDING", 3),
     ];
-    let first = next_status(None, &observe(Poll::Listed(&jobs), 10, 50));
+    let first = next_status(None, &observe(PollOutcome::Listed(&jobs), 10, 50));
     assert!(
         outbox(&first.status).is_empty(),
         "nothing announced one by one"
@@ -120,7 +123,7 @@ fn first_listing_summarises_then_transitions_are_announced_once() {
     let mut jobs2 = jobs.clone();
     jobs2[2].status = "CREATE FAILED".into();
     jobs2[2].failure_reason = Some("Input path not found".into());
-    let second = next_status(Some(&prev), &observe(Poll::Listed(&jobs2), 70, 50));
+    let second = next_status(Some(&prev), &observe(PollOutcome::Listed(&jobs2), 70, 50));
     let events = outbox(&second.status);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, AnnouncementKind::Failed);
@@ -128,15 +131,16 @@ fn first_listing_summarises_then_transitions_are_announced_once() {
     assert!(events[0].note.contains("Input path not found"));
     let prev = published(second.status);
 
-    let third = next_status(Some(&prev), &observe(Poll::Listed(&jobs2), 130, 50));
+    let third = next_status(Some(&prev), &observe(PollOutcome::Listed(&jobs2), 130, 50));
     assert!(outbox(&third.status).is_empty());
 }
 
 #[test]
 fn conditions_keep_transition_time_and_status_is_stable() {
     let jobs = vec![job(1, "ACTIVE", 1)];
-    let first = published(next_status(None, &observe(Poll::Listed(&jobs), 10, 50)).status);
-    let second = published(next_status(Some(&first), &observe(Poll::Listed(&jobs), 70, 50)).status);
+    let first = published(next_status(None, &observe(PollOutcome::Listed(&jobs), 10, 50)).status);
+    let second =
+        published(next_status(Some(&first), &observe(PollOutcome::Listed(&jobs), 70, 50)).status);
     let ready1 = condition(&first, READY).unwrap();
     let ready2 = condition(&second, READY).unwrap();
     assert_eq!(ready1.last_transition_time, ready2.last_transition_time);
@@ -146,20 +150,27 @@ fn conditions_keep_transition_time_and_status_is_stable() {
     assert_eq!(a, second);
     // Each condition type once.
     for c in [READY, STALLED, RECONCILING] {
-        assert_eq!(second.conditions.iter().filter(|x| x.type_ == c).count(), 1);
+        assert_eq!(
+            second
+                .conditions
+                .iter()
+                .filter(|x| x.type_ == c.as_str())
+                .count(),
+            1
+        );
     }
 }
 
 #[test]
 fn failures_keep_last_good_data_and_mark_it_stale() {
     let jobs = vec![job(1, "ACTIVE", 1), job(2, "PENDING", 2)];
-    let good = published(next_status(None, &observe(Poll::Listed(&jobs), 10, 50)).status);
+    let good = published(next_status(None, &observe(PollOutcome::Listed(&jobs), 10, 50)).status);
     let failure = PollFailure {
-        reason: "AccessDenied",
+        reason: Reason::AccessDenied,
         message: "not authorized".into(),
         stalled: true,
     };
-    let bad = next_status(Some(&good), &observe(Poll::Failed(&failure), 70, 50)).status;
+    let bad = next_status(Some(&good), &observe(PollOutcome::Failed(&failure), 70, 50)).status;
     assert_eq!(bad.counts, good.counts);
     assert_eq!(bad.jobs, good.jobs);
     assert!(bad.stale);
@@ -170,7 +181,7 @@ fn failures_keep_last_good_data_and_mark_it_stale() {
     );
     assert_eq!(condition(&bad, STALLED).unwrap().status, "True");
     assert_eq!(condition(&bad, RECONCILING).unwrap().status, "False");
-    let recovered = next_status(Some(&bad), &observe(Poll::Listed(&jobs), 130, 50)).status;
+    let recovered = next_status(Some(&bad), &observe(PollOutcome::Listed(&jobs), 130, 50)).status;
     assert!(!recovered.stale);
     assert_eq!(condition(&recovered, READY).unwrap().status, "True");
     assert_eq!(condition(&recovered, STALLED).unwrap().status, "False");
@@ -179,11 +190,11 @@ fn failures_keep_last_good_data_and_mark_it_stale() {
 #[test]
 fn transient_failure_on_a_new_generation_is_reconciling() {
     let failure = PollFailure {
-        reason: "Throttled",
+        reason: Reason::Throttled,
         message: "Rate exceeded".into(),
         stalled: false,
     };
-    let next = next_status(None, &observe(Poll::Failed(&failure), 1, 50)).status;
+    let next = next_status(None, &observe(PollOutcome::Failed(&failure), 1, 50)).status;
     assert_eq!(condition(&next, RECONCILING).unwrap().status, "True");
     assert_eq!(condition(&next, READY).unwrap().status, "False");
     assert!(!next.stale);
@@ -191,11 +202,12 @@ fn transient_failure_on_a_new_generation_is_reconciling() {
 
 #[test]
 fn announcements_over_the_cap_are_deferred_not_lost() {
-    let base: Vec<Job> = (0..250).map(|n| job(n, "PENDING", n as i64)).collect();
-    let mut prev = published(next_status(None, &observe(Poll::Listed(&base), 300, 50)).status);
-    let failed: Vec<Job> = base
+    let base: Vec<ListedJob> = (0..250).map(|n| job(n, "PENDING", n as i64)).collect();
+    let mut prev =
+        published(next_status(None, &observe(PollOutcome::Listed(&base), 300, 50)).status);
+    let failed: Vec<ListedJob> = base
         .iter()
-        .map(|j| Job {
+        .map(|j| ListedJob {
             status: "CREATE FAILED".into(),
             ..j.clone()
         })
@@ -204,7 +216,7 @@ fn announcements_over_the_cap_are_deferred_not_lost() {
     for round in 0..3 {
         let next = next_status(
             Some(&prev),
-            &observe(Poll::Listed(&failed), 400 + round, 50),
+            &observe(PollOutcome::Listed(&failed), 400 + round, 50),
         );
         announced.extend(outbox(&next.status).into_iter().map(|e| e.job_name));
         prev = published(next.status);
@@ -243,27 +255,27 @@ proptest! {
     /// finished at the first listing are never announced one by one; counts always equal the jobs.
     #[test]
     fn each_job_is_announced_exactly_once(steps in proptest::collection::vec(step(), 1..60), max in 0usize..5) {
-        let mut world: Vec<Job> = Vec::new();
+        let mut world: Vec<ListedJob> = Vec::new();
         let mut clock: i64 = 0;
         let mut stored: Option<SolutionVersionWatchStatus> = None;
         let mut announced: HashMap<String, Vec<AnnouncementKind>> = HashMap::new();
-        let mut baseline: Option<Vec<Job>> = None;
+        let mut baseline: Option<Vec<ListedJob>> = None;
 
         let mut last_poll: i64 = 0;
-        let mut poll = |world: &Vec<Job>, clock: i64, miss: u8, crash: u8,
+        let mut poll = |world: &Vec<ListedJob>, clock: i64, miss: u8, crash: u8,
                         stored: &mut Option<SolutionVersionWatchStatus>,
                         announced: &mut HashMap<String, Vec<AnnouncementKind>>,
-                        baseline: &mut Option<Vec<Job>>| {
+                        baseline: &mut Option<Vec<ListedJob>>| {
             // A listing may miss jobs created while it ran (in its last `miss` seconds), never
             // one that existed at the previous listing: Personalize jobs are not deleted.
-            let listed: Vec<Job> = world.iter()
+            let listed: Vec<ListedJob> = world.iter()
                 .filter(|j| {
                     let created = j.created.unwrap();
                     created <= t(last_poll) || created < t(clock - i64::from(miss))
                 })
                 .cloned().collect();
             last_poll = clock;
-            let next = next_status(stored.as_ref(), &observe(Poll::Listed(&listed), clock, max));
+            let next = next_status(stored.as_ref(), &observe(PollOutcome::Listed(&listed), clock, max));
             let c = next.status.counts.clone().unwrap();
             let by_state = counts(&listed);
             assert_eq!(c, by_state);
@@ -312,9 +324,9 @@ proptest! {
                 }
                 Step::FailedPoll => {
                     clock += 1;
-                    let f = PollFailure { reason: "Throttled", message: "x".into(), stalled: false };
+                    let f = PollFailure { reason: Reason::Throttled, message: "x".into(), stalled: false };
                     if let Some(prev) = stored.as_ref() {
-                        let next = next_status(Some(prev), &observe(Poll::Failed(&f), clock, max));
+                        let next = next_status(Some(prev), &observe(PollOutcome::Failed(&f), clock, max));
                         assert_eq!(next.status.counts, prev.counts);
                         stored = Some(next.status);
                     }

@@ -6,22 +6,14 @@ use std::process::Command;
 
 use personalize_watch::crd::SolutionVersionWatch;
 
-use crate::support::{self, Emulator};
+use crate::support::{self, Emulator, markdown};
 
 /// (language, body) of every fenced block.
 fn blocks(markdown: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut lines = markdown.lines();
-    while let Some(line) = lines.next() {
-        if let Some(lang) = line.strip_prefix("```") {
-            let body: Vec<&str> = lines
-                .by_ref()
-                .take_while(|l| !l.starts_with("```"))
-                .collect();
-            out.push((lang.trim().to_string(), body.join("\n")));
-        }
-    }
-    out
+    markdown::blocks(markdown)
+        .into_iter()
+        .map(|b| (b.lang, b.body))
+        .collect()
 }
 
 fn read(path: &str) -> String {
@@ -83,7 +75,7 @@ fn examples_are_valid_watches() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name == "emulator-state.yaml" {
             let text = std::fs::read_to_string(&path).unwrap();
-            let state = personalize_watch::emulator::model::StateFile::parse(&text).unwrap();
+            let state = personalize_emulator::model::StateFile::parse(&text).unwrap();
             assert_eq!(state.batch_inference_jobs.len(), 12);
             continue;
         }
@@ -144,7 +136,7 @@ async fn emulator_doc_commands_run() {
     let log = emu.requests().await;
     assert!(
         log.iter()
-            .any(|r| r["operation"] == "ListBatchInferenceJobs" && r["status"] == 200)
+            .any(|r| r.operation == "ListBatchInferenceJobs" && r.status == 200)
     );
     let faults = support::http::get(&emu.url, "/_emulator/faults")
         .await

@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::process::Command;
 
-use crate::support::{self, Emulator};
+use crate::support::{self, Emulator, FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY};
 
 fn aws_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+    cmd.env("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_ACCESS_KEY)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -53,7 +53,7 @@ async fn aws_cli_lists_1234_jobs_across_13_pages() {
         .requests()
         .await
         .iter()
-        .filter(|r| r["operation"] == "ListBatchInferenceJobs" && r["status"] == 200)
+        .filter(|r| r.operation == "ListBatchInferenceJobs" && r.status == 200)
         .count();
     assert_eq!(pages, 13);
 
@@ -82,8 +82,7 @@ async fn boto3_paginator_lists_1234_jobs() {
     let script = r#"
 import json, sys, boto3
 url, sv = sys.argv[1], sys.argv[2]
-c = boto3.client("personalize", endpoint_url=url, region_name="us-east-1",
-                 aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="not-a-real-secret")
+c = boto3.client("personalize", endpoint_url=url, region_name="us-east-1")
 pages = list(c.get_paginator("list_batch_inference_jobs").paginate(solutionVersionArn=sv, PaginationConfig={"PageSize": 100}))
 jobs = [j for p in pages for j in p["batchInferenceJobs"]]
 try:
@@ -99,7 +98,7 @@ print(json.dumps({
     "error": err,
 }))
 "#;
-    let output = Command::new(support::tool("python"))
+    let output = aws_env(&mut Command::new(support::tool("python")))
         .args(["-c", script, &emu.url, &sv])
         .output()
         .expect("python runs");

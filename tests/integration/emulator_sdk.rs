@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use aws_sdk_personalize::Client;
 use aws_sdk_personalize::config::retry::RetryConfig;
 use aws_sdk_personalize::config::{BehaviorVersion, Credentials, Region};
-use serde_json::json;
+use personalize_emulator::api::Operation;
+use personalize_emulator::faults::{FaultKind, FaultRule};
 
-use crate::support::{self, Emulator};
+use crate::support::{self, Emulator, FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY};
 
 fn sdk(endpoint: &str) -> Client {
     personalize_watch::install_crypto_provider();
@@ -15,8 +16,8 @@ fn sdk(endpoint: &str) -> Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
-            "AKIDEXAMPLE",
-            "not-a-real-secret",
+            FAKE_ACCESS_KEY_ID,
+            FAKE_SECRET_ACCESS_KEY,
             None,
             None,
             "test",
@@ -70,10 +71,10 @@ async fn lists_1234_jobs_in_13_pages_without_loss_or_repeat() {
     let log = emu.requests().await;
     let lists: Vec<_> = log
         .iter()
-        .filter(|r| r["operation"] == "ListBatchInferenceJobs")
+        .filter(|r| r.operation == "ListBatchInferenceJobs")
         .collect();
     assert_eq!(lists.len(), 13, "one request per page");
-    assert!(lists.iter().all(|r| r["status"] == 200));
+    assert!(lists.iter().all(|r| r.status == 200));
 }
 
 #[tokio::test]
@@ -167,8 +168,12 @@ async fn two_throttles_are_absorbed_by_the_sdk_retry() {
     let emu = Emulator::start();
     let sv = support::solution_version_arn("throttled");
     emu.generate(&sv, 5, "ACTIVE", "job").await;
-    emu.fault(json!({"kind": "throttle", "count": 2, "operation": "ListBatchInferenceJobs"}))
-        .await;
+    emu.fault(
+        FaultRule::new(FaultKind::Throttle)
+            .times(2)
+            .for_operation(Operation::ListBatchInferenceJobs),
+    )
+    .await;
     let client = sdk(&emu.url);
     let out = client
         .list_batch_inference_jobs()
@@ -177,13 +182,8 @@ async fn two_throttles_are_absorbed_by_the_sdk_retry() {
         .await
         .expect("succeeds on the third attempt");
     assert_eq!(out.batch_inference_jobs().len(), 5);
-    let statuses: Vec<_> = emu
-        .requests()
-        .await
-        .iter()
-        .map(|r| r["status"].clone())
-        .collect();
-    assert_eq!(statuses, [json!(400), json!(400), json!(200)]);
+    let statuses: Vec<_> = emu.requests().await.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [400, 400, 200]);
 }
 
 #[tokio::test]
@@ -191,7 +191,7 @@ async fn job_changed_through_admin_api_shows_on_next_listing() {
     let emu = Emulator::start();
     let sv = support::solution_version_arn("changing");
     let arns = emu.generate(&sv, 3, "IN PROGRESS", "job").await;
-    emu.upsert(json!({"batchInferenceJobArn": arns[1], "status": "CREATE FAILED", "failureReason": "Input path not found"}))
+    emu.set_status(&arns[1], "CREATE FAILED", Some("Input path not found"))
         .await;
     let client = sdk(&emu.url);
     let out = client

@@ -4,49 +4,23 @@
 //! Prometheus rules (parsed the way promtool does, names checked against real metrics). Also the
 //! demo, run as a user would.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
+use personalize_emulator::faults::{FaultKind, FaultRule};
 use serde_json::json;
 
-use crate::operator::{Fixture, condition, total};
-use crate::support::{self, http, kubectl, kubectl_with_input};
-
-/// The bodies of the ```bash blocks of a Markdown file.
-fn blocks_of(markdown: &str) -> Vec<String> {
-    markdown
-        .split("```bash\n")
-        .skip(1)
-        .filter_map(|rest| rest.split("```").next().map(str::to_string))
-        .collect()
-}
+use crate::support::command::run_program;
+use crate::support::markdown::blocks_in;
+use crate::support::{self, CommandOutput, Fixture, condition, kubectl, kubectl_with_input, total};
 
 fn docs(path: &str) -> PathBuf {
     support::repo_root().join("docs/gitops").join(path)
 }
 
-fn run_with_input(program: &PathBuf, args: &[&str], input: &str) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn run_with_input(program: &Path, args: &[&str], input: &str) -> CommandOutput {
+    run_program(program, args, Some(input))
 }
 
 /// name -> status, from "NAME STATUS ..." lines.
@@ -93,10 +67,18 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     f.emu.generate(&degraded, 3, "ACTIVE", "denied").await;
     f.emu.generate(&progressing, 3, "ACTIVE", "slow").await;
     f.emu
-        .fault(json!({"kind": "accessDenied", "count": 100000, "solutionVersionArn": degraded}))
+        .fault(
+            FaultRule::new(FaultKind::AccessDenied)
+                .times(100000)
+                .for_subject(&degraded),
+        )
         .await;
     f.emu
-        .fault(json!({"kind": "throttle", "count": 100000, "solutionVersionArn": progressing}))
+        .fault(
+            FaultRule::new(FaultKind::Throttle)
+                .times(100000)
+                .for_subject(&progressing),
+        )
         .await;
     f.apply_watch("healthy", &healthy, "").await;
     f.apply_watch("degraded", &degraded, "").await;
@@ -125,11 +107,19 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         condition(w, "Ready").map(|c| c.1) == Some("Suspended".into())
     })
     .await;
-    let (ok, objects, err) = kubectl(&["get", "svw", "-n", &f.ns, "-o", "json"]);
+    let CommandOutput {
+        success: ok,
+        stdout: objects,
+        stderr: err,
+    } = kubectl(&["get", "svw", "-n", &f.ns, "-o", "json"]);
     assert!(ok, "{err}");
 
     // Argo CD's health check, in Lua 5.1.
-    let (ok, out, err) = run_with_input(
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = run_with_input(
         &support::tool("python"),
         &[
             "-c",
@@ -147,7 +137,11 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     // A watch no controller has touched yet is Progressing too.
     let unlisted = json!({"items": [{"apiVersion": "personalize-watch.dev/v1alpha1", "kind": "SolutionVersionWatch",
         "metadata": {"name": "new", "generation": 1}, "spec": {"solutionVersionArn": healthy}}]});
-    let (ok, out, _) = run_with_input(
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        ..
+    } = run_with_input(
         &support::tool("python"),
         &[
             "-c",
@@ -159,13 +153,16 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     assert!(ok && out.starts_with("new Progressing"), "{out}");
 
     // The documented command installs it into argocd-cm.
-    let _ = kubectl(&["create", "namespace", "argocd"]);
-    let _ = kubectl(&["create", "configmap", "argocd-cm", "-n", "argocd"]);
-    let command =
-        blocks_of(&std::fs::read_to_string(support::repo_root().join("docs/gitops.md")).unwrap())
-            .into_iter()
-            .find(|b| b.contains("argocd-cm"))
-            .expect("docs/gitops.md shows how to install the health check");
+    // Both may exist from an earlier run against the same control plane.
+    kubectl(&["create", "namespace", "argocd"]);
+    kubectl(&["create", "configmap", "argocd-cm", "-n", "argocd"]);
+    let command = blocks_in(
+        &std::fs::read_to_string(support::repo_root().join("docs/gitops.md")).unwrap(),
+        "bash",
+    )
+    .into_iter()
+    .find(|b| b.contains("argocd-cm"))
+    .expect("docs/gitops.md shows how to install the health check");
     let out = Command::new("bash")
         .args(["-c", &format!("set -euo pipefail\n{command}")])
         .current_dir(support::repo_root())
@@ -185,7 +182,11 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (ok, installed, _) = kubectl(&[
+    let CommandOutput {
+        success: ok,
+        stdout: installed,
+        ..
+    } = kubectl(&[
         "get",
         "configmap",
         "argocd-cm",
@@ -213,7 +214,11 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     );
 
     // kstatus, as Flux computes health.
-    let (ok, out, err) = run_with_input(&support::tool("kstatus"), &[], &objects);
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = run_with_input(&support::tool("kstatus"), &[], &objects);
     assert!(ok, "{err}");
     let flux = statuses(&out);
     assert_eq!(flux["healthy"], "Current", "{out}");
@@ -222,7 +227,11 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     assert_eq!(flux["progressing"], "InProgress", "{out}");
 
     // kubectl wait on the Ready condition.
-    let (ok, out, err) = kubectl(&[
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = kubectl(&[
         "wait",
         "--for=condition=Ready",
         "svw/healthy",
@@ -231,7 +240,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         "--timeout=20s",
     ]);
     assert!(ok && out.contains("condition met"), "{out}{err}");
-    let (ok, _, _) = kubectl(&[
+    let CommandOutput { success: ok, .. } = kubectl(&[
         "wait",
         "--for=condition=Ready",
         "svw/degraded",
@@ -240,7 +249,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         "--timeout=2s",
     ]);
     assert!(!ok, "kubectl wait must not pass on a stalled watch");
-    let (ok, _, _) = kubectl(&[
+    let CommandOutput { success: ok, .. } = kubectl(&[
         "wait",
         "--for=condition=Stalled",
         "svw/degraded",
@@ -251,7 +260,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     assert!(ok);
 
     // The alert rules name metrics this operator really exports.
-    let metrics = http::get(&f.op.admin_url, "/metrics").await.body;
+    let metrics = f.op.metrics().await;
     let rules = std::fs::read_to_string(docs("prometheus-rules.yaml")).unwrap();
     let mut names: Vec<&str> = rules
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -261,10 +270,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     names.dedup();
     assert!(names.len() >= 4);
     for name in names {
-        assert!(
-            metrics.contains(&format!("\n{name}")),
-            "{name} is not an exported metric"
-        );
+        assert!(metrics.has(name), "{name} is not an exported metric");
     }
 }
 
@@ -283,7 +289,11 @@ async fn argo_events_manifests_are_accepted_with_argo_events_crds() {
     let ns = support::namespace(&client, "events").await;
     for file in ["eventsource.yaml", "sensor.yaml"] {
         let text = std::fs::read_to_string(docs("argo-events").join(file)).unwrap();
-        let (ok, out, err) = kubectl_with_input(&["apply", "-n", &ns, "-f", "-"], Some(&text));
+        let CommandOutput {
+            success: ok,
+            stdout: out,
+            stderr: err,
+        } = kubectl_with_input(&["apply", "-n", &ns, "-f", "-"], Some(&text));
         assert!(ok, "{file} refused: {err}");
         assert!(out.contains("created"), "{out}");
     }
@@ -327,8 +337,13 @@ async fn flux_kustomization_is_accepted_with_flux_crds() {
         &dir.join("config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml"),
         "kustomizations.kustomize.toolkit.fluxcd.io",
     );
-    let _ = kubectl(&["create", "namespace", "flux-system"]);
-    let (ok, _, err) = kubectl(&[
+    // It may exist from an earlier run against the same control plane.
+    kubectl(&["create", "namespace", "flux-system"]);
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl(&[
         "apply",
         "--dry-run=server",
         "-f",
@@ -361,7 +376,7 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let _ = std::fs::remove_file(broken);
+    std::fs::remove_file(broken).unwrap();
 
     let plain: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(docs("prometheus-rules.yaml")).unwrap())
@@ -380,7 +395,11 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
         "prometheusrules.monitoring.coreos.com",
     );
     let ns = support::namespace(&client, "rules").await;
-    let (ok, _, err) = kubectl(&[
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl(&[
         "apply",
         "--dry-run=server",
         "-n",

@@ -1,8 +1,9 @@
 //! Integration and end-to-end tests: one test binary, so one control plane per test run.
 //! They run against a real kube-apiserver and etcd (hack/cluster.sh), the emulator and the
-//! operator as real processes, and real kubectl, aws-cli and boto3.
+//! operator as real processes, and real kubectl, aws-cli and boto3. The harness is the
+//! personalize-watch-testkit crate (crates/testkit).
 
-mod support;
+use personalize_watch_testkit as support;
 
 mod bench_harness;
 mod docs;

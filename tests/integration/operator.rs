@@ -2,136 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::events::v1::Event;
-use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use personalize_watch::crd::SolutionVersionWatch;
-use serde_json::json;
+use kube::api::DeleteParams;
 
-use crate::support::processes::OperatorOptions;
-use crate::support::{self, Emulator, Operator, http, kubectl, kubectl_with_input, wait_for};
+use personalize_emulator::LoggedRequest;
+use personalize_emulator::faults::{FaultKind, FaultRule};
 
-pub struct Fixture {
-    pub client: Client,
-    pub ns: String,
-    pub emu: Emulator,
-    pub op: Operator,
-}
-
-impl Fixture {
-    pub async fn start(prefix: &str) -> Self {
-        Self::start_with(prefix, vec![]).await
-    }
-
-    pub async fn start_with(prefix: &str, extra: Vec<String>) -> Self {
-        let client = support::client().await;
-        support::install_crds(&client).await;
-        let ns = support::namespace(&client, prefix).await;
-        let emu = Emulator::start();
-        let op = start_operator(&ns, &emu, extra);
-        op.wait_ready().await;
-        Fixture {
-            client,
-            ns,
-            emu,
-            op,
-        }
-    }
-
-    pub fn restart_operator(&mut self, extra: Vec<String>) {
-        self.op.kill();
-        self.op = start_operator(&self.ns, &self.emu, extra);
-    }
-
-    pub fn watches(&self) -> Api<SolutionVersionWatch> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    /// Applies a watch (server-side apply through the fixture's client).
-    pub async fn apply_watch(&self, name: &str, sv: &str, extra_spec: &str) {
-        let yaml = format!(
-            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  solutionVersionArn: {sv}\n{extra_spec}",
-            ns = self.ns
-        );
-        let watch: SolutionVersionWatch = serde_yaml::from_str(&yaml).expect("watch YAML");
-        self.watches()
-            .patch(
-                name,
-                &PatchParams::apply("personalize-watch-tests"),
-                &Patch::Apply(&watch),
-            )
-            .await
-            .expect("apply the watch");
-    }
-
-    /// Waits until the watch's status satisfies `check`.
-    pub async fn wait_status<F>(
-        &self,
-        name: &str,
-        timeout: Duration,
-        what: &str,
-        check: F,
-    ) -> SolutionVersionWatch
-    where
-        F: Fn(&SolutionVersionWatch) -> bool,
-    {
-        let api = self.watches();
-        let check = &check;
-        wait_for(timeout, what, || {
-            let api = api.clone();
-            async move {
-                let w = api.get(name).await.ok()?;
-                check(&w).then_some(w)
-            }
-        })
-        .await
-    }
-
-    pub async fn events(&self, reason: &str) -> Vec<Event> {
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        api.list(&ListParams::default())
-            .await
-            .expect("list events")
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some(reason))
-            .collect()
-    }
-
-    /// Events for one job (its secondary reference), counting folded repeats.
-    pub async fn job_events(&self, reason: &str, job: &str) -> u32 {
-        self.events(reason)
-            .await
-            .iter()
-            .filter(|e| e.related.as_ref().and_then(|r| r.name.as_deref()) == Some(job))
-            .map(|e| e.series.as_ref().map_or(1, |s| s.count as u32))
-            .sum()
-    }
-}
-
-pub fn start_operator(ns: &str, emu: &Emulator, extra: Vec<String>) -> Operator {
-    let mut args = vec!["--watch-namespace".to_string(), ns.to_string()];
-    args.extend(extra);
-    Operator::start(OperatorOptions {
-        kubeconfig: support::control_plane().kubeconfig.clone(),
-        endpoint: &emu.url,
-        args,
-        env: vec![],
-    })
-}
-
-pub fn condition(w: &SolutionVersionWatch, type_: &str) -> Option<(String, String)> {
-    w.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-pub fn total(w: &SolutionVersionWatch) -> Option<i64> {
-    w.status.as_ref()?.counts.as_ref().map(|c| c.total)
-}
+use crate::support::{
+    self, CommandOutput, Fixture, condition, kubectl, kubectl_with_input, total, wait_for,
+};
 
 #[tokio::test]
 async fn watch_shows_exact_counts_and_the_50_newest_jobs() {
@@ -177,7 +55,11 @@ async fn watch_shows_exact_counts_and_the_50_newest_jobs() {
     );
     assert_eq!(status.observed_generation, Some(1));
 
-    let (ok, out, err) = kubectl(&["get", "svw", "-n", &f.ns]);
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = kubectl(&["get", "svw", "-n", &f.ns]);
     assert!(ok, "{err}");
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
@@ -189,10 +71,18 @@ async fn watch_shows_exact_counts_and_the_50_newest_jobs() {
     );
     let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..7], ["mixed", "True", "237", "50", "40", "100", "37"]);
-    let (ok, wide, _) = kubectl(&["get", "svw", "-n", &f.ns, "-o", "wide"]);
+    let CommandOutput {
+        success: ok,
+        stdout: wide,
+        ..
+    } = kubectl(&["get", "svw", "-n", &f.ns, "-o", "wide"]);
     assert!(ok && wide.contains("ARN") && wide.contains("MESSAGE") && wide.contains(&sv));
 
-    let (ok, out, err) = kubectl(&[
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = kubectl(&[
         "wait",
         "--for=condition=Ready",
         "svw/mixed",
@@ -222,10 +112,12 @@ async fn failure_and_completion_give_exactly_one_event_across_restarts() {
 
     let failed_at = Instant::now();
     f.emu
-        .upsert(json!({"batchInferenceJobArn": arns[1], "status": "CREATE FAILED", "failureReason": "Input path s3://bucket/in not found"}))
+        .set_status(
+            &arns[1],
+            "CREATE FAILED",
+            Some("Input path s3://bucket/in not found"),
+        )
         .await;
-    let client = f.client.clone();
-    let ns = f.ns.clone();
     wait_for(Duration::from_secs(8), "the Warning Event", || async {
         (f.job_events("BatchInferenceJobFailed", "job-2").await > 0).then_some(())
     })
@@ -242,7 +134,6 @@ async fn failure_and_completion_give_exactly_one_event_across_restarts() {
         note.contains("job-2") && note.contains("Input path s3://bucket/in not found"),
         "{note}"
     );
-    let _ = (client, ns);
 
     // Two restarts, one a crash, several polls each: still exactly one.
     for _ in 0..2 {
@@ -252,9 +143,7 @@ async fn failure_and_completion_give_exactly_one_event_across_restarts() {
     }
     assert_eq!(f.job_events("BatchInferenceJobFailed", "job-2").await, 1);
 
-    f.emu
-        .upsert(json!({"batchInferenceJobArn": arns[2], "status": "ACTIVE"}))
-        .await;
+    f.emu.set_status(&arns[2], "ACTIVE", None).await;
     wait_for(Duration::from_secs(8), "the Normal Event", || async {
         (f.job_events("BatchInferenceJobCompleted", "job-3").await > 0).then_some(())
     })
@@ -273,13 +162,21 @@ async fn malformed_arn_and_arn_change_are_refused_naming_the_field() {
         "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: bad\n  namespace: {}\nspec:\n  solutionVersionArn: not-an-arn\n",
         f.ns
     );
-    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&bad));
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl_with_input(&["apply", "-f", "-"], Some(&bad));
     assert!(!ok);
     assert!(err.contains("spec.solutionVersionArn"), "{err}");
 
     let sv = support::solution_version_arn("fixed");
     f.apply_watch("fixed", &sv, "").await;
-    let (ok, _, err) = kubectl(&[
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl(&[
         "patch",
         "svw",
         "fixed",
@@ -296,7 +193,11 @@ async fn malformed_arn_and_arn_change_are_refused_naming_the_field() {
         "{err}"
     );
 
-    let (ok, _, err) = kubectl(&[
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl(&[
         "patch",
         "svw",
         "fixed",
@@ -324,7 +225,11 @@ async fn access_denied_stalls_keeps_counts_and_recovers_without_restart() {
     .await;
 
     f.emu
-        .fault(json!({"kind": "accessDenied", "count": 100000, "solutionVersionArn": sv}))
+        .fault(
+            FaultRule::new(FaultKind::AccessDenied)
+                .times(100000)
+                .for_subject(&sv),
+        )
         .await;
     let w = f
         .wait_status(
@@ -393,8 +298,7 @@ async fn deleting_a_watch_stops_its_polling() {
         .await
         .into_iter()
         .filter(|r| {
-            r["solutionVersionArn"] == sv.as_str()
-                && r["timeMs"].as_i64().unwrap_or(0) > deleted_ms + 1000
+            r.solution_version_arn.as_deref() == Some(sv.as_str()) && r.time_ms > deleted_ms + 1000
         })
         .collect();
     assert!(late.is_empty(), "calls after deletion: {late:?}");
@@ -411,18 +315,17 @@ async fn steady_state_poll_makes_one_status_write_and_no_event() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = http::get(&f.op.admin_url, "/metrics").await.body;
-    let first_pages =
-        |log: &[serde_json::Value]| log.iter().filter(|r| r["hadNextToken"] == false).count();
+    let before = f.op.metrics().await;
+    let first_pages = |log: &[LoggedRequest]| log.iter().filter(|r| !r.had_next_token).count();
     let polls_before = first_pages(&f.emu.requests().await);
     tokio::time::sleep(Duration::from_secs(16)).await;
-    let after = http::get(&f.op.admin_url, "/metrics").await.body;
+    let after = f.op.metrics().await;
     let log = f.emu.requests().await;
     let polls = (first_pages(&log) - polls_before) as f64;
-    let writes = metric_sum(&after, "personalize_watch_status_writes_total")
-        - metric_sum(&before, "personalize_watch_status_writes_total");
-    let events = metric_sum(&after, "personalize_watch_events_total")
-        - metric_sum(&before, "personalize_watch_events_total");
+    let writes = after.sum("personalize_watch_status_writes_total")
+        - before.sum("personalize_watch_status_writes_total");
+    let events =
+        after.sum("personalize_watch_events_total") - before.sum("personalize_watch_events_total");
     assert!(polls >= 2.0, "{polls} polls in 16s at 5s");
     assert!(writes <= polls, "{writes} status writes for {polls} polls");
     assert_eq!(events, 0.0);
@@ -432,12 +335,4 @@ async fn steady_state_poll_makes_one_status_write_and_no_event() {
         first_pages(&log) * 2,
         "ceil(150/100) calls per listing"
     );
-}
-
-/// Sums every sample of a metric family in Prometheus text.
-pub fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

@@ -5,26 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::json;
-
-use crate::operator::{Fixture, total};
-use crate::support::processes::OperatorOptions;
-use crate::support::{self, Emulator, Operator, http, kubectl, kubectl_with_input, wait_for};
+use crate::support::command::helm;
+use crate::support::{
+    self, CommandOutput, Emulator, Fixture, Operator, OperatorOptions, http, kubectl,
+    kubectl_with_input, total, wait_for,
+};
 
 const CHART: &str = "charts/personalize-watch";
-
-fn helm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(support::tool("helm"))
-        .args(args)
-        .current_dir(support::repo_root())
-        .output()
-        .expect("helm runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn render(release: &str, namespace: &str, sets: &[&str]) -> String {
     let mut args = vec!["template", release, CHART, "--namespace", namespace];
@@ -32,13 +19,21 @@ fn render(release: &str, namespace: &str, sets: &[&str]) -> String {
         args.push("--set");
         args.push(s);
     }
-    let (ok, out, err) = helm(&args);
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = helm(&args);
     assert!(ok, "helm template {sets:?} failed: {err}");
     out
 }
 
 fn server_dry_run(yaml: &str) {
-    let (ok, out, err) = kubectl_with_input(&["apply", "--dry-run=server", "-f", "-"], Some(yaml));
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = kubectl_with_input(&["apply", "--dry-run=server", "-f", "-"], Some(yaml));
     assert!(
         ok,
         "the API server refused the rendered chart: {err}\n{out}"
@@ -57,7 +52,11 @@ fn install_prometheus_crds() {
 
 #[test]
 fn helm_lint_strict_passes() {
-    let (ok, out, err) = helm(&["lint", "--strict", CHART]);
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = helm(&["lint", "--strict", CHART]);
     assert!(ok, "helm lint --strict: {out}{err}");
     assert!(out.contains("0 chart(s) failed"), "{out}");
 }
@@ -156,7 +155,11 @@ fn values_schema_refuses_bad_values_clearly() {
         ("defaultPollInterval=soon", "defaultPollInterval"),
         ("tpyo=1", "tpyo"),
     ] {
-        let (ok, _, err) = helm(&["template", "pw", CHART, "--set", set]);
+        let CommandOutput {
+            success: ok,
+            stderr: err,
+            ..
+        } = helm(&["template", "pw", CHART, "--set", set]);
         assert!(!ok, "{set} was accepted");
         assert!(
             err.contains("values don't meet the specifications of the schema"),
@@ -238,7 +241,11 @@ async fn operator_works_with_the_charts_rbac_and_nothing_more() {
             .any(|k| d.contains(k))
         })
         .collect();
-    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&docs.join("\n---\n")));
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl_with_input(&["apply", "-f", "-"], Some(&docs.join("\n---\n")));
     assert!(ok, "{err}");
     // The chart names the ServiceAccount after the release's full name.
     let sa = format!("system:serviceaccount:{ns}:{release}-personalize-watch");
@@ -246,7 +253,7 @@ async fn operator_works_with_the_charts_rbac_and_nothing_more() {
     wait_for(Duration::from_secs(10), "the RBAC in effect", || {
         let sa = sa.clone();
         async move {
-            let (_, out, _) = kubectl(&[
+            let CommandOutput { stdout: out, .. } = kubectl(&[
                 "auth",
                 "can-i",
                 "list",
@@ -298,7 +305,9 @@ async fn operator_works_with_the_charts_rbac_and_nothing_more() {
         |w| total(w) == Some(3),
     )
     .await;
-    f.emu.upsert(json!({"batchInferenceJobArn": arns[0], "status": "CREATE FAILED", "failureReason": "rbac test"})).await;
+    f.emu
+        .set_status(&arns[0], "CREATE FAILED", Some("rbac test"))
+        .await;
     wait_for(
         Duration::from_secs(15),
         "an Event published as the ServiceAccount",
@@ -325,12 +334,21 @@ async fn operator_works_with_the_charts_rbac_and_nothing_more() {
         ("create", "pods"),
         ("delete", "events.events.k8s.io"),
     ] {
-        let (_, out, _) = kubectl(&["auth", "can-i", verb, resource, "-n", &ns, "--as", &sa]);
+        let CommandOutput { stdout: out, .. } =
+            kubectl(&["auth", "can-i", verb, resource, "-n", &ns, "--as", &sa]);
         assert_eq!(out.trim(), "no", "{sa} may {verb} {resource}");
     }
-    let (ok, _, err) = kubectl(&["get", "secrets", "-n", &ns, "--as", &sa]);
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl(&["get", "secrets", "-n", &ns, "--as", &sa]);
     assert!(!ok && err.to_lowercase().contains("forbidden"), "{err}");
-    let (ok, _, err) = kubectl(&["create", "configmap", "x", "-n", &ns, "--as", &sa]);
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl(&["create", "configmap", "x", "-n", &ns, "--as", &sa]);
     assert!(!ok && err.to_lowercase().contains("forbidden"), "{err}");
     let _ = std::fs::remove_file(kubeconfig);
 }
@@ -444,8 +462,8 @@ async fn image_binary_runs_in_an_empty_root() {
         .env_clear()
         .env("KUBECONFIG", "/kubeconfig")
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+        .env("AWS_ACCESS_KEY_ID", support::FAKE_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", support::FAKE_SECRET_ACCESS_KEY)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stderr(Stdio::piped())
         .spawn()

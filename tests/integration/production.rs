@@ -5,17 +5,21 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
+use personalize_emulator::faults::{FaultKind, FaultRule};
 use personalize_watch::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
-use serde_json::json;
 
-use crate::operator::{Fixture, metric_sum, start_operator, total};
-use crate::support::processes::OperatorOptions;
-use crate::support::{self, Emulator, Operator, PrivateControlPlane, http, wait_for};
+use crate::support::fixture::start_operator;
+use crate::support::prometheus::Scrape;
+use crate::support::{
+    self, Emulator, Fixture, Operator, OperatorOptions, PrivateControlPlane, http, total, wait_for,
+};
 
 fn metric_value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    Scrape::parse(text).value(series)
+}
+
+fn metric_sum(text: &str, name: &str) -> f64 {
+    Scrape::parse(text).sum(name)
 }
 
 #[tokio::test]
@@ -80,7 +84,11 @@ async fn metrics_after_a_reconcile_show_the_right_values() {
 
     // Throttled polls are counted apart and show in the condition.
     f.emu
-        .fault(json!({"kind": "throttle", "count": 1000, "solutionVersionArn": sv}))
+        .fault(
+            FaultRule::new(FaultKind::Throttle)
+                .times(1000)
+                .for_subject(&sv),
+        )
         .await;
     f.op.kill();
     f.op = start_operator(&f.ns, &f.emu, vec!["--aws-max-attempts".into(), "1".into()]);
@@ -88,7 +96,7 @@ async fn metrics_after_a_reconcile_show_the_right_values() {
         "metered",
         Duration::from_secs(30),
         "Ready=False Throttled",
-        |w| crate::operator::condition(w, "Ready") == Some(("False".into(), "Throttled".into())),
+        |w| support::condition(w, "Ready") == Some(("False".into(), "Throttled".into())),
     )
     .await;
     // Errors are counted when the reconcile returns, just after the status write.
@@ -148,8 +156,7 @@ async fn readyz_is_503_until_the_watch_cache_syncs() {
     assert_eq!(http::get(&op.admin_url, "/readyz").await.status, 200);
 }
 
-fn leader_options(ns: &str, emu: &Emulator, name: &str) -> Vec<String> {
-    let _ = emu;
+fn leader_options(ns: &str, name: &str) -> Vec<String> {
     vec![
         "--leader-election".into(),
         "--lease-namespace".into(),
@@ -175,9 +182,9 @@ async fn leader_election_hands_over_without_losing_or_repeating_an_event() {
     f.op.kill();
     let sv = support::solution_version_arn("ha");
     let arns = f.emu.generate(&sv, 4, "IN PROGRESS", "job").await;
-    let a = start_operator(&f.ns, &f.emu, leader_options(&f.ns, &f.emu, "replica-a"));
+    let a = start_operator(&f.ns, &f.emu, leader_options(&f.ns, "replica-a"));
     a.wait_ready().await;
-    let b = start_operator(&f.ns, &f.emu, leader_options(&f.ns, &f.emu, "replica-b"));
+    let b = start_operator(&f.ns, &f.emu, leader_options(&f.ns, "replica-b"));
     b.wait_ready().await;
     f.apply_watch("ha", &sv, "  activePollInterval: 5s\n").await;
     f.wait_status("ha", Duration::from_secs(30), "first listing", |w| {
@@ -210,7 +217,9 @@ async fn leader_election_hands_over_without_losing_or_repeating_an_event() {
     // The leader dies; a job fails during the handover.
     leader.kill();
     let killed = Instant::now();
-    f.emu.upsert(json!({"batchInferenceJobArn": arns[0], "status": "CREATE FAILED", "failureReason": "during handover"})).await;
+    f.emu
+        .set_status(&arns[0], "CREATE FAILED", Some("during handover"))
+        .await;
     let new_holder = wait_for(
         Duration::from_secs(20),
         "the standby to take the lease",
@@ -250,7 +259,7 @@ async fn sigterm_exits_0_quickly_and_releases_the_lease() {
     f.op.kill();
     let sv = support::solution_version_arn("term");
     f.emu.generate(&sv, 3, "ACTIVE", "job").await;
-    let mut op = start_operator(&f.ns, &f.emu, leader_options(&f.ns, &f.emu, "only"));
+    let mut op = start_operator(&f.ns, &f.emu, leader_options(&f.ns, "only"));
     op.wait_ready().await;
     f.apply_watch("term", &sv, "").await;
     f.wait_status("term", Duration::from_secs(30), "first listing", |w| {
@@ -389,8 +398,8 @@ async fn rate_limit_holds_for_200_watches_and_all_converge() {
         .requests()
         .await
         .iter()
-        .filter(|r| r["operation"] == "ListBatchInferenceJobs")
-        .filter_map(|r| r["timeMs"].as_i64())
+        .filter(|r| r.operation == "ListBatchInferenceJobs")
+        .map(|r| r.time_ms)
         .collect();
     assert!(times.len() >= 200);
     let mut worst = 0;
@@ -432,7 +441,7 @@ async fn json_logs_name_the_watch_in_every_reconcile_span() {
         .expect("a log line for the published event");
     assert_eq!(published["span"]["watch"], expected.as_str(), "{published}");
     assert!(
-        !logs.contains("wJalrXUtnFEMI"),
+        !logs.contains(support::FAKE_SECRET_ACCESS_KEY),
         "the secret key never appears in logs"
     );
 }

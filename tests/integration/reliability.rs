@@ -6,16 +6,17 @@ use std::process::Command;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use personalize_emulator::faults::{FaultKind, FaultRule};
+use personalize_emulator::model::Job;
 use personalize_watch::crd::SolutionVersionWatch;
 use serde_json::json;
 
-use crate::operator::{Fixture, condition, start_operator, total};
-use crate::support::processes::{OperatorOptions, free_port};
+use crate::support::fixture::start_operator;
 use crate::support::{
-    self, Emulator, Operator, PrivateControlPlane, http, kubectl, kubectl_with_input, wait_for,
+    self, CommandOutput, Emulator, FAKE_SECRET_ACCESS_KEY as SECRET, Fixture, Operator,
+    OperatorOptions, PrivateControlPlane, condition, free_port, http, kubectl, kubectl_with_input,
+    total, wait_for,
 };
-
-const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 fn ready(w: &SolutionVersionWatch) -> Option<(String, String)> {
     condition(w, "Ready")
@@ -39,16 +40,17 @@ async fn synced(f: &Fixture, name: &str, jobs: usize) -> String {
 async fn fault_then_recover(
     f: &Fixture,
     name: &str,
-    fault: serde_json::Value,
+    fault: FaultKind,
     reason: &str,
     stalled: bool,
 ) {
     let sv = support::solution_version_arn(name);
     let before = f.watches().get(name).await.unwrap().status.unwrap();
-    let mut rule = fault;
-    rule["solutionVersionArn"] = json!(sv);
-    rule["count"] = json!(100_000);
-    f.emu.fault(rule).await;
+    let rule = match fault {
+        FaultKind::Latency => FaultRule::new(fault).latency_ms(4000),
+        _ => FaultRule::new(fault),
+    };
+    f.emu.fault(rule.times(100_000).for_subject(&sv)).await;
     let w = f
         .wait_status(
             name,
@@ -96,45 +98,28 @@ async fn throttling_burst_is_absorbed_then_sustained_throttling_is_reported() {
     let sv = synced(&f, "throttle", 5).await;
     // A short burst: the SDK's retry absorbs it, the watch stays Ready.
     f.emu
-        .fault(json!({"kind": "throttle", "count": 1, "solutionVersionArn": sv}))
+        .fault(
+            FaultRule::new(FaultKind::Throttle)
+                .times(1)
+                .for_subject(&sv),
+        )
         .await;
     tokio::time::sleep(Duration::from_secs(7)).await;
     let w = f.watches().get("throttle").await.unwrap();
     assert_eq!(ready(&w), Some(("True".into(), "Synced".into())));
-    fault_then_recover(
-        &f,
-        "throttle",
-        json!({"kind": "throttle"}),
-        "Throttled",
-        false,
-    )
-    .await;
+    fault_then_recover(&f, "throttle", FaultKind::Throttle, "Throttled", false).await;
 }
 
 #[tokio::test]
 async fn server_errors_timeouts_drops_and_malformed_json() {
     let f = Fixture::start_with("transient", fast_fail_args()).await;
     synced(&f, "transient", 3).await;
+    fault_then_recover(&f, "transient", FaultKind::Error500, "ServiceError", false).await;
+    fault_then_recover(&f, "transient", FaultKind::Latency, "Timeout", false).await;
     fault_then_recover(
         &f,
         "transient",
-        json!({"kind": "error500"}),
-        "ServiceError",
-        false,
-    )
-    .await;
-    fault_then_recover(
-        &f,
-        "transient",
-        json!({"kind": "latency", "latencyMs": 4000}),
-        "Timeout",
-        false,
-    )
-    .await;
-    fault_then_recover(
-        &f,
-        "transient",
-        json!({"kind": "drop"}),
+        FaultKind::Drop,
         "EndpointUnreachable",
         false,
     )
@@ -142,7 +127,7 @@ async fn server_errors_timeouts_drops_and_malformed_json() {
     fault_then_recover(
         &f,
         "transient",
-        json!({"kind": "malformed"}),
+        FaultKind::Malformed,
         "MalformedResponse",
         false,
     )
@@ -156,19 +141,12 @@ async fn invalid_credentials_and_access_denied_stall() {
     fault_then_recover(
         &f,
         "creds",
-        json!({"kind": "unrecognizedClient"}),
+        FaultKind::UnrecognizedClient,
         "InvalidCredentials",
         true,
     )
     .await;
-    fault_then_recover(
-        &f,
-        "creds",
-        json!({"kind": "accessDenied"}),
-        "AccessDenied",
-        true,
-    )
-    .await;
+    fault_then_recover(&f, "creds", FaultKind::AccessDenied, "AccessDenied", true).await;
 }
 
 #[tokio::test]
@@ -177,11 +155,19 @@ async fn pagination_faults_restart_or_fail_the_listing_never_lose_jobs() {
     let sv = synced(&f, "paging", 249).await;
     // InvalidNextTokenException in the middle: the listing restarts once and is complete.
     f.emu
-        .fault(json!({"kind": "invalidNextToken", "count": 1, "solutionVersionArn": sv}))
+        .fault(
+            FaultRule::new(FaultKind::InvalidNextToken)
+                .times(1)
+                .for_subject(&sv),
+        )
         .await;
     // Empty pages that still carry a token: the listing goes on.
     f.emu
-        .fault(json!({"kind": "emptyPage", "count": 3, "solutionVersionArn": sv}))
+        .fault(
+            FaultRule::new(FaultKind::EmptyPage)
+                .times(3)
+                .for_subject(&sv),
+        )
         .await;
     tokio::time::sleep(Duration::from_secs(12)).await;
     let w = f.watches().get("paging").await.unwrap();
@@ -189,19 +175,13 @@ async fn pagination_faults_restart_or_fail_the_listing_never_lose_jobs() {
     assert_eq!(ready(&w), Some(("True".into(), "Synced".into())));
     let log = f.emu.requests().await;
     assert!(
-        log.iter().any(|r| r["fault"] == "invalidNextToken"),
+        log.iter()
+            .any(|r| r.fault == Some(FaultKind::InvalidNextToken)),
         "the fault was hit"
     );
-    assert!(log.iter().any(|r| r["fault"] == "emptyPage"));
+    assert!(log.iter().any(|r| r.fault == Some(FaultKind::EmptyPage)));
     // A token that repeats forever is an error, not the end of the list.
-    fault_then_recover(
-        &f,
-        "paging",
-        json!({"kind": "repeatToken"}),
-        "RepeatedToken",
-        false,
-    )
-    .await;
+    fault_then_recover(&f, "paging", FaultKind::RepeatToken, "RepeatedToken", false).await;
     assert_eq!(total(&f.watches().get("paging").await.unwrap()), Some(250));
 }
 
@@ -210,13 +190,13 @@ async fn odd_data_long_reasons_unicode_names_unknown_states() {
     let f = Fixture::start("odd").await;
     let sv = synced(&f, "odd", 2).await;
     let long_reason = "é".repeat(32 * 1024); // 64 KiB
-    f.emu
-        .upsert(json!([
-            {"solutionVersionArn": sv, "jobName": "jöb-ünïcødé-名前", "status": "CREATE FAILED", "failureReason": long_reason},
-            {"solutionVersionArn": sv, "jobName": "stopping", "status": "CREATE STOPPING"},
-            {"solutionVersionArn": sv, "jobName": "weird-mode", "status": "ACTIVE", "batchInferenceJobMode": "SOMETHING_NEW"},
-        ]))
-        .await;
+    let jobs: Vec<Job> = serde_json::from_value(json!([
+        {"solutionVersionArn": sv, "jobName": "jöb-ünïcødé-名前", "status": "CREATE FAILED", "failureReason": long_reason},
+        {"solutionVersionArn": sv, "jobName": "stopping", "status": "CREATE STOPPING"},
+        {"solutionVersionArn": sv, "jobName": "weird-mode", "status": "ACTIVE", "batchInferenceJobMode": "SOMETHING_NEW"},
+    ]))
+    .unwrap();
+    f.emu.upsert(&jobs).await;
     let w = f
         .wait_status("odd", Duration::from_secs(20), "6 jobs", |w| {
             total(w) == Some(6)
@@ -340,7 +320,13 @@ async fn api_server_restart_loses_and_repeats_no_event() {
         })
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    f.emu.upsert(json!({"batchInferenceJobArn": arns[0], "status": "CREATE FAILED", "failureReason": "while the API server was down"})).await;
+    f.emu
+        .set_status(
+            &arns[0],
+            "CREATE FAILED",
+            Some("while the API server was down"),
+        )
+        .await;
     assert!(restart.join().unwrap().unwrap().success());
     let client = support::client_for(&cp.kubeconfig).await;
     let f = Fixture { client, ..f };
@@ -396,7 +382,9 @@ async fn status_write_conflicts_are_retried_and_events_stay_single() {
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     });
-    f.emu.upsert(json!({"batchInferenceJobArn": arns[1], "status": "CREATE FAILED", "failureReason": "conflict test"})).await;
+    f.emu
+        .set_status(&arns[1], "CREATE FAILED", Some("conflict test"))
+        .await;
     churn.await.unwrap();
     wait_for(Duration::from_secs(20), "the Event", || async {
         (f.job_events("BatchInferenceJobFailed", "job-2").await > 0).then_some(())
@@ -415,7 +403,12 @@ async fn watch_deleted_during_its_reconcile() {
     f.emu.generate(&sv, 3, "ACTIVE", "job").await;
     // The listing takes 3s; the watch is deleted while it runs.
     f.emu
-        .fault(json!({"kind": "latency", "latencyMs": 3000, "count": 1, "solutionVersionArn": sv}))
+        .fault(
+            FaultRule::new(FaultKind::Latency)
+                .latency_ms(3000)
+                .times(1)
+                .for_subject(&sv),
+        )
         .await;
     f.apply_watch("midway", &sv, "").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -456,9 +449,15 @@ async fn ten_thousand_jobs_at_max_jobs_in_status_stay_small() {
     // Long failure reasons on the newest jobs make the status as large as it gets.
     let reason = "x".repeat(64 * 1024);
     let jobs: Vec<_> = (0..10)
-        .map(|i| json!({"solutionVersionArn": sv, "jobName": format!("z-failed-{i}"), "status": "CREATE FAILED", "failureReason": reason}))
+        .map(|i| Job {
+            solution_version_arn: Some(sv.clone()),
+            job_name: Some(format!("z-failed-{i}")),
+            status: Some("CREATE FAILED".into()),
+            failure_reason: Some(reason.clone()),
+            ..Default::default()
+        })
         .collect();
-    f.emu.upsert(json!(jobs)).await;
+    f.emu.upsert(&jobs).await;
     f.apply_watch("big", &sv, "  maxJobsInStatus: 200\n").await;
     let w = f
         .wait_status("big", Duration::from_secs(60), "10,000 jobs", |w| {
@@ -468,7 +467,11 @@ async fn ten_thousand_jobs_at_max_jobs_in_status_stay_small() {
     let status = w.status.clone().unwrap();
     assert_eq!(status.jobs.len(), 200);
     assert!(status.jobs_truncated);
-    let (ok, json, _) = kubectl(&["get", "svw", "big", "-n", &f.ns, "-o", "json"]);
+    let CommandOutput {
+        success: ok,
+        stdout: json,
+        ..
+    } = kubectl(&["get", "svw", "big", "-n", &f.ns, "-o", "json"]);
     assert!(ok);
     assert!(json.len() < 512 * 1024, "object is {} bytes", json.len());
     let pages = f
@@ -476,7 +479,7 @@ async fn ten_thousand_jobs_at_max_jobs_in_status_stay_small() {
         .requests()
         .await
         .iter()
-        .filter(|r| r["solutionVersionArn"] == sv.as_str())
+        .filter(|r| r.solution_version_arn.as_deref() == Some(sv.as_str()))
         .count();
     assert_eq!(pages, 100, "ceil(10000/100) calls");
 }
@@ -508,7 +511,11 @@ async fn bad_specs_are_refused_naming_the_field() {
         let yaml = format!(
             "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: bad{i}\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n  {extra}\n"
         );
-        let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+        let CommandOutput {
+            success: ok,
+            stderr: err,
+            ..
+        } = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
         assert!(!ok, "{extra} was accepted");
         assert!(
             err.contains(field),
@@ -529,19 +536,31 @@ async fn bad_specs_are_refused_naming_the_field() {
         let yaml = format!(
             "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: badarn\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n"
         );
-        let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+        let CommandOutput {
+            success: ok,
+            stderr: err,
+            ..
+        } = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
         assert!(!ok && err.contains(field), "{arn}: {err}");
     }
     // At the bounds: accepted.
     let yaml = format!(
         "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: edge\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n  maxJobsInStatus: 200\n  pollInterval: 5s\n  activePollInterval: 5s\n  region: us-east-1\n"
     );
-    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
     assert!(ok, "{err}");
     let yaml0 = yaml
         .replace("name: edge", "name: edge0")
         .replace("maxJobsInStatus: 200", "maxJobsInStatus: 0");
-    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml0));
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml0));
     assert!(ok, "{err}");
     // Handled as documented: a region missing from both ARN and spec is an InvalidSpec condition.
     let emu = Emulator::start();
@@ -636,7 +655,11 @@ async fn rbac_revoked_then_restored() {
     let rbac = format!(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: op, namespace: {ns}}}\nrules:\n- {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches], verbs: [list, watch]}}\n- {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches/status], verbs: [patch]}}\n- {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}\n- {{apiGroups: [\"\"], resources: [events], verbs: [list]}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: op, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}}\nsubjects: [{{kind: User, name: \"{sa}\"}}]\n"
     );
-    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&rbac));
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl_with_input(&["apply", "-f", "-"], Some(&rbac));
     assert!(ok, "{err}");
     let kubeconfig = support::impersonating_kubeconfig(&sa, &format!("revoke-{ns}"));
     let emu = Emulator::start();
@@ -661,9 +684,15 @@ async fn rbac_revoked_then_restored() {
         total(w) == Some(2)
     })
     .await;
-    let (ok, _, err) = kubectl(&["delete", "rolebinding", "op", "-n", &ns]);
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl(&["delete", "rolebinding", "op", "-n", &ns]);
     assert!(ok, "{err}");
-    f.emu.upsert(json!({"batchInferenceJobArn": arns[0], "status": "CREATE FAILED", "failureReason": "during revocation"})).await;
+    f.emu
+        .set_status(&arns[0], "CREATE FAILED", Some("during revocation"))
+        .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert!(f.op.pid().is_some(), "no crash while forbidden");
     assert_eq!(
@@ -671,7 +700,11 @@ async fn rbac_revoked_then_restored() {
         0,
         "nothing could be written"
     );
-    let (ok, _, err) = kubectl_with_input(&["apply", "-f", "-"], Some(&rbac));
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl_with_input(&["apply", "-f", "-"], Some(&rbac));
     assert!(ok, "{err}");
     wait_for(
         Duration::from_secs(30),
@@ -692,13 +725,14 @@ async fn the_secret_key_never_leaks() {
     fault_then_recover(
         &f,
         "secret",
-        json!({"kind": "unrecognizedClient"}),
+        FaultKind::UnrecognizedClient,
         "InvalidCredentials",
         true,
     )
     .await;
-    let (_, yaml, _) = kubectl(&["get", "svw", "-n", &f.ns, "-o", "yaml"]);
-    let (_, events, _) = kubectl(&["get", "events", "-n", &f.ns, "-o", "yaml"]);
+    let CommandOutput { stdout: yaml, .. } = kubectl(&["get", "svw", "-n", &f.ns, "-o", "yaml"]);
+    let CommandOutput { stdout: events, .. } =
+        kubectl(&["get", "events", "-n", &f.ns, "-o", "yaml"]);
     let metrics = http::get(&f.op.admin_url, "/metrics").await.body;
     let logs = f.op.logs();
     for (what, text) in [

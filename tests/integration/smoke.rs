@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::support;
+use crate::support::{self, CommandOutput};
 
 #[tokio::test]
 async fn configmap_round_trips_through_the_real_api_server() {
@@ -78,7 +78,11 @@ async fn unauthenticated_client_is_refused_with_401() {
 async fn crds_install_and_become_established() {
     let client = support::client().await;
     support::install_crds(&client).await;
-    let (ok, out, err) = support::kubectl(&[
+    let CommandOutput {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = support::kubectl(&[
         "get",
         "crd",
         "solutionversionwatches.personalize-watch.dev",
@@ -93,7 +97,7 @@ async fn crds_install_and_become_established() {
 async fn server_reports_the_pinned_version() {
     let client = support::client().await;
     let version = client.apiserver_version().await.unwrap();
-    assert_eq!(version.git_version, support::KUBE_VERSION);
+    assert_eq!(version.git_version, support::kube_version());
 }
 
 /// The README's development commands: `eval "$(make -s cluster-up | tail -n 1)"` gives a working
@@ -124,7 +128,7 @@ fn make_cluster_up_and_down_as_documented() {
     let version: serde_json::Value = serde_json::from_str(&text[json_start..]).unwrap();
     assert_eq!(
         version["serverVersion"]["gitVersion"],
-        support::KUBE_VERSION
+        support::kube_version()
     );
     assert!(!dir.exists(), "cluster-down removes its state");
     let ps = std::process::Command::new("ps")

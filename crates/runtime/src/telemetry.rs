@@ -16,7 +16,7 @@ pub fn init(format: LogFormat, level: &str) {
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
-    let result = match format {
+    let installed = match format {
         LogFormat::Text => registry
             .with(fmt::layer().with_writer(std::io::stderr))
             .try_init(),
@@ -31,6 +31,8 @@ pub fn init(format: LogFormat, level: &str) {
             )
             .try_init(),
     };
-    // Already installed (tests call this more than once): keep the first.
-    let _ = result;
+    if installed.is_err() {
+        // Tests start several servers in one process: the first subscriber stays.
+        tracing::debug!("a tracing subscriber was already installed");
+    }
 }

@@ -1,12 +1,13 @@
 //! personalize-emulator: a local, wire-compatible AWS Personalize service. See docs/emulator.md.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use personalize_watch::emulator::{EmulatorState, model::StateFile, server};
-use personalize_watch::telemetry::{self, LogFormat};
+use personalize_emulator::{EmulatorState, model::StateFile, server};
+use personalize_watch_runtime::Shutdown;
+use personalize_watch_runtime::telemetry::{self, LogFormat};
 use tracing::{error, info};
 
 #[derive(Parser, Debug)]
@@ -33,27 +34,25 @@ struct Args {
     log_level: String,
 }
 
+fn load(path: Option<&Path>) -> Result<EmulatorState, String> {
+    let initial = match path {
+        None => StateFile::default(),
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| StateFile::parse(&text))
+            .map_err(|e| format!("cannot load the state file {}: {e}", path.display()))?,
+    };
+    EmulatorState::new(initial).map_err(|e| format!("invalid state: {e}"))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     telemetry::init(args.log_format, &args.log_level);
-    let initial = match &args.state {
-        None => StateFile::default(),
-        Some(path) => match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| StateFile::parse(&text))
-        {
-            Ok(state) => state,
-            Err(e) => {
-                error!(path = %path.display(), "cannot load the state file: {e}");
-                return ExitCode::from(2);
-            }
-        },
-    };
-    let state = match EmulatorState::new(initial) {
+    let state = match load(args.state.as_deref()) {
         Ok(state) => state,
         Err(e) => {
-            error!("invalid state: {e}");
+            error!("{e}");
             return ExitCode::from(2);
         }
     };
@@ -69,12 +68,8 @@ async fn main() -> ExitCode {
     info!(%addr, jobs, "personalize-emulator listening");
     // Tests and scripts read the address from this line.
     println!("listening on http://{addr}");
-    server::run(
-        listener,
-        server::Shared::new(state),
-        personalize_watch::shutdown_signal(),
-    )
-    .await;
+    let shutdown = Shutdown::on_signal();
+    server::run(listener, server::Shared::new(state), shutdown.wait()).await;
     info!("stopped");
     ExitCode::SUCCESS
 }

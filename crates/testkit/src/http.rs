@@ -12,6 +12,12 @@ impl Reply {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
+
+    /// The body as `T`, or a panic naming what came back.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("unexpected answer ({e}): {}", self.body))
+    }
 }
 
 /// `url` is `http://HOST:PORT`; `path` starts with `/`.
@@ -51,8 +57,10 @@ pub async fn get(url: &str, path: &str) -> Reply {
         .unwrap_or_else(|e| panic!("GET {url}{path}: {e}"))
 }
 
-pub async fn post(url: &str, path: &str, body: &serde_json::Value) -> Reply {
-    let reply = request("POST", url, path, Some(&body.to_string()))
+/// POSTs `body` as JSON and expects a 2xx answer.
+pub async fn post(url: &str, path: &str, body: &impl serde::Serialize) -> Reply {
+    let body = serde_json::to_string(body).expect("a JSON body");
+    let reply = request("POST", url, path, Some(&body))
         .await
         .unwrap_or_else(|e| panic!("POST {url}{path}: {e}"));
     assert!(

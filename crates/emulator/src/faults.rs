@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::{Operation, Outcome, error_outcome};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FaultKind {
@@ -27,6 +29,46 @@ pub enum FaultKind {
     InvalidNextToken,
 }
 
+impl FaultKind {
+    /// The answer this fault gives instead of the service's, for the kinds that replace it.
+    /// The others change the service's own answer (a page, a token) or only delay it.
+    pub fn replacement(self, operation: Operation) -> Option<Outcome> {
+        let outcome = match self {
+            FaultKind::Throttle => error_outcome(400, "ThrottlingException", "Rate exceeded"),
+            FaultKind::Error500 => error_outcome(
+                500,
+                "InternalFailure",
+                "The request processing has failed because of an unknown error.",
+            ),
+            FaultKind::AccessDenied => error_outcome(
+                400,
+                "AccessDeniedException",
+                &format!(
+                    "User is not authorized to perform: personalize:{}",
+                    operation.name()
+                ),
+            ),
+            FaultKind::UnrecognizedClient => error_outcome(
+                400,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ),
+            FaultKind::InvalidNextToken => {
+                error_outcome(400, "InvalidNextTokenException", "Invalid next token")
+            }
+            FaultKind::Drop => Outcome::Drop,
+            FaultKind::Malformed => Outcome::Respond {
+                status: 200,
+                error_type: None,
+                body: "{\"batchInferenceJobs\": [ {\"jobName\": ".into(),
+                delay_ms: 0,
+            },
+            FaultKind::Latency | FaultKind::RepeatToken | FaultKind::EmptyPage => return None,
+        };
+        Some(outcome)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultRule {
@@ -46,6 +88,67 @@ fn one() -> u64 {
 }
 
 impl FaultRule {
+    /// One use of `kind`, on any request it can match.
+    pub fn new(kind: FaultKind) -> Self {
+        FaultRule {
+            kind,
+            count: 1,
+            operation: None,
+            solution_version_arn: None,
+            latency_ms: None,
+        }
+    }
+
+    /// Used up after `count` matching requests.
+    pub fn times(self, count: u64) -> Self {
+        FaultRule { count, ..self }
+    }
+
+    /// Only requests naming this solution version (or solution, or job ARN).
+    pub fn for_subject(self, arn: &str) -> Self {
+        FaultRule {
+            solution_version_arn: Some(arn.to_string()),
+            ..self
+        }
+    }
+
+    /// Only requests of this operation.
+    pub fn for_operation(self, operation: Operation) -> Self {
+        FaultRule {
+            operation: Some(operation.name().to_string()),
+            ..self
+        }
+    }
+
+    /// For `latency`: how long to hold the answer.
+    pub fn latency_ms(self, ms: u64) -> Self {
+        FaultRule {
+            latency_ms: Some(ms),
+            ..self
+        }
+    }
+
+    /// The service's answer, held back for `latencyMs` when this is a latency fault.
+    pub fn delayed(&self, outcome: Outcome) -> Outcome {
+        match (self.kind, outcome) {
+            (
+                FaultKind::Latency,
+                Outcome::Respond {
+                    status,
+                    error_type,
+                    body,
+                    ..
+                },
+            ) => Outcome::Respond {
+                status,
+                error_type,
+                body,
+                delay_ms: self.latency_ms.unwrap_or(1000),
+            },
+            (_, outcome) => outcome,
+        }
+    }
+
     fn matches(
         &self,
         operation: &str,

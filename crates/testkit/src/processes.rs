@@ -1,13 +1,18 @@
 //! The emulator and the operator as real processes, killed when the test ends (also on panic).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use personalize_emulator::LoggedRequest;
+use personalize_emulator::admin::{GenerateRequest, JobsChanged, RequestLog};
+use personalize_emulator::faults::FaultRule;
+use personalize_emulator::model::Job;
 
-use super::http;
+use super::{FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, http, repo_root, wait_for};
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -16,6 +21,46 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The path of a workspace binary, built first (once per test process) so tests always run
+/// the current code: `cargo build -p PACKAGE --bin NAME`, in the profile this harness was built
+/// with.
+pub fn binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command
+        .args(["build", "--locked", "--quiet", "--message-format=json"])
+        .args(["-p", package, "--bin", name])
+        .current_dir(repo_root())
+        .stderr(Stdio::inherit());
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cargo} to build {name}: {e}"));
+    assert!(
+        output.status.success(),
+        "cargo build -p {package} --bin {name} failed"
+    );
+    let path = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo built no executable named {name}"));
+    built.insert(name.to_string(), path.clone());
+    path
+}
+
+/// The emulator as its own process, and a client of its admin API.
 pub struct Emulator {
     child: Child,
     pub url: String,
@@ -32,7 +77,7 @@ impl Emulator {
         } else {
             &["--listen", "127.0.0.1:0"]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_personalize-emulator"))
+        let mut child = Command::new(binary("personalize-emulator", "personalize-emulator"))
             .args(listen)
             .args(["--log-level", "warn"])
             .args(args)
@@ -60,13 +105,12 @@ impl Emulator {
     /// Sends a signal and waits for the exit; returns the exit code and how long it took.
     pub fn stop_with(&mut self, signal: &str) -> (Option<i32>, Duration) {
         let started = std::time::Instant::now();
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status();
+        signal_process(self.child.id(), signal);
         let status = self.child.wait().expect("wait for the emulator");
         (status.code(), started.elapsed())
     }
 
+    /// Adds `count` jobs in `status` named `PREFIX-N`; returns their ARNs.
     pub async fn generate(
         &self,
         sv: &str,
@@ -74,26 +118,33 @@ impl Emulator {
         status: &str,
         prefix: &str,
     ) -> Vec<String> {
-        let reply = http::post(
-            &self.url,
-            "/_emulator/generate",
-            &json!({"solutionVersionArn": sv, "count": count, "status": status, "namePrefix": prefix}),
-        )
-        .await;
-        reply.json()["batchInferenceJobArns"]
-            .as_array()
-            .expect("arns")
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
+        let request = GenerateRequest {
+            solution_version_arn: sv.to_string(),
+            count,
+            status: Some(status.to_string()),
+            name_prefix: Some(prefix.to_string()),
+        };
+        let reply = http::post(&self.url, "/_emulator/generate", &request).await;
+        reply.parse::<JobsChanged>().batch_inference_job_arns
     }
 
-    pub async fn upsert(&self, jobs: Value) {
+    /// Inserts jobs, or overlays the members given onto the jobs with the same ARN.
+    pub async fn upsert(&self, jobs: &[Job]) {
         http::post(&self.url, "/_emulator/jobs", &jobs).await;
     }
 
-    pub async fn fault(&self, fault: Value) {
-        http::post(&self.url, "/_emulator/faults", &fault).await;
+    /// Sets one job's status (and failure reason).
+    pub async fn set_status(&self, arn: &str, status: &str, failure_reason: Option<&str>) {
+        self.upsert(&[Job {
+            status: Some(status.to_string()),
+            failure_reason: failure_reason.map(str::to_string),
+            ..job(arn)
+        }])
+        .await;
+    }
+
+    pub async fn fault(&self, rule: FaultRule) {
+        http::post(&self.url, "/_emulator/faults", &rule).await;
     }
 
     pub async fn clear_faults(&self) {
@@ -101,22 +152,46 @@ impl Emulator {
     }
 
     /// The request log, oldest first.
-    pub async fn requests(&self) -> Vec<Value> {
-        http::get(&self.url, "/_emulator/requests").await.json()["requests"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+    pub async fn requests(&self) -> Vec<LoggedRequest> {
+        http::get(&self.url, "/_emulator/requests")
+            .await
+            .parse::<RequestLog>()
+            .requests
     }
 }
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        reap(&mut self.child);
     }
 }
 
-/// The operator binary, `run`, against the test control plane and an emulator.
+/// Kills a child process and waits for it, so no zombie is left.
+fn reap(child: &mut Child) {
+    if let Err(e) = child.kill() {
+        eprintln!("cannot kill process {}: {e}", child.id());
+    }
+    if let Err(e) = child.wait() {
+        eprintln!("cannot wait for process {}: {e}", child.id());
+    }
+}
+
+/// A job update naming the job by its ARN; set the members to change.
+pub fn job(arn: &str) -> Job {
+    Job {
+        batch_inference_job_arn: Some(arn.to_string()),
+        ..Default::default()
+    }
+}
+
+fn signal_process(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} {pid}");
+}
+
+/// The operator binary, `run`, against a control plane and an emulator.
 pub struct Operator {
     child: Option<Child>,
     pub admin_url: String,
@@ -138,17 +213,14 @@ impl Operator {
             std::process::id()
         ));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_personalize-watch"))
+        let child = Command::new(binary("personalize-watch", "personalize-watch"))
             .arg("run")
             .args(["--admin-addr", &format!("127.0.0.1:{port}")])
             .args(["--min-backoff", "1s", "--max-backoff", "5s"])
             .args(&options.args)
             .env("KUBECONFIG", &options.kubeconfig)
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            )
+            .env("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_ACCESS_KEY)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_ENDPOINT_URL_PERSONALIZE", options.endpoint)
@@ -179,9 +251,7 @@ impl Operator {
             return (None, Duration::ZERO);
         };
         let started = std::time::Instant::now();
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status();
+        signal_process(child.id(), signal);
         let status = child.wait().expect("wait for the operator");
         (status.code(), started.elapsed())
     }
@@ -189,14 +259,13 @@ impl Operator {
     /// Kills the process at once (SIGKILL), like a crash or a node loss.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            reap(&mut child);
         }
     }
 
     pub async fn wait_ready(&self) {
         let url = self.admin_url.clone();
-        super::wait_for(Duration::from_secs(30), "operator /readyz", || {
+        wait_for(Duration::from_secs(30), "operator /readyz", || {
             let url = url.clone();
             async move {
                 let r = http::request("GET", &url, "/readyz", None).await.ok()?;
@@ -204,6 +273,11 @@ impl Operator {
             }
         })
         .await;
+    }
+
+    /// One scrape of /metrics.
+    pub async fn metrics(&self) -> super::prometheus::Scrape {
+        super::prometheus::Scrape::parse(http::get(&self.admin_url, "/metrics").await.body)
     }
 }
 

@@ -72,7 +72,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    if rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .is_err()
+    {
+        eprintln!("a crypto provider was installed already");
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_personalize-emulator"))
         .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
         .stdout(Stdio::piped())

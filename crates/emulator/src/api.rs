@@ -13,12 +13,56 @@ const TARGET_PREFIX: &str = "AmazonPersonalize.";
 const MAX_ARN_LEN: usize = 256;
 const MAX_TOKEN_LEN: usize = 1500;
 
-pub const OPERATIONS: &[&str] = &[
-    "ListBatchInferenceJobs",
-    "DescribeBatchInferenceJob",
-    "ListSolutionVersions",
-    "DescribeSolutionVersion",
-];
+/// The operations the emulator serves; anything else is UnknownOperationException.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    ListBatchInferenceJobs,
+    DescribeBatchInferenceJob,
+    ListSolutionVersions,
+    DescribeSolutionVersion,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 4] = [
+        Operation::ListBatchInferenceJobs,
+        Operation::DescribeBatchInferenceJob,
+        Operation::ListSolutionVersions,
+        Operation::DescribeSolutionVersion,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Operation::ListBatchInferenceJobs => "ListBatchInferenceJobs",
+            Operation::DescribeBatchInferenceJob => "DescribeBatchInferenceJob",
+            Operation::ListSolutionVersions => "ListSolutionVersions",
+            Operation::DescribeSolutionVersion => "DescribeSolutionVersion",
+        }
+    }
+
+    /// From `X-Amz-Target: AmazonPersonalize.<Operation>`, matched case-insensitively.
+    pub fn from_target(target: &str) -> Option<Self> {
+        let prefix = target.get(..TARGET_PREFIX.len())?;
+        if !prefix.eq_ignore_ascii_case(TARGET_PREFIX) {
+            return None;
+        }
+        let name = &target[TARGET_PREFIX.len()..];
+        Self::ALL
+            .into_iter()
+            .find(|op| op.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The input member naming what the request is about: the log shows it and fault rules
+    /// filter on it.
+    fn subject_member(self) -> &'static str {
+        match self {
+            Operation::ListBatchInferenceJobs | Operation::DescribeSolutionVersion => {
+                "solutionVersionArn"
+            }
+            Operation::DescribeBatchInferenceJob => "batchInferenceJobArn",
+            Operation::ListSolutionVersions => "solutionArn",
+        }
+    }
+}
 
 /// What the server should do with a request.
 #[derive(Debug, PartialEq)]
@@ -70,7 +114,7 @@ impl ApiError {
     }
 }
 
-fn error_outcome(status: u16, code: &'static str, message: &str) -> Outcome {
+pub(crate) fn error_outcome(status: u16, code: &'static str, message: &str) -> Outcome {
     Outcome::Respond {
         status,
         error_type: Some(code),
@@ -202,119 +246,65 @@ pub fn handle(
     body: &[u8],
     facts: &mut RequestFacts,
 ) -> Outcome {
-    let operation = target
-        .and_then(|t| {
-            t.get(..TARGET_PREFIX.len())
-                .filter(|p| p.eq_ignore_ascii_case(TARGET_PREFIX))
-                .map(|_| &t[TARGET_PREFIX.len()..])
-        })
-        .and_then(|op| {
-            OPERATIONS
-                .iter()
-                .find(|known| known.eq_ignore_ascii_case(op))
-        });
-    facts.operation = Some(
-        operation
-            .map(|op| op.to_string())
-            .or_else(|| target.map(str::to_string))
-            .unwrap_or_default(),
-    );
+    let operation = target.and_then(Operation::from_target);
+    facts.operation = Some(match operation {
+        Some(op) => op.name().to_string(),
+        None => target.unwrap_or_default().to_string(),
+    });
     if let Err((code, message)) = check_authorization(authorization) {
         return error_outcome(400, code, message);
     }
-    let Some(&operation) = operation else {
+    let Some(operation) = operation else {
+        let named = target.unwrap_or("(no X-Amz-Target)");
         return error_outcome(
             400,
             "UnknownOperationException",
-            &format!(
-                "Unknown operation {}",
-                target.unwrap_or("(no X-Amz-Target)")
-            ),
+            &format!("Unknown operation {named}"),
         );
     };
-
     let input = match parse_body(body) {
         Ok(input) => input,
         Err(e) => return e.into_outcome(),
     };
-    let filter_member = match operation {
-        "ListSolutionVersions" => "solutionArn",
-        "DescribeBatchInferenceJob" => "batchInferenceJobArn",
-        _ => "solutionVersionArn",
-    };
     // Faults are matched on the raw request, before validation, so they hit what they name.
-    let filter = input
-        .get(filter_member)
+    let subject = input
+        .get(operation.subject_member())
         .and_then(Value::as_str)
         .map(str::to_string);
-    facts.solution_version_arn = filter.clone();
     facts.had_token = input
         .get("nextToken")
         .and_then(Value::as_str)
         .is_some_and(|t| !t.is_empty());
     let fault = state
         .faults
-        .take(operation, filter.as_deref(), facts.had_token);
+        .take(operation.name(), subject.as_deref(), facts.had_token);
+    facts.solution_version_arn = subject;
     facts.fault = fault.as_ref().map(|f| f.kind);
+    if let Some(replaced) = fault.as_ref().and_then(|f| f.kind.replacement(operation)) {
+        return replaced;
+    }
+    let outcome = match answer(state, operation, &input, fault.as_ref()) {
+        Ok(body) => ok(body),
+        Err(e) => e.into_outcome(),
+    };
+    match fault {
+        Some(rule) => rule.delayed(outcome),
+        None => outcome,
+    }
+}
 
-    let result = match operation {
-        "ListBatchInferenceJobs" => list_batch_inference_jobs(state, &input, fault.as_ref()),
-        "DescribeBatchInferenceJob" => describe_batch_inference_job(state, &input),
-        "ListSolutionVersions" => list_solution_versions(state, &input),
-        _ => describe_solution_version(state, &input),
-    };
-    let outcome = match fault.as_ref().map(|f| f.kind) {
-        Some(FaultKind::Throttle) => error_outcome(400, "ThrottlingException", "Rate exceeded"),
-        Some(FaultKind::Error500) => error_outcome(
-            500,
-            "InternalFailure",
-            "The request processing has failed because of an unknown error.",
-        ),
-        Some(FaultKind::AccessDenied) => error_outcome(
-            400,
-            "AccessDeniedException",
-            &format!("User is not authorized to perform: personalize:{operation}"),
-        ),
-        Some(FaultKind::UnrecognizedClient) => error_outcome(
-            400,
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        ),
-        Some(FaultKind::InvalidNextToken) => {
-            error_outcome(400, "InvalidNextTokenException", "Invalid next token")
-        }
-        Some(FaultKind::Drop) => Outcome::Drop,
-        Some(FaultKind::Malformed) => Outcome::Respond {
-            status: 200,
-            error_type: None,
-            body: "{\"batchInferenceJobs\": [ {\"jobName\": ".into(),
-            delay_ms: 0,
-        },
-        _ => match result {
-            Ok(body) => ok(body),
-            Err(e) => e.into_outcome(),
-        },
-    };
-    match (outcome, fault) {
-        (
-            Outcome::Respond {
-                status,
-                error_type,
-                body,
-                ..
-            },
-            Some(FaultRule {
-                kind: FaultKind::Latency,
-                latency_ms,
-                ..
-            }),
-        ) => Outcome::Respond {
-            status,
-            error_type,
-            body,
-            delay_ms: latency_ms.unwrap_or(1000),
-        },
-        (outcome, _) => outcome,
+/// The service's own answer to a well-formed request.
+fn answer(
+    state: &mut EmulatorState,
+    operation: Operation,
+    input: &Map<String, Value>,
+    fault: Option<&FaultRule>,
+) -> Result<Value, ApiError> {
+    match operation {
+        Operation::ListBatchInferenceJobs => list_batch_inference_jobs(state, input, fault),
+        Operation::DescribeBatchInferenceJob => describe_batch_inference_job(state, input),
+        Operation::ListSolutionVersions => list_solution_versions(state, input),
+        Operation::DescribeSolutionVersion => describe_solution_version(state, input),
     }
 }
 
@@ -338,7 +328,7 @@ fn list_batch_inference_jobs(
     input: &Map<String, Value>,
     fault: Option<&FaultRule>,
 ) -> Result<Value, ApiError> {
-    const OP: &str = "ListBatchInferenceJobs";
+    const OP: &str = Operation::ListBatchInferenceJobs.name();
     let sv = arn_member(input, "solutionVersionArn")?;
     let limit = max_results(input)?;
     let token = next_token(input)?;
@@ -392,7 +382,7 @@ fn list_solution_versions(
     state: &EmulatorState,
     input: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
-    const OP: &str = "ListSolutionVersions";
+    const OP: &str = Operation::ListSolutionVersions.name();
     let solution = arn_member(input, "solutionArn")?;
     let limit = max_results(input)?;
     let start = match next_token(input)? {

@@ -1,20 +1,23 @@
 //! Reconcile against a mocked API server (tower-test), with the emulator in-process as
-//! Personalize: the requests the reconcile makes, in order, and what it writes.
+//! Personalize: the requests the reconcile makes, in order, what it writes, and when it polls
+//! next.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_personalize::config::{BehaviorVersion, Credentials, Region};
 use http::{Method, Request, Response};
+use kube::Client;
 use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+
+use personalize_emulator::{EmulatorState, server};
 
 use super::*;
 use crate::crd::SolutionVersionWatchSpec;
-use crate::emulator::{EmulatorState, server};
 use crate::personalize::ClientOptions;
+use crate::reasons::Reason;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -86,14 +89,15 @@ async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
             instance: Some("test".into()),
         },
     );
-    let ctx = Context::new(
-        client,
-        personalize,
-        recorder,
-        metrics,
-        Duration::from_secs(5),
-        Duration::from_secs(300),
-    );
+    let settings = Settings {
+        default_intervals: PollIntervals {
+            idle: Duration::from_secs(300),
+            active: Duration::from_secs(60),
+        },
+        min_backoff: Duration::from_secs(5),
+        max_backoff: Duration::from_secs(300),
+    };
+    let ctx = Context::new(client, personalize, recorder, metrics, settings);
     (Arc::new(ctx), handle)
 }
 
@@ -173,13 +177,16 @@ async fn first_listing_writes_status_then_publishes_the_summary() {
         assert_eq!(event["reason"], "JobsDiscovered");
         assert_eq!(event["type"], "Normal");
     });
-    let action = reconcile(Arc::new(watch(false)), ctx)
+    let requeue = reconcile_watch(&watch(false), &ctx)
         .await
         .expect("reconcile succeeds");
     // No job is running: the next poll is the 5m interval, up to 10% early.
+    let Requeue::After(after) = requeue else {
+        panic!("{requeue:?}")
+    };
     assert!(
-        format!("{action:?}").contains("requeue_after"),
-        "{action:?}"
+        after <= Duration::from_secs(300) && after >= Duration::from_secs(270),
+        "{after:?}"
     );
     tokio::time::timeout(Duration::from_secs(5), api_server)
         .await
@@ -193,7 +200,7 @@ async fn a_finished_job_is_written_to_the_outbox_published_then_cleared() {
     let arns = state.store.generate(SV, 2, "IN PROGRESS", "job").unwrap();
     state
         .store
-        .upsert_job(crate::emulator::model::Job {
+        .upsert_job(personalize_emulator::model::Job {
             batch_inference_job_arn: Some(arns[0].clone()),
             status: Some("CREATE FAILED".into()),
             failure_reason: Some("bad input".into()),
@@ -258,8 +265,8 @@ async fn suspended_watch_writes_a_condition_and_does_not_poll() {
         assert_eq!(ready["status"], "True");
         assert!(patch["status"].get("counts").is_none());
     });
-    let action = reconcile(Arc::new(watch(true)), ctx.clone()).await.unwrap();
-    assert_eq!(action, Action::await_change());
+    let requeue = reconcile_watch(&watch(true), &ctx).await.unwrap();
+    assert_eq!(requeue, Requeue::OnChange);
     tokio::time::timeout(Duration::from_secs(5), api_server)
         .await
         .unwrap()
@@ -294,40 +301,55 @@ async fn unreachable_endpoint_sets_ready_false_and_warns_once() {
     let err = reconcile(w.clone(), ctx.clone())
         .await
         .expect_err("the poll fails");
-    assert_eq!(err.reason(), "EndpointUnreachable");
+    assert_eq!(err.reason(), Reason::EndpointUnreachable);
     tokio::time::timeout(Duration::from_secs(10), api_server)
         .await
         .unwrap()
         .unwrap();
-    // The error policy backs off, growing per failure.
-    let first = error_policy(w.clone(), &err, ctx.clone());
-    let second = error_policy(w.clone(), &err, ctx.clone());
-    let third = error_policy(w, &err, ctx);
-    let secs = |a: &Action| format!("{a:?}");
-    assert_ne!(secs(&first), secs(&third));
-    let _ = second;
-}
-
-#[test]
-fn backoff_grows_to_the_cap_with_jitter() {
-    let min = Duration::from_secs(5);
-    let max = Duration::from_secs(300);
-    for (n, base) in [(1, 5.0), (2, 10.0), (3, 20.0), (7, 300.0), (30, 300.0)] {
-        let d = backoff(n, min, max).as_secs_f64();
-        assert!(d <= base && d >= base * 0.8, "failure {n}: {d}");
+    // The error policy counts failures per watch and backs off: 5s, 10s, 20s.
+    for (n, base) in [(1, 5), (2, 10), (3, 20)] {
+        error_policy(w.clone(), &err, ctx.clone());
+        let counted = ctx
+            .failures()
+            .get(&ObjectRef::from_obj(w.as_ref()))
+            .copied();
+        assert_eq!(counted, Some(n));
+        let delay = retry_delay(&err, n, &ctx.settings, 0.0);
+        assert_eq!(delay, Duration::from_secs(base), "failure {n}");
     }
 }
 
 #[test]
 fn region_comes_from_spec_or_arn() {
     let mut w = watch(false);
-    assert_eq!(region_of(&w).unwrap(), "us-east-1");
+    assert_eq!(spec::region_of(&w).unwrap(), "us-east-1");
     w.spec.region = Some("eu-west-1".into());
-    assert_eq!(region_of(&w).unwrap(), "eu-west-1");
+    assert_eq!(spec::region_of(&w).unwrap(), "eu-west-1");
     w.spec.region = None;
     w.spec.solution_version_arn = "arn:aws:personalize::123:solution/x/y".into();
-    assert_eq!(region_of(&w).unwrap_err().reason(), "InvalidSpec");
-    let _ = w.name_any();
+    assert!(spec::region_of(&w).unwrap_err().contains("spec.region"));
+}
+
+/// An invalid spec is a Stalled condition and waits for a change of spec, without backoff.
+#[tokio::test]
+async fn an_invalid_spec_waits_for_a_change() {
+    let (ctx, mut handle) = context("http://127.0.0.1:9").await;
+    let mut w = watch(false);
+    w.spec.solution_version_arn = "arn:aws:personalize::123:solution/x/y".into();
+    let api_server = tokio::spawn(async move {
+        let patch = expect_status_patch(&mut handle, "2").await;
+        let ready = &patch["status"]["conditions"][0];
+        assert_eq!(ready["reason"], "InvalidSpec");
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["reason"], "InvalidSpec");
+    });
+    let action = reconcile(Arc::new(w), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    tokio::time::timeout(Duration::from_secs(5), api_server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ctx.failures().is_empty(), "no backoff entry");
 }
 
 /// An outbox left by a crash after publishing: the Event is found in the API and not published

@@ -12,10 +12,12 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use personalize_emulator::LoggedRequest;
+use personalize_emulator::model::Job;
 use personalize_watch::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
-use serde_json::json;
 
-use super::processes::{Emulator, Operator, OperatorOptions};
+use super::processes::{Emulator, Operator, OperatorOptions, job};
+use super::prometheus::Scrape;
 use super::{client, control_plane, http, install_crds, namespace};
 
 /// Sizes of every scenario.
@@ -115,18 +117,17 @@ pub fn process_usage(pid: u32) -> (f64, f64) {
     (hwm_kib / 1024.0, (ticks(11) + ticks(12)) / clock_ticks)
 }
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+fn metric(scrape: &Scrape, name: &str) -> f64 {
+    scrape.sum(name)
 }
 
-async fn metrics(op: &Operator) -> String {
-    http::request("GET", &op.admin_url, "/metrics", None)
-        .await
-        .map(|r| r.body)
-        .unwrap_or_default()
+async fn metrics(op: &Operator) -> Scrape {
+    Scrape::parse(
+        http::request("GET", &op.admin_url, "/metrics", None)
+            .await
+            .map(|r| r.body)
+            .unwrap_or_default(),
+    )
 }
 
 fn sv_arn(scenario: &str, i: usize) -> String {
@@ -228,26 +229,26 @@ async fn setup(name: &str, rate: f64) -> Setup {
     }
 }
 
-async fn list_calls(emu: &Emulator) -> Vec<serde_json::Value> {
+async fn list_calls(emu: &Emulator) -> Vec<LoggedRequest> {
     emu.requests()
         .await
         .into_iter()
-        .filter(|r| r["operation"] == "ListBatchInferenceJobs")
+        .filter(|r| r.operation == "ListBatchInferenceJobs")
         .collect()
 }
 
 /// Listings started: requests without a page token.
-fn listings(calls: &[serde_json::Value]) -> usize {
+fn listings(calls: &[LoggedRequest]) -> usize {
     calls
         .iter()
-        .filter(|r| r["hadNextToken"] == false && r["status"] == 200)
+        .filter(|r| !r.had_next_token && r.status == 200)
         .count()
 }
 
 /// Calls repeated: the same (ARN, first page or not) more often than the listings need is
 /// counted by comparing with the minimum; here, requests that failed and were re-sent.
-fn repeated(calls: &[serde_json::Value]) -> usize {
-    calls.iter().filter(|r| r["status"] != 200).count()
+fn repeated(calls: &[LoggedRequest]) -> usize {
+    calls.iter().filter(|r| r.status != 200).count()
 }
 
 fn fill_usage(row: &mut Row, op: &Operator, cpu_before: f64) {
@@ -407,13 +408,17 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
     let failures = scale.e_failures.min(n);
     let cpu2 = s.op.pid().map_or(0.0, |p| process_usage(p).1);
     let calls_before = list_calls(&s.emu).await.len();
-    let upserts: Vec<_> = running
+    let upserts: Vec<Job> = running
         .iter()
         .take(failures)
-        .map(|arn| json!({"batchInferenceJobArn": arn, "status": "CREATE FAILED", "failureReason": "bench"}))
+        .map(|arn| Job {
+            status: Some("CREATE FAILED".into()),
+            failure_reason: Some("bench".into()),
+            ..job(arn)
+        })
         .collect();
     let failed_at = Instant::now();
-    s.emu.upsert(json!(upserts)).await;
+    s.emu.upsert(&upserts).await;
     let limit = Duration::from_secs(scale.b_interval_secs * 3 + 30);
     while failed_at.elapsed() < limit {
         if seen.lock().unwrap().len() >= failures {
@@ -492,7 +497,7 @@ async fn rate_limit_run(watches: usize) -> Row {
     .await;
     let converge_secs = converge(&api, watches, 1, started, Duration::from_secs(240)).await;
     let calls = list_calls(&emu).await;
-    let times: Vec<i64> = calls.iter().filter_map(|r| r["timeMs"].as_i64()).collect();
+    let times: Vec<i64> = calls.iter().map(|r| r.time_ms).collect();
     let mut worst = 0;
     for (i, t) in times.iter().enumerate() {
         worst = worst.max(times[i..].iter().take_while(|x| **x < t + 1000).count());

@@ -1,7 +1,7 @@
 //! A local, wire-compatible AWS Personalize service for tests and demos: the awsJson1_1 API on
 //! `POST /` and an admin API under `/_emulator/` on the same port. See docs/emulator.md.
 //!
-//! It is its own binary (`personalize-emulator`) and never part of the operator's image.
+//! It is its own crate and binary (`personalize-emulator`), never part of the operator's image.
 
 pub mod admin;
 pub mod api;
@@ -11,7 +11,7 @@ pub mod server;
 pub mod store;
 pub mod token;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use faults::{FaultKind, Faults};
 use model::StateFile;
@@ -19,7 +19,7 @@ use store::Store;
 use token::TokenCodec;
 
 /// One answered API request, as `GET /_emulator/requests` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedRequest {
     pub seq: u64,
@@ -28,14 +28,16 @@ pub struct LoggedRequest {
     /// Milliseconds since the Unix epoch, when the request arrived.
     pub time_ms: i64,
     pub operation: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What the request named (its solution version, solution or job ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solution_version_arn: Option<String>,
     /// The HTTP status sent, or 0 when the connection was dropped.
     pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'static str>,
+    /// The error code sent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub had_next_token: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultKind>,
 }
 
@@ -76,7 +78,7 @@ impl EmulatorState {
             operation: facts.operation.unwrap_or_default(),
             solution_version_arn: facts.solution_version_arn,
             status,
-            error,
+            error: error.map(str::to_string),
             had_next_token: facts.had_token,
             fault: facts.fault,
         });

@@ -1,0 +1,171 @@
+//! The emulator's HTTP side: the Personalize API on `POST /` and the admin API under
+//! `/_emulator/`, on the shared serve loop (many keep-alive connections, graceful stop).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use super::EmulatorState;
+use super::api::{self, Outcome, RequestFacts};
+
+/// Largest request body accepted (the admin API takes large job arrays).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct Shared(Arc<Mutex<EmulatorState>>);
+
+impl Shared {
+    pub fn new(state: EmulatorState) -> Self {
+        Shared(Arc::new(Mutex::new(state)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, EmulatorState> {
+        // A panic while holding the lock cannot leave the state half-written in a way that
+        // matters for an emulator; keep serving.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Returned by the service to make hyper close the connection without an answer.
+#[derive(Debug)]
+struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+fn request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn response(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, content_type)
+        .header("x-amzn-RequestId", request_id());
+    if status == 200 {
+        builder = builder.header(header::CACHE_CONTROL, "no-store");
+    }
+    builder
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+async fn serve(
+    state: Shared,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, DropConnection> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let Ok(body) = Limited::new(body, MAX_BODY).collect().await else {
+        return Ok(response(
+            413,
+            "application/json",
+            "{\"error\":\"request body too large or unreadable\"}".into(),
+        ));
+    };
+    let body = body.to_bytes();
+    let path = parts.uri.path();
+    if path.starts_with("/_emulator/") {
+        let answer = super::admin::handle(
+            &mut state.lock(),
+            parts.method.as_str(),
+            path,
+            parts.uri.query(),
+            &body,
+        );
+        return Ok(response(
+            answer.status,
+            "application/json",
+            answer.body.to_string(),
+        ));
+    }
+    if parts.method != http::Method::POST {
+        return Ok(response(
+            404,
+            "application/json",
+            "{\"error\":\"the Personalize API is POST /; the admin API is under /_emulator/\"}"
+                .into(),
+        ));
+    }
+    let (facts, outcome) = call_api(&state, &parts, &body);
+    respond(&facts, outcome, started).await
+}
+
+/// Runs one API request against the state and logs it.
+fn call_api(state: &Shared, parts: &Parts, body: &[u8]) -> (RequestFacts, Outcome) {
+    let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let mut facts = RequestFacts::default();
+    let mut state = state.lock();
+    let outcome = api::handle(
+        &mut state,
+        header_str("x-amz-target"),
+        header_str("authorization"),
+        body,
+        &mut facts,
+    );
+    let (status, error) = match &outcome {
+        Outcome::Respond {
+            status, error_type, ..
+        } => (*status, *error_type),
+        Outcome::Drop => (0, None),
+    };
+    state.log(facts.clone(), status, error);
+    (facts, outcome)
+}
+
+/// Sends the outcome: after its delay, as an awsJson1_1 response, or by dropping the connection.
+async fn respond(
+    facts: &RequestFacts,
+    outcome: Outcome,
+    started: Instant,
+) -> Result<Response<Full<Bytes>>, DropConnection> {
+    let operation = facts.operation.as_deref().unwrap_or("");
+    let Outcome::Respond {
+        status,
+        error_type,
+        body,
+        delay_ms,
+    } = outcome
+    else {
+        info!(operation, fault = "drop", "dropping the connection");
+        return Err(DropConnection);
+    };
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    info!(
+        operation,
+        solution_version_arn = facts.solution_version_arn.as_deref().unwrap_or(""),
+        status,
+        error = error_type.unwrap_or(""),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    let mut resp = response(status, "application/x-amz-json-1.1", body);
+    if let Some(code) = error_type
+        && let Ok(value) = http::HeaderValue::from_str(code)
+    {
+        resp.headers_mut().insert("x-amzn-ErrorType", value);
+    }
+    Ok(resp)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets open requests finish.
+pub async fn run(listener: TcpListener, state: Shared, shutdown: impl Future<Output = ()>) {
+    personalize_watch_runtime::serve(listener, move |req| serve(state.clone(), req), shutdown)
+        .await;
+}

@@ -1,0 +1,129 @@
+//! The control plane: the one named by KUBECONFIG when set (`make test` starts one and sets
+//! it), otherwise one this process starts with hack/cluster.sh; a reaper tears it down when this
+//! process ends, however it ends.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::repo_root;
+
+pub struct ControlPlane {
+    pub kubeconfig: PathBuf,
+    /// The hack/cluster.sh state folder, when known (tests that restart the API server need it).
+    pub dir: Option<PathBuf>,
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// The test run's control plane, started on first use.
+pub fn control_plane() -> &'static ControlPlane {
+    match CONTROL_PLANE.get_or_init(start_control_plane) {
+        Ok(cp) => cp,
+        Err(e) => panic!("no control plane: {e}"),
+    }
+}
+
+fn start_control_plane() -> Result<ControlPlane, String> {
+    if let Ok(kubeconfig) = std::env::var("KUBECONFIG") {
+        return Ok(ControlPlane {
+            kubeconfig: PathBuf::from(kubeconfig),
+            dir: std::env::var("PW_CLUSTER_DIR").ok().map(PathBuf::from),
+        });
+    }
+    let dir = std::env::temp_dir().join(format!("personalize-watch-test-{}", std::process::id()));
+    Ok(ControlPlane {
+        kubeconfig: cluster_up(&dir)?,
+        dir: Some(dir),
+    })
+}
+
+/// `hack/cluster.sh up` in `dir`, torn down by its reaper when this process ends; returns the
+/// kubeconfig path from its last line.
+fn cluster_up(dir: &Path) -> Result<PathBuf, String> {
+    let output = Command::new("bash")
+        .arg(repo_root().join("hack/cluster.sh"))
+        .arg("up")
+        .env("PW_CLUSTER_DIR", dir)
+        .env("PW_OWNER_PID", std::process::id().to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run hack/cluster.sh: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "hack/cluster.sh up failed ({}); it needs Go to build the control plane the first time, \
+             or run `make test`, which builds everything",
+            output.status
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    last.strip_prefix("export KUBECONFIG=")
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("unexpected last line from hack/cluster.sh up: {last:?}"))
+}
+
+/// A copy of the admin kubeconfig that impersonates `user` (e.g. a ServiceAccount).
+pub fn impersonating_kubeconfig(user: &str, name: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(&control_plane().kubeconfig).expect("admin kubeconfig");
+    let impersonating = admin.replacen(
+        "    client-key-data:",
+        &format!("    as: {user}\n    client-key-data:"),
+        1,
+    );
+    assert_ne!(
+        admin, impersonating,
+        "the admin kubeconfig has a client key"
+    );
+    let path = std::env::temp_dir().join(format!("pw-{name}-{}.kubeconfig", std::process::id()));
+    std::fs::write(&path, impersonating).expect("write kubeconfig");
+    path
+}
+
+/// A control plane of its own, for tests that stop or pause the API server. Torn down when dropped
+/// (and by the reaper if this process dies).
+pub struct PrivateControlPlane {
+    pub kubeconfig: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl PrivateControlPlane {
+    pub fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("pw-{name}-{}", std::process::id()));
+        let kubeconfig = cluster_up(&dir).unwrap_or_else(|e| panic!("{e}"));
+        PrivateControlPlane { kubeconfig, dir }
+    }
+
+    pub fn apiserver_pid(&self) -> u32 {
+        std::fs::read_to_string(self.dir.join("apiserver.pid"))
+            .expect("apiserver.pid")
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+
+    pub fn signal_apiserver(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.apiserver_pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for PrivateControlPlane {
+    fn drop(&mut self) {
+        let stopped = Command::new("bash")
+            .arg(repo_root().join("hack/cluster.sh"))
+            .arg("down")
+            .env("PW_CLUSTER_DIR", &self.dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+        if !stopped.is_ok_and(|s| s.success()) {
+            eprintln!(
+                "could not stop the control plane in {}; its reaper will",
+                self.dir.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The test harness of personalize-watch, shared by `tests/` and `benches/`: one real control
+//! plane per test run ([`cluster`]), a fresh namespace per test, the CRDs from crds/, the
+//! emulator and the operator as child processes ([`processes`]), the fixture most end-to-end
+//! tests start from ([`fixture`]), commands ([`command`]), and the parsers tests share
+//! ([`prometheus`], [`markdown`]).
+
+pub mod bench;
+pub mod cluster;
+pub mod command;
+pub mod fixture;
+pub mod http;
+pub mod markdown;
+pub mod processes;
+pub mod prometheus;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+pub use cluster::{ControlPlane, PrivateControlPlane, control_plane, impersonating_kubeconfig};
+pub use command::{CommandOutput, kubectl, kubectl_with_input};
+pub use fixture::{Fixture, condition, total};
+pub use processes::{Emulator, Operator, OperatorOptions, free_port};
+
+/// Fake AWS credentials: the emulator accepts any, and tests check the secret never leaks.
+pub const FAKE_ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
+pub const FAKE_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+/// The account of every ARN the tests make up.
+pub const ACCOUNT: &str = "123456789012";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Kubernetes version the control plane is built at: the one source is the wrapper module
+/// in hack/control-plane/go.mod.
+pub fn kube_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let go_mod = include_str!("../../../hack/control-plane/go.mod");
+        go_mod
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("k8s.io/kubernetes "))
+            .map(|v| v.trim().to_string())
+            .expect("hack/control-plane/go.mod requires k8s.io/kubernetes")
+    })
+}
+
+pub fn solution_version_arn(solution: &str) -> String {
+    format!("arn:aws:personalize:us-east-1:{ACCOUNT}:solution/{solution}/v1")
+}
+
+pub fn job_arn(name: &str) -> String {
+    format!("arn:aws:personalize:us-east-1:{ACCOUNT}:batch-inference-job/{name}")
+}
+
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    personalize_watch::install_crypto_provider();
+    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig readable");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig valid");
+    Client::try_from(config).expect("client")
+}
+
+/// A client of the test run's control plane, as the admin.
+pub async fn client() -> Client {
+    client_for(&control_plane().kubeconfig).await
+}
+
+/// A namespace of its own for one test.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let name = format!(
+        "{}-{:06x}",
+        prefix.to_lowercase().replace('_', "-"),
+        rand::random::<u32>() & 0xff_ffff
+    );
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+    }))
+    .expect("namespace object");
+    api.create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    name
+}
+
+/// Applies every CRD in crds/ and waits until each is Established.
+pub async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let dir = repo_root().join("crds");
+    for entry in std::fs::read_dir(&dir).expect("crds/ readable") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("crd file");
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("crd yaml");
+        let name = crd.metadata.name.clone().expect("crd name");
+        api.patch(
+            &name,
+            &PatchParams::apply("personalize-watch-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply crd");
+        wait_for(Duration::from_secs(30), "CRD Established", || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+/// Applies a CRD file (server-side) with kubectl and waits until `name` is Established.
+pub fn install_crd_file(path: &Path, name: &str) {
+    let path = path.to_str().expect("UTF-8 path");
+    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", path]).expect_success();
+    kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        &format!("crd/{name}"),
+        "--timeout=30s",
+    ])
+    .expect_success();
+}
+
+/// Polls `check` every 100 ms until it returns Some, or panics after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A binary the tests need, found where hack/ scripts put it; fails with how to get it.
+pub fn tool(name: &str) -> PathBuf {
+    let var = match name {
+        "kubectl" => "TEST_ASSET_KUBECTL",
+        "kube-apiserver" => "TEST_ASSET_KUBE_APISERVER",
+        "etcd" => "TEST_ASSET_ETCD",
+        "aws" => "PW_AWS_CLI",
+        "python" => "PW_PYTHON",
+        "helm" => "PW_HELM",
+        "hadolint" => "PW_HADOLINT",
+        "kstatus" => "PW_KSTATUS",
+        "promrules" => "PW_PROMRULES",
+        _ => "",
+    };
+    if let Ok(path) = std::env::var(var) {
+        return PathBuf::from(path);
+    }
+    if let Ok(dir) = std::env::var("KUBEBUILDER_ASSETS")
+        && Path::new(&dir).join(name).exists()
+    {
+        return Path::new(&dir).join(name);
+    }
+    let cache = cache_dir();
+    let candidates = [
+        cache.join("k8s").join(kube_version()).join(name),
+        cache.join("bin").join(name),
+        cache.join("venv/bin").join(name),
+    ];
+    for c in &candidates {
+        if c.exists() {
+            return c.clone();
+        }
+    }
+    panic!(
+        "{name} not found (looked at ${var} and {candidates:?}); run `make tools` (hack/tools.sh) \
+         or `make test`, which installs it"
+    );
+}
+
+/// Where hack/ scripts keep what they build: $PW_CACHE, else ~/.cache/personalize-watch.
+pub fn cache_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PW_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
+        });
+    base.join("personalize-watch")
+}

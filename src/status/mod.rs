@@ -1,0 +1,216 @@
+//! The status computation: a pure function of the previous status and what a poll found.
+//!
+//! Everything the operator decides lives here, free of I/O: counts and the bounded job list
+//! ([`jobs`]), the conditions ([`conditions`]), and which jobs to announce ([`ledger`]).
+
+pub mod conditions;
+pub mod jobs;
+pub mod ledger;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::crd::{PendingEvent, SolutionVersionWatchStatus};
+use crate::personalize::ListedJob;
+use crate::reasons::{ConditionStatus, ConditionType, Reason};
+
+pub use conditions::{Conditions, condition};
+pub use jobs::{JobState, counts};
+pub use ledger::{LedgerUpdate, job_id};
+
+use ConditionStatus::{False, True};
+use ConditionType::{Ready, Reconciling, Stalled};
+
+/// Why a poll failed, as far as status is concerned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollFailure {
+    pub reason: Reason,
+    pub message: String,
+    /// Needs a change of spec or IAM to get better.
+    pub stalled: bool,
+}
+
+/// What the poll of this reconcile found.
+#[derive(Clone, Copy, Debug)]
+pub enum PollOutcome<'a> {
+    /// A complete listing.
+    Listed(&'a [ListedJob]),
+    Failed(&'a PollFailure),
+    Suspended,
+}
+
+/// The inputs besides the previous status.
+#[derive(Clone, Debug)]
+pub struct Observation<'a> {
+    pub solution_version_arn: &'a str,
+    pub generation: i64,
+    pub max_jobs_in_status: usize,
+    pub now: Timestamp,
+    pub outcome: PollOutcome<'a>,
+}
+
+/// What a reconcile decided: the next status, whose ledger's outbox holds every Event still to
+/// publish.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub status: SolutionVersionWatchStatus,
+    /// Finished jobs whose Event waits for a later poll (over the per-poll cap).
+    pub deferred: usize,
+    /// The first listing's summary Event. Informational, so it is published after the status
+    /// write without the outbox: one write per watch fewer on the first listing, at the price
+    /// of losing it if the operator dies between the two.
+    pub summary: Option<PendingEvent>,
+}
+
+/// Times in status have whole seconds (metav1.Time); compare at that precision too.
+pub(crate) fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+/// The next status after a poll.
+pub fn next_status(prev: Option<&SolutionVersionWatchStatus>, obs: &Observation<'_>) -> Decision {
+    let prev = prev.cloned().unwrap_or_default();
+    match obs.outcome {
+        PollOutcome::Listed(listed) => after_listing(prev, listed, obs),
+        PollOutcome::Failed(failure) => after_failure(prev, failure, obs),
+        PollOutcome::Suspended => Decision {
+            status: while_suspended(prev, obs),
+            deferred: 0,
+            summary: None,
+        },
+    }
+}
+
+fn after_listing(
+    prev: SolutionVersionWatchStatus,
+    listed: &[ListedJob],
+    obs: &Observation<'_>,
+) -> Decision {
+    let jobs = jobs::relevant_jobs(listed, obs.solution_version_arn);
+    let counts = counts(&jobs);
+    let update = ledger::next_ledger(prev.ledger.as_ref(), &jobs, &counts);
+    let described = jobs::describe_counts(&counts);
+    let g = obs.generation;
+    let mut status = SolutionVersionWatchStatus {
+        observed_generation: Some(g),
+        jobs: jobs::newest(&jobs, obs.max_jobs_in_status),
+        jobs_truncated: jobs.len() > obs.max_jobs_in_status,
+        counts: Some(counts),
+        ledger: Some(update.ledger),
+        last_sync_time: Some(Time(whole_seconds(obs.now))),
+        stale: false,
+        ..prev
+    };
+    let mut c = Conditions::new(&mut status.conditions, g, obs.now);
+    c.set(Ready, True, Reason::Synced, &format!("Listed {described}"));
+    c.set(Stalled, False, Reason::Synced, "Polling normally");
+    c.set(
+        Reconciling,
+        False,
+        Reason::Synced,
+        &format!("Generation {g} listed"),
+    );
+    Decision {
+        status,
+        deferred: update.deferred,
+        summary: update.summary,
+    }
+}
+
+fn after_failure(
+    prev: SolutionVersionWatchStatus,
+    failure: &PollFailure,
+    obs: &Observation<'_>,
+) -> Decision {
+    let g = obs.generation;
+    let listed = generation_listed(&prev, g);
+    let kept = data_from(&prev).unwrap_or_default();
+    let mut status = SolutionVersionWatchStatus {
+        observed_generation: Some(g),
+        stale: prev.last_sync_time.is_some(),
+        ..prev
+    };
+    let mut c = Conditions::new(&mut status.conditions, g, obs.now);
+    let message = format!("{}{kept}", failure.message);
+    c.set(Ready, False, failure.reason, &message);
+    if failure.stalled {
+        c.set(Stalled, True, failure.reason, &failure.message);
+        c.set(
+            Reconciling,
+            False,
+            failure.reason,
+            "Waiting for a change of spec or permissions",
+        );
+    } else {
+        c.set(
+            Stalled,
+            False,
+            Reason::Retrying,
+            "The error may clear by itself; retrying with backoff",
+        );
+        if listed {
+            c.set(
+                Reconciling,
+                False,
+                Reason::Synced,
+                &format!("Generation {g} listed"),
+            );
+        } else {
+            let message = format!("Generation {g} not listed yet: {}", failure.message);
+            c.set(Reconciling, True, failure.reason, &message);
+        }
+    }
+    Decision {
+        status,
+        deferred: 0,
+        summary: None,
+    }
+}
+
+fn while_suspended(
+    prev: SolutionVersionWatchStatus,
+    obs: &Observation<'_>,
+) -> SolutionVersionWatchStatus {
+    let g = obs.generation;
+    let since = data_from(&prev).unwrap_or_else(|| "; nothing has been listed yet".into());
+    let mut status = SolutionVersionWatchStatus {
+        observed_generation: Some(g),
+        ..prev
+    };
+    let mut c = Conditions::new(&mut status.conditions, g, obs.now);
+    let message = format!("Polling is suspended by spec.suspend{since}");
+    c.set(Ready, True, Reason::Suspended, &message);
+    c.set(Stalled, False, Reason::Suspended, "Polling is suspended");
+    c.set(
+        Reconciling,
+        False,
+        Reason::Suspended,
+        "Polling is suspended",
+    );
+    status
+}
+
+/// Where the counts and jobs shown come from, when a poll did not list.
+fn data_from(prev: &SolutionVersionWatchStatus) -> Option<String> {
+    prev.last_sync_time
+        .as_ref()
+        .map(|t| format!("; counts and jobs are from the listing at {}", t.0))
+}
+
+/// Whether `generation` has had a complete listing.
+fn generation_listed(prev: &SolutionVersionWatchStatus, generation: i64) -> bool {
+    condition(prev, Reconciling)
+        .is_some_and(|c| c.status == False.as_str() && c.observed_generation == Some(generation))
+        && prev.last_sync_time.is_some()
+}
+
+/// The interval to the next poll: the active one while any job is pending or in progress.
+pub fn wants_active_polling(status: &SolutionVersionWatchStatus) -> bool {
+    status
+        .counts
+        .as_ref()
+        .is_some_and(|c| c.pending + c.in_progress > 0)
+}
+
+#[cfg(test)]
+mod tests;
