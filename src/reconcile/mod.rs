@@ -77,8 +77,30 @@ pub enum Polled {
         jobs: Vec<ListedJob>,
         intervals: PollIntervals,
     },
-    Failed(Error),
+    /// The error goes to the error policy; status and Events describe it as `failure`.
+    Failed {
+        error: Error,
+        failure: PollFailure,
+    },
     Suspended,
+}
+
+impl Polled {
+    fn failed(error: Error) -> Self {
+        let failure = PollFailure {
+            reason: error.reason(),
+            message: error.to_string(),
+            stalled: error.stalled(),
+        };
+        Polled::Failed { error, failure }
+    }
+
+    fn failure(&self) -> Option<&PollFailure> {
+        match self {
+            Polled::Failed { failure, .. } => Some(failure),
+            Polled::Listed { .. } | Polled::Suspended => None,
+        }
+    }
 }
 
 /// `namespace/name`, as logs name a watch.
@@ -116,12 +138,12 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
     }
     let polled = match spec::validate(watch, ctx.settings.default_intervals) {
         Ok(target) => poll(ctx, target).await,
-        Err(problem) => Polled::Failed(Error::InvalidSpec(problem)),
+        Err(problem) => Polled::failed(Error::InvalidSpec(problem)),
     };
     let decision = decide(watch, &polled);
     let active = status::wants_active_polling(&decision.status);
     let deferred = decision.deferred > 0;
-    persist::persist_and_publish(ctx, watch, decision, failure_of(&polled).as_ref()).await?;
+    persist::persist_and_publish(ctx, watch, decision, polled.failure()).await?;
     schedule(polled, active, deferred)
 }
 
@@ -139,28 +161,16 @@ async fn poll(ctx: &Context, target: Target) -> Polled {
             jobs,
             intervals: target.intervals,
         },
-        Err(e) => Polled::Failed(e.into()),
-    }
-}
-
-fn failure_of(polled: &Polled) -> Option<PollFailure> {
-    match polled {
-        Polled::Failed(e) => Some(PollFailure {
-            reason: e.reason(),
-            message: e.to_string(),
-            stalled: e.stalled(),
-        }),
-        Polled::Listed { .. } | Polled::Suspended => None,
+        Err(e) => Polled::failed(e.into()),
     }
 }
 
 /// The pure step: the next status from the previous one and what the poll found.
 fn decide(watch: &SolutionVersionWatch, polled: &Polled) -> Decision {
-    let failure = failure_of(polled);
-    let outcome = match (polled, &failure) {
-        (Polled::Listed { jobs, .. }, _) => PollOutcome::Listed(jobs),
-        (_, Some(failure)) => PollOutcome::Failed(failure),
-        _ => PollOutcome::Suspended,
+    let outcome = match polled {
+        Polled::Listed { jobs, .. } => PollOutcome::Listed(jobs),
+        Polled::Failed { failure, .. } => PollOutcome::Failed(failure),
+        Polled::Suspended => PollOutcome::Suspended,
     };
     status::next_status(
         watch.status.as_ref(),
@@ -187,7 +197,7 @@ fn schedule(polled: Polled, active: bool, deferred: bool) -> Result<Requeue> {
             rand::rng().random_range(0.0..=1.0),
         )),
         Polled::Suspended => Ok(Requeue::OnChange),
-        Polled::Failed(e) => Err(e),
+        Polled::Failed { error, .. } => Err(error),
     }
 }
 

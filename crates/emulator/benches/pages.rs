@@ -117,10 +117,10 @@ async fn main() {
             percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
         ));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill().expect("stop the emulator");
+    child.wait().expect("reap the emulator");
     print!("{report}");
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("bench-emulator.txt"), &report);
+    std::fs::create_dir_all(&out).expect("target/ is writable");
+    std::fs::write(out.join("bench-emulator.txt"), &report).expect("target/ is writable");
 }

@@ -539,14 +539,15 @@ async fn curve_point(watches: usize, rate: f64) -> Row {
 
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    let _ = writeln!(
+    writeln!(
         out,
         "| scenario | watches | jobs | apply to complete (s) | listings | calls / minimum | failed calls | status writes | events | peak RSS (MiB) | CPU (s) | CPU ms per page | event latency p50 / p99 (s) | notes |"
-    );
-    let _ = writeln!(
+    ).expect("writing to a String");
+    writeln!(
         out,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
+    )
+    .expect("writing to a String");
     for r in rows {
         let converge = r
             .converge_secs
@@ -565,7 +566,7 @@ pub fn table(rows: &[Row]) -> String {
             (Some(a), Some(b)) => format!("{a:.1} / {b:.1}"),
             _ => "-".into(),
         };
-        let _ = writeln!(
+        writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.2} | {} | {} |",
             r.scenario,
@@ -582,7 +583,7 @@ pub fn table(rows: &[Row]) -> String {
             r.cpu_ms_per_page,
             latency,
             r.note
-        );
+        ).expect("writing to a String");
     }
     out
 }
