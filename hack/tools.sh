@@ -60,8 +60,9 @@ flux=$(go mod download -json "github.com/fluxcd/kustomize-controller@$FLUX_KUSTO
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
 echo "export PW_FLUX_KUSTOMIZE=$flux"
 
-# The kstatus (Flux) and Prometheus rule checkers, small Go programs of this repo's.
-for tool in kstatus promrules; do
+# The kstatus (Flux) and Prometheus rule checkers and the Argo Events runner, small Go programs
+# of this repo's.
+for tool in kstatus promrules argo-events-check; do
   src="$REPO_ROOT/hack/$tool"
   bin="$PW_BIN/$tool-$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-12)"
   if [ ! -x "$bin" ]; then
@@ -69,7 +70,7 @@ for tool in kstatus promrules; do
     mkdir -p "$PW_BIN"
     (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -o "$bin.tmp" . && mv "$bin.tmp" "$bin")
   fi
-  echo "export PW_$(echo "$tool" | tr '[:lower:]' '[:upper:]')=$bin"
+  echo "export PW_$(echo "$tool" | tr '[:lower:]-' '[:upper:]_')=$bin"
 done
 echo "export PW_PYTHON=$venv/bin/python"
 echo "export PW_HADOLINT=$venv/bin/hadolint"

@@ -1,6 +1,7 @@
 //! The controller around reconcile: which watches this instance handles, the watch streams
 //! and their caches, and the loop that runs reconciles until shutdown.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -12,7 +13,7 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use tracing::debug;
 
 use crate::crd::SolutionVersionWatch;
-use crate::metrics::Metrics;
+use crate::metrics::WatchLabels;
 use crate::reconcile::{Context, error_policy, reconcile};
 
 /// Which SolutionVersionWatches this instance handles.
@@ -44,18 +45,50 @@ impl Scope {
     }
 }
 
-/// Watches known per stream, summed into the `watches` gauge.
+/// What the watch streams tell the rest of the process: how many watches each holds (summed
+/// into the `watches` gauge), and which are gone (their metric series and backoff go too).
 #[derive(Clone)]
-struct WatchCounts {
+struct StreamObserver {
     per_stream: Arc<Mutex<Vec<usize>>>,
-    metrics: Arc<Metrics>,
+    ctx: Arc<Context>,
 }
 
-impl WatchCounts {
-    fn update(&self, index: usize, count: usize) {
+impl StreamObserver {
+    fn observe(
+        &self,
+        index: usize,
+        event: &watcher::Event<SolutionVersionWatch>,
+        cache: &Store<SolutionVersionWatch>,
+    ) {
+        match event {
+            watcher::Event::Delete(watch) => {
+                let uid = watch.uid().unwrap_or_default();
+                self.ctx.metrics.forget_watch(&labels(watch), &uid);
+                self.ctx.forget(&uid);
+            }
+            // After a relist, deletions missed while the stream was down show as absences.
+            watcher::Event::InitDone => {
+                let known: HashSet<(WatchLabels, String)> = cache
+                    .state()
+                    .iter()
+                    .map(|w| (labels(w), w.uid().unwrap_or_default()))
+                    .collect();
+                self.ctx
+                    .metrics
+                    .retain_watches(|key, uid| known.contains(&(key.clone(), uid.to_string())));
+            }
+            _ => {}
+        }
         let mut counts = self.per_stream.lock().unwrap_or_else(|p| p.into_inner());
-        counts[index] = count;
-        self.metrics.set_watches(counts.iter().sum());
+        counts[index] = cache.len();
+        self.ctx.metrics.set_watches(counts.iter().sum());
+    }
+}
+
+fn labels(watch: &SolutionVersionWatch) -> WatchLabels {
+    WatchLabels {
+        namespace: watch.namespace().unwrap_or_default(),
+        name: watch.name_any(),
     }
 }
 
@@ -70,16 +103,16 @@ pub async fn run(
 ) {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let apis = scope.apis(&ctx.client);
-    let counts = WatchCounts {
+    let observer = StreamObserver {
         per_stream: Arc::new(Mutex::new(vec![0; apis.len()])),
-        metrics: ctx.metrics.clone(),
+        ctx: ctx.clone(),
     };
     let mut readers = Vec::new();
     let mut controllers = Vec::new();
     for (index, api) in apis.into_iter().enumerate() {
         let (reader, writer) = reflector::store();
         readers.push(reader.clone());
-        let stream = watch_stream(api, &scope, writer, reader.clone(), index, counts.clone());
+        let stream = watch_stream(api, &scope, writer, reader.clone(), index, observer.clone());
         let controller = Controller::for_stream(stream, reader)
             .with_config(Config::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown.clone())
@@ -104,26 +137,22 @@ pub async fn run(
 }
 
 /// The watch events that trigger reconciles: spec changes only (status writes must not
-/// re-trigger: a predicate on generation). The cache follows every event; deleted watches
-/// drop their metric series.
+/// re-trigger: a predicate on generation). The cache follows every event.
 fn watch_stream(
     api: Api<SolutionVersionWatch>,
     scope: &Scope,
     writer: reflector::store::Writer<SolutionVersionWatch>,
     reader: Store<SolutionVersionWatch>,
     index: usize,
-    counts: WatchCounts,
+    observer: StreamObserver,
 ) -> impl futures::Stream<Item = Result<SolutionVersionWatch, watcher::Error>> + Send + 'static {
     watcher(api, scope.watcher_config())
         .default_backoff()
         .reflect(writer)
         .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(watch)) = event {
-                counts
-                    .metrics
-                    .forget_watch(&watch.namespace().unwrap_or_default(), &watch.name_any());
+            if let Ok(event) = event {
+                observer.observe(index, event, &reader);
             }
-            counts.update(index, reader.len());
         })
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default())

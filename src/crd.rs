@@ -1,5 +1,7 @@
 //! The SolutionVersionWatch custom resource: spec, status and the generated CRD.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -130,7 +132,7 @@ pub struct SolutionVersionWatchStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Ready, Stalled and Reconciling, one of each.
+    /// Ready, Stalled, Reconciling and EventsPublished, one of each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -206,23 +208,40 @@ pub struct JobSummary {
 }
 
 /// What has been announced, kept in status so that Events happen exactly once even when the
-/// operator restarts, leadership moves or status.jobs is truncated.
+/// operator restarts, leadership moves, status.jobs is truncated, or a listing leaves jobs out.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventLedger {
-    /// Creation time of the newest job at the last complete listing; jobs created well before
-    /// it were all seen.
+    /// Where the listings came from. Another region or endpoint starts a new baseline: one
+    /// summary Event, no Event per historical job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub watermark: Option<Time>,
-    /// Ids of jobs that had not finished at the last listing (or whose Event is deferred).
+    pub source: Option<ListingSource>,
+    /// Jobs that finished at or before this time are accounted for: announced, or finished
+    /// before the watch's first listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<Time>,
+    /// Ids of jobs to announce when they are seen finished (seen unfinished, or waiting for room
+    /// in the outbox), oldest first. An id leaves only when its job is seen finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open: Vec<String>,
-    /// Ids of finished jobs created within the grace window before the watermark.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recent_finished: Vec<String>,
-    /// Events decided but not yet confirmed published (an outbox).
+    /// Finished jobs after the horizon that are accounted for: id to when the job finished (or
+    /// was announced, if later), in seconds since the epoch. Pruned by that age, never by a
+    /// listing that leaves a job out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub finished: BTreeMap<String, i64>,
+    /// Events decided but not yet published (an outbox, bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<PendingEvent>,
+}
+
+/// The region and endpoint a listing used.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListingSource {
+    /// The AWS region called.
+    pub region: String,
+    /// The endpoint override, or "default" for the partition's Personalize endpoint.
+    pub endpoint: String,
 }
 
 /// An Event to publish.
@@ -231,6 +250,10 @@ pub struct EventLedger {
 pub struct PendingEvent {
     /// Failed, Completed or Discovered.
     pub kind: AnnouncementKind,
+    /// What the Event is about: the job's ARN (its name when the listing gave no ARN), or the
+    /// baseline for Discovered. With the watch's UID and the kind it names the Event, so a
+    /// second publish of the same Event finds it already there.
+    pub id: String,
     /// The job's name (empty for Discovered).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub job_name: String,

@@ -13,6 +13,11 @@ pub enum Error {
 
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+
+    #[error(
+        "the status write conflicted {0} times in a row (another writer keeps changing the watch)"
+    )]
+    WriteConflict(u32),
 }
 
 impl Error {
@@ -20,7 +25,7 @@ impl Error {
     pub fn reason(&self) -> Reason {
         match self {
             Error::Personalize(e) => e.kind.reason(),
-            Error::Kube(_) => Reason::KubernetesApiError,
+            Error::Kube(_) | Error::WriteConflict(_) => Reason::KubernetesApiError,
             Error::InvalidSpec(_) => Reason::InvalidSpec,
         }
     }
@@ -30,7 +35,7 @@ impl Error {
         match self {
             Error::Personalize(e) => e.kind.stalled(),
             Error::InvalidSpec(_) => true,
-            Error::Kube(_) => false,
+            Error::Kube(_) | Error::WriteConflict(_) => false,
         }
     }
 }

@@ -46,15 +46,16 @@ pub async fn lead_then_run(
             )
         })?;
     let (leading, lease_task) = manager.watch().await;
-    ctx.metrics.set_leader(false);
+    stand_by(&ctx);
     while became_leader(&leading, &shutdown).await {
         info!(lease = %lease.name, "became the leader");
+        ctx.set_leading(true);
         ctx.metrics.set_leader(true);
         let term = shutdown.child();
-        let end_of_term = lost_leadership(leading.clone(), term.clone());
+        let end_of_term = lost_leadership(leading.clone(), term.clone(), ctx.clone());
         controller::run(ctx.clone(), scope.clone(), concurrency, term.wait(), || {}).await;
         end_of_term.abort();
-        ctx.metrics.set_leader(false);
+        stand_by(&ctx);
         if shutdown.is_triggered() {
             break;
         }
@@ -79,15 +80,24 @@ async fn became_leader(leading: &watch::Receiver<bool>, shutdown: &Shutdown) -> 
     }
 }
 
-/// Ends the term when the Lease is lost.
+/// Not leading: nothing is written or published, and the per-watch series are the leader's.
+fn stand_by(ctx: &Context) {
+    ctx.set_leading(false);
+    ctx.metrics.set_leader(false);
+    ctx.metrics.clear_watches();
+}
+
+/// Ends the term when the Lease is lost: reconciles still in flight stop writing at once.
 fn lost_leadership(
     mut leading: watch::Receiver<bool>,
     term: Shutdown,
+    ctx: Arc<Context>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if leading.wait_for(|l| !*l).await.is_err() {
             warn!("the lease manager stopped; ending the term");
         }
+        ctx.set_leading(false);
         term.trigger();
     })
 }

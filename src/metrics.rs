@@ -1,8 +1,13 @@
 //! Prometheus metrics (prometheus-client, text format).
+//!
+//! Per-watch series follow what was written: they change only after a successful status write,
+//! a deleted watch's series go and never come back (its UID is remembered), a suspended watch
+//! does not age into the stale alert, and an instance that loses its Lease drops them all (the
+//! new leader exports them).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +18,10 @@ use prometheus_client::registry::{Metric, Registry};
 
 use crate::crd::JobCounts;
 use crate::reasons::Reason;
+
+/// Deleted watches remembered, so a reconcile still in flight cannot bring their series back.
+const TOMBSTONES: usize = 10_000;
+const JOB_STATES: [&str; 5] = ["pending", "in_progress", "active", "failed", "other"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -30,6 +39,7 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+/// A watch, as its series name it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WatchLabels {
     pub namespace: String,
@@ -43,6 +53,27 @@ pub struct JobStateLabels {
     pub state: String,
 }
 
+/// What a successful status write says about a watch.
+#[derive(Clone, Debug, Default)]
+pub struct WatchView<'a> {
+    pub uid: &'a str,
+    pub counts: Option<&'a JobCounts>,
+    /// The last complete listing, seconds since the epoch.
+    pub last_sync: Option<f64>,
+    /// A suspended watch is not polled, so its last sync does not age into staleness.
+    pub suspended: bool,
+    pub pending_events: usize,
+}
+
+/// The per-watch bookkeeping behind the per-watch series.
+#[derive(Default)]
+struct Watches {
+    /// UID and (unless suspended) last sync of every watch with series.
+    known: HashMap<WatchLabels, (String, Option<f64>)>,
+    deleted: HashSet<String>,
+    deleted_order: VecDeque<String>,
+}
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Counter,
@@ -51,13 +82,17 @@ pub struct Metrics {
     personalize_requests: Family<RequestLabels, Counter>,
     personalize_throttled: Family<OperationLabels, Counter>,
     jobs: Family<JobStateLabels, Gauge>,
-    watches: Gauge,
+    watch_count: Gauge,
     leader: Gauge,
     seconds_since_sync: Family<WatchLabels, Gauge<f64, AtomicU64>>,
+    last_sync: Family<WatchLabels, Gauge<f64, AtomicU64>>,
+    pending_events: Family<WatchLabels, Gauge>,
     status_writes: Counter,
+    status_conflicts: Counter,
     events: Family<ReasonLabels, Counter>,
-    /// Last complete listing per watch, in seconds since the epoch; ages are computed at scrape.
-    last_sync: Mutex<HashMap<WatchLabels, f64>>,
+    event_failures: Family<ReasonLabels, Counter>,
+    omissions: Counter,
+    watches: Mutex<Watches>,
 }
 
 impl Default for Metrics {
@@ -108,7 +143,7 @@ impl Metrics {
                 "Batch inference jobs by state, per watch",
                 Family::default(),
             ),
-            watches: registered(
+            watch_count: registered(
                 r,
                 "watches",
                 "SolutionVersionWatches known to this instance",
@@ -123,7 +158,19 @@ impl Metrics {
             seconds_since_sync: registered(
                 r,
                 "seconds_since_last_sync",
-                "Seconds since each watch's last complete listing",
+                "Seconds since each watch's last complete listing (suspended watches have none)",
+                Family::default(),
+            ),
+            last_sync: registered(
+                r,
+                "last_sync_timestamp_seconds",
+                "When each watch's last complete listing finished, in seconds since the epoch",
+                Family::default(),
+            ),
+            pending_events: registered(
+                r,
+                "pending_events",
+                "Decided Events that wait to be published, per watch",
                 Family::default(),
             ),
             status_writes: registered(
@@ -132,13 +179,31 @@ impl Metrics {
                 "Status writes to the API server",
                 Counter::default(),
             ),
+            status_conflicts: registered(
+                r,
+                "status_conflicts",
+                "Status writes refused with 409 Conflict (the object changed since it was read)",
+                Counter::default(),
+            ),
             events: registered(
                 r,
                 "events",
                 "Kubernetes Events published, by reason",
                 Family::default(),
             ),
-            last_sync: Mutex::default(),
+            event_failures: registered(
+                r,
+                "event_publish_failures",
+                "Event creations the API server refused, by its reason (the Event stays pending)",
+                Family::default(),
+            ),
+            omissions: registered(
+                r,
+                "listing_omissions",
+                "Jobs seen before that a complete listing left out",
+                Counter::default(),
+            ),
+            watches: Mutex::default(),
             registry,
         }
     }
@@ -165,7 +230,7 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
-        if outcome == "Throttled" {
+        if outcome == Reason::Throttled.as_str() {
             self.personalize_throttled
                 .get_or_create(&OperationLabels {
                     operation: operation.to_string(),
@@ -178,6 +243,10 @@ impl Metrics {
         self.status_writes.inc();
     }
 
+    pub fn status_conflict(&self) {
+        self.status_conflicts.inc();
+    }
+
     pub fn event_published(&self, reason: &str) {
         self.events
             .get_or_create(&ReasonLabels {
@@ -186,74 +255,125 @@ impl Metrics {
             .inc();
     }
 
+    /// An Event the API server refused; `reason` is its status reason (Forbidden, Invalid, ...).
+    pub fn event_refused(&self, reason: &str) {
+        self.event_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn listing_omitted(&self, jobs: usize) {
+        self.omissions.inc_by(jobs as u64);
+    }
+
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
     }
 
     pub fn set_watches(&self, n: usize) {
-        self.watches.set(n as i64);
+        self.watch_count.set(n as i64);
     }
 
-    pub fn set_jobs(&self, namespace: &str, name: &str, counts: &JobCounts) {
-        for (state, value) in [
-            ("pending", counts.pending),
-            ("in_progress", counts.in_progress),
-            ("active", counts.active),
-            ("failed", counts.failed),
-            ("other", counts.other),
-        ] {
-            self.jobs
-                .get_or_create(&JobStateLabels {
-                    namespace: namespace.to_string(),
-                    name: name.to_string(),
-                    state: state.to_string(),
-                })
-                .set(value);
+    fn watches(&self) -> MutexGuard<'_, Watches> {
+        self.watches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After a successful status write: the watch's series as written. Ignored for a watch
+    /// deleted meanwhile.
+    pub fn record_watch(&self, key: &WatchLabels, view: &WatchView<'_>) {
+        let mut watches = self.watches();
+        if watches.deleted.contains(view.uid) {
+            return;
+        }
+        if let Some(counts) = view.counts {
+            self.set_jobs(key, counts);
+        }
+        self.pending_events
+            .get_or_create(key)
+            .set(view.pending_events as i64);
+        if let Some(at) = view.last_sync {
+            self.last_sync.get_or_create(key).set(at);
+        }
+        let ages = view.last_sync.filter(|_| !view.suspended);
+        if ages.is_none() {
+            self.seconds_since_sync.remove(key);
+        }
+        watches
+            .known
+            .insert(key.clone(), (view.uid.to_string(), ages));
+    }
+
+    fn set_jobs(&self, key: &WatchLabels, counts: &JobCounts) {
+        let values = [
+            counts.pending,
+            counts.in_progress,
+            counts.active,
+            counts.failed,
+            counts.other,
+        ];
+        for (state, value) in JOB_STATES.into_iter().zip(values) {
+            self.jobs.get_or_create(&job_labels(key, state)).set(value);
         }
     }
 
-    pub fn set_last_sync(&self, namespace: &str, name: &str, epoch_seconds: f64) {
-        let key = WatchLabels {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        };
-        self.last_sync
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, epoch_seconds);
+    /// A watch was deleted: its series go, and stay gone.
+    pub fn forget_watch(&self, key: &WatchLabels, uid: &str) {
+        let mut watches = self.watches();
+        if watches.deleted.insert(uid.to_string()) {
+            watches.deleted_order.push_back(uid.to_string());
+            if watches.deleted_order.len() > TOMBSTONES
+                && let Some(oldest) = watches.deleted_order.pop_front()
+            {
+                watches.deleted.remove(&oldest);
+            }
+        }
+        if watches.known.get(key).is_some_and(|(u, _)| u == uid) {
+            watches.known.remove(key);
+            self.remove_series(key);
+        }
     }
 
-    /// Drops a deleted watch's series.
-    pub fn forget_watch(&self, namespace: &str, name: &str) {
-        for state in ["pending", "in_progress", "active", "failed", "other"] {
-            self.jobs.remove(&JobStateLabels {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                state: state.to_string(),
-            });
+    /// Keeps only the series of watches `keep` accepts (after the cache relisted, deletions
+    /// missed while the watch stream was down are dropped here).
+    pub fn retain_watches(&self, keep: impl Fn(&WatchLabels, &str) -> bool) {
+        let mut watches = self.watches();
+        let gone: Vec<WatchLabels> = watches
+            .known
+            .iter()
+            .filter(|(key, (uid, _))| !keep(key, uid))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in gone {
+            watches.known.remove(&key);
+            self.remove_series(&key);
         }
-        let key = WatchLabels {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        };
-        self.seconds_since_sync.remove(&key);
-        self.last_sync
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+    }
+
+    /// Leadership was lost: the new leader exports the per-watch series now.
+    pub fn clear_watches(&self) {
+        self.retain_watches(|_, _| false);
+        self.set_watches(0);
+    }
+
+    fn remove_series(&self, key: &WatchLabels) {
+        for state in JOB_STATES {
+            self.jobs.remove(&job_labels(key, state));
+        }
+        self.seconds_since_sync.remove(key);
+        self.last_sync.remove(key);
+        self.pending_events.remove(key);
     }
 
     /// The text exposition, with ages computed now.
     pub fn encode(&self, now_epoch_seconds: f64) -> String {
-        for (key, at) in self
-            .last_sync
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            self.seconds_since_sync
-                .get_or_create(key)
-                .set((now_epoch_seconds - at).max(0.0));
+        for (key, (_, last_sync)) in &self.watches().known {
+            if let Some(at) = last_sync {
+                self.seconds_since_sync
+                    .get_or_create(key)
+                    .set((now_epoch_seconds - at).max(0.0));
+            }
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
@@ -261,5 +381,76 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode the metrics");
         }
         out
+    }
+}
+
+fn job_labels(key: &WatchLabels, state: &str) -> JobStateLabels {
+    JobStateLabels {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        state: state.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> WatchLabels {
+        WatchLabels {
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    fn synced(uid: &str, at: Option<f64>) -> WatchView<'_> {
+        WatchView {
+            uid,
+            counts: None,
+            last_sync: at,
+            suspended: false,
+            pending_events: 0,
+        }
+    }
+
+    #[test]
+    fn a_deleted_watch_never_comes_back_and_a_new_one_of_its_name_does() {
+        let m = Metrics::new();
+        m.record_watch(&key("w"), &synced("uid-1", Some(100.0)));
+        assert!(
+            m.encode(110.0)
+                .contains("seconds_since_last_sync{namespace=\"ns\",name=\"w\"} 10")
+        );
+        m.forget_watch(&key("w"), "uid-1");
+        // A reconcile still in flight finishes after the deletion.
+        m.record_watch(&key("w"), &synced("uid-1", Some(105.0)));
+        assert!(!m.encode(110.0).contains("name=\"w\""));
+        // A new watch of the same name has series again.
+        m.record_watch(&key("w"), &synced("uid-2", Some(108.0)));
+        assert!(
+            m.encode(110.0)
+                .contains("seconds_since_last_sync{namespace=\"ns\",name=\"w\"} 2")
+        );
+    }
+
+    #[test]
+    fn suspended_watches_do_not_age_and_lost_leadership_clears() {
+        let m = Metrics::new();
+        m.record_watch(&key("a"), &synced("uid-a", Some(100.0)));
+        let suspended = WatchView {
+            suspended: true,
+            ..synced("uid-a", Some(100.0))
+        };
+        m.record_watch(&key("a"), &suspended);
+        let text = m.encode(1000.0);
+        assert!(!text.contains("seconds_since_last_sync{"), "{text}");
+        assert!(text.contains("last_sync_timestamp_seconds{namespace=\"ns\",name=\"a\"} 100"));
+        m.record_watch(&key("b"), &synced("uid-b", Some(100.0)));
+        m.clear_watches();
+        let text = m.encode(1000.0);
+        assert!(
+            !text.contains("name=\"a\"") && !text.contains("name=\"b\""),
+            "{text}"
+        );
     }
 }

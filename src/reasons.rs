@@ -3,7 +3,8 @@
 //! and the reasons of job Events. The README's troubleshooting table lists every condition
 //! reason; a test checks it.
 
-/// The three condition types that `kubectl wait`, kstatus and Argo CD read.
+/// The condition types: the three that `kubectl wait`, kstatus and Argo CD read, and whether
+/// every decided Event went out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConditionType {
     /// True when the last listing succeeded (or polling is suspended).
@@ -12,13 +13,16 @@ pub enum ConditionType {
     Stalled,
     /// True only until the current generation has been listed.
     Reconciling,
+    /// False while decided Events wait in the outbox because publishing them failed.
+    EventsPublished,
 }
 
 impl ConditionType {
-    pub const ALL: [ConditionType; 3] = [
+    pub const ALL: [ConditionType; 4] = [
         ConditionType::Ready,
         ConditionType::Stalled,
         ConditionType::Reconciling,
+        ConditionType::EventsPublished,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -26,6 +30,7 @@ impl ConditionType {
             ConditionType::Ready => "Ready",
             ConditionType::Stalled => "Stalled",
             ConditionType::Reconciling => "Reconciling",
+            ConditionType::EventsPublished => "EventsPublished",
         }
     }
 }
@@ -63,6 +68,8 @@ pub enum Reason {
     AccessDenied,
     /// The access key or token is not valid.
     InvalidCredentials,
+    /// Temporary credentials expired; the credential provider refreshes them.
+    ExpiredCredentials,
     /// Personalize refused the ARN or region.
     InvalidInput,
     /// Personalize does not know the resource.
@@ -87,16 +94,21 @@ pub enum Reason {
     InvalidSpec,
     /// Writing status or Events failed.
     KubernetesApiError,
+    /// EventsPublished: every decided Event is published.
+    Published,
+    /// EventsPublished: Events wait in the outbox; the message says why.
+    EventsPending,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Synced,
         Reason::Suspended,
         Reason::Retrying,
         Reason::Throttled,
         Reason::AccessDenied,
         Reason::InvalidCredentials,
+        Reason::ExpiredCredentials,
         Reason::InvalidInput,
         Reason::NotFound,
         Reason::InvalidNextToken,
@@ -109,6 +121,8 @@ impl Reason {
         Reason::ClientError,
         Reason::InvalidSpec,
         Reason::KubernetesApiError,
+        Reason::Published,
+        Reason::EventsPending,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -119,6 +133,7 @@ impl Reason {
             Reason::Throttled => "Throttled",
             Reason::AccessDenied => "AccessDenied",
             Reason::InvalidCredentials => "InvalidCredentials",
+            Reason::ExpiredCredentials => "ExpiredCredentials",
             Reason::InvalidInput => "InvalidInput",
             Reason::NotFound => "NotFound",
             Reason::InvalidNextToken => "InvalidNextToken",
@@ -131,6 +146,8 @@ impl Reason {
             Reason::ClientError => "ClientError",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::KubernetesApiError => "KubernetesApiError",
+            Reason::Published => "Published",
+            Reason::EventsPending => "EventsPending",
         }
     }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Recorder, Reporter};
 use personalize_watch_runtime::{Shutdown, telemetry};
 use tracing::{error, info, warn};
 
@@ -15,6 +14,7 @@ use crate::admin::{self, AdminState};
 use crate::config::{RetryMode, RunArgs};
 use crate::controller::{self, Scope};
 use crate::crd::SolutionVersionWatch;
+use crate::events::Publisher;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::personalize::{ClientOptions, Personalize};
@@ -120,13 +120,7 @@ async fn context(args: &RunArgs, client: kube::Client, metrics: Arc<Metrics>) ->
         burst: args.personalize_burst,
     };
     let personalize = Arc::new(Personalize::new(&options, metrics.clone()).await);
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "personalize-watch".into(),
-            instance: Some(args.instance_name()),
-        },
-    );
+    let events = Publisher::new(client.clone(), &args.instance_name());
     let settings = Settings {
         default_intervals: PollIntervals {
             idle: args.default_poll_interval,
@@ -135,7 +129,7 @@ async fn context(args: &RunArgs, client: kube::Client, metrics: Arc<Metrics>) ->
         min_backoff: args.min_backoff,
         max_backoff: args.max_backoff,
     };
-    Context::new(client, personalize, recorder, metrics, settings)
+    Context::new(client, personalize, events, metrics, settings)
 }
 
 /// Fails fast, with a message a person can act on, when the CRD is missing: otherwise the

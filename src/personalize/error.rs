@@ -14,6 +14,7 @@ pub enum ListErrorKind {
     Throttled,
     AccessDenied,
     InvalidCredentials,
+    ExpiredCredentials,
     InvalidInput,
     NotFound,
     InvalidNextToken,
@@ -32,6 +33,7 @@ impl ListErrorKind {
             ListErrorKind::Throttled => Reason::Throttled,
             ListErrorKind::AccessDenied => Reason::AccessDenied,
             ListErrorKind::InvalidCredentials => Reason::InvalidCredentials,
+            ListErrorKind::ExpiredCredentials => Reason::ExpiredCredentials,
             ListErrorKind::InvalidInput => Reason::InvalidInput,
             ListErrorKind::NotFound => Reason::NotFound,
             ListErrorKind::InvalidNextToken => Reason::InvalidNextToken,
@@ -43,6 +45,19 @@ impl ListErrorKind {
             ListErrorKind::ServiceError => Reason::ServiceError,
             ListErrorKind::ClientError => Reason::ClientError,
         }
+    }
+
+    /// Errors that may clear on their own, so a failed page is worth asking for again.
+    pub fn transient(self) -> bool {
+        matches!(
+            self,
+            ListErrorKind::Throttled
+                | ListErrorKind::ExpiredCredentials
+                | ListErrorKind::EndpointUnreachable
+                | ListErrorKind::Timeout
+                | ListErrorKind::MalformedResponse
+                | ListErrorKind::ServiceError
+        )
     }
 
     /// Errors that only a change of spec or IAM can fix.
@@ -86,13 +101,14 @@ const THROTTLING_CODES: &[&str] = &[
     "SlowDown",
 ];
 
+/// Temporary credentials past their expiry: the provider refreshes them, so this passes.
+const EXPIRED_CODES: &[&str] = &["ExpiredTokenException", "ExpiredToken", "RequestExpired"];
+
 const CREDENTIAL_CODES: &[&str] = &[
     "UnrecognizedClientException",
     "InvalidClientTokenId",
     "InvalidSignatureException",
     "SignatureDoesNotMatch",
-    "ExpiredTokenException",
-    "ExpiredToken",
     "MissingAuthenticationTokenException",
     "IncompleteSignatureException",
 ];
@@ -155,6 +171,11 @@ fn service_error(err: &ListBatchInferenceJobsError, status: u16) -> ListError {
         (
             K::AccessDenied,
             "grant the operator's IAM role personalize:ListBatchInferenceJobs",
+        )
+    } else if EXPIRED_CODES.contains(&code) {
+        (
+            K::ExpiredCredentials,
+            "the operator's temporary AWS credentials expired; they are refreshed and the call retried",
         )
     } else if CREDENTIAL_CODES.contains(&code) {
         (

@@ -3,25 +3,26 @@
 //! [`crate::status`]) -> persist it and publish the Events it decided ([`persist`]) -> schedule
 //! the next poll ([`schedule`]).
 
+pub mod merge_patch;
 pub mod persist;
 pub mod schedule;
 pub mod spec;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
 use tracing::{Instrument, info_span, warn};
 
-use crate::crd::SolutionVersionWatch;
+use crate::crd::{SolutionVersionWatch, SolutionVersionWatchStatus};
 use crate::error::{Error, Result};
+use crate::events::Publisher;
 use crate::metrics::Metrics;
-use crate::personalize::{ListedJob, Personalize};
+use crate::personalize::{Listing, Personalize};
 use crate::status::{self, Decision, Observation, PollFailure, PollOutcome};
 use schedule::{AfterListing, Requeue};
 use spec::{PollIntervals, Target};
@@ -40,32 +41,52 @@ pub struct Settings {
 pub struct Context {
     pub client: Client,
     pub personalize: Arc<Personalize>,
-    pub recorder: Recorder,
+    pub events: Publisher,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
-    /// Consecutive failures per watch, for exponential backoff; a success removes the entry.
-    failures: Mutex<HashMap<ObjectRef<SolutionVersionWatch>, u32>>,
+    /// False once this instance lost its Lease: reconciles still in flight write and publish
+    /// nothing more.
+    leading: AtomicBool,
+    /// Consecutive failures per watch UID, for exponential backoff; a success or the watch's
+    /// deletion removes the entry (a new watch of the same name starts afresh).
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
     pub fn new(
         client: Client,
         personalize: Arc<Personalize>,
-        recorder: Recorder,
+        events: Publisher,
         metrics: Arc<Metrics>,
         settings: Settings,
     ) -> Self {
         Context {
             client,
             personalize,
-            recorder,
+            events,
             metrics,
             settings,
+            leading: AtomicBool::new(true),
             failures: Mutex::default(),
         }
     }
 
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<SolutionVersionWatch>, u32>> {
+    /// Whether this instance may write status and publish Events now.
+    pub fn may_write(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    /// Leader election says whether this instance leads.
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::SeqCst);
+    }
+
+    /// A watch was deleted: its backoff goes with it.
+    pub fn forget(&self, uid: &str) {
+        self.failures().remove(uid);
+    }
+
+    fn failures(&self) -> MutexGuard<'_, HashMap<String, u32>> {
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -74,7 +95,7 @@ impl Context {
 pub enum Polled {
     /// A complete listing, and how often this watch polls.
     Listed {
-        jobs: Vec<ListedJob>,
+        listing: Listing,
         intervals: PollIntervals,
     },
     /// The error goes to the error policy; status and Events describe it as `failure`.
@@ -123,7 +144,7 @@ pub async fn reconcile(watch: Arc<SolutionVersionWatch>, ctx: Arc<Context>) -> R
     );
     match result {
         Ok(requeue) => {
-            ctx.failures().remove(&ObjectRef::from_obj(watch.as_ref()));
+            ctx.forget(&watch.uid().unwrap_or_default());
             Ok(requeue.into())
         }
         // Only its author can fix the spec: wait for that change instead of retrying.
@@ -140,11 +161,10 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
         Ok(target) => poll(ctx, target).await,
         Err(problem) => Polled::failed(Error::InvalidSpec(problem)),
     };
-    let decision = decide(watch, &polled);
-    let active = status::wants_active_polling(&decision.status);
-    let deferred = decision.deferred > 0;
-    persist::persist_and_publish(ctx, watch, decision, polled.failure()).await?;
-    schedule(polled, active, deferred)
+    let now = jiff::Timestamp::now();
+    let decide = |prev: Option<&SolutionVersionWatchStatus>| decide(watch, prev, &polled, now);
+    let persisted = persist::persist_and_publish(ctx, watch, &decide, polled.failure()).await?;
+    schedule(polled, persisted)
 }
 
 /// Lists every job of the watched solution version, unless polling is suspended.
@@ -157,42 +177,49 @@ async fn poll(ctx: &Context, target: Target) -> Polled {
         .list_jobs(&target.region, &target.solution_version_arn)
         .await
     {
-        Ok(jobs) => Polled::Listed {
-            jobs,
+        Ok(listing) => Polled::Listed {
+            listing,
             intervals: target.intervals,
         },
         Err(e) => Polled::failed(e.into()),
     }
 }
 
-/// The pure step: the next status from the previous one and what the poll found.
-fn decide(watch: &SolutionVersionWatch, polled: &Polled) -> Decision {
+/// The pure step: the next status from the previous one and what the poll found. Persisting
+/// may call it again with a fresher previous status (after a write conflict).
+fn decide(
+    watch: &SolutionVersionWatch,
+    prev: Option<&SolutionVersionWatchStatus>,
+    polled: &Polled,
+    now: jiff::Timestamp,
+) -> Decision {
     let outcome = match polled {
-        Polled::Listed { jobs, .. } => PollOutcome::Listed(jobs),
+        Polled::Listed { listing, .. } => PollOutcome::Listed(listing),
         Polled::Failed { failure, .. } => PollOutcome::Failed(failure),
         Polled::Suspended => PollOutcome::Suspended,
     };
     status::next_status(
-        watch.status.as_ref(),
+        prev,
         &Observation {
             solution_version_arn: &watch.spec.solution_version_arn,
             generation: watch.metadata.generation.unwrap_or(0),
             max_jobs_in_status: usize::try_from(watch.spec.max_jobs_in_status).unwrap_or(0),
-            now: jiff::Timestamp::now(),
+            now,
             outcome,
         },
     )
 }
 
-/// The next poll: by the watch's intervals after a listing, on a change when suspended; a
-/// failed poll goes to the error policy.
-fn schedule(polled: Polled, active: bool, deferred: bool) -> Result<Requeue> {
+/// The next poll: by the watch's intervals after a listing (soon while Events wait for room
+/// in the outbox and publishing works), on a change when suspended; a failed poll goes to the
+/// error policy.
+fn schedule(polled: Polled, persisted: persist::Persisted) -> Result<Requeue> {
     match polled {
         Polled::Listed { intervals, .. } => Ok(schedule::next_poll(
             AfterListing {
                 intervals,
-                active,
-                deferred,
+                active: persisted.active,
+                deferred: persisted.deferred > 0 && persisted.pending == 0,
             },
             rand::rng().random_range(0.0..=1.0),
         )),
@@ -205,16 +232,11 @@ fn schedule(polled: Polled, active: bool, deferred: bool) -> Result<Requeue> {
 pub fn error_policy(watch: Arc<SolutionVersionWatch>, error: &Error, ctx: Arc<Context>) -> Action {
     let failures = {
         let mut map = ctx.failures();
-        let n = map.entry(ObjectRef::from_obj(watch.as_ref())).or_insert(0);
+        let n = map.entry(watch.uid().unwrap_or_default()).or_insert(0);
         *n += 1;
         *n
     };
-    let delay = retry_delay(
-        error,
-        failures,
-        &ctx.settings,
-        rand::rng().random_range(0.0..=1.0),
-    );
+    let delay = retry_delay(failures, &ctx.settings, rand::rng().random_range(0.0..=1.0));
     warn!(
         watch = %key(&watch),
         reason = %error.reason(),
@@ -226,11 +248,8 @@ pub fn error_policy(watch: Arc<SolutionVersionWatch>, error: &Error, ctx: Arc<Co
 }
 
 /// The wait after the `failures`-th failed reconcile of a watch in a row: exponential backoff,
-/// except after a write conflict, which means our copy was stale: retry soon with a fresh one.
-pub fn retry_delay(error: &Error, failures: u32, settings: &Settings, jitter: f64) -> Duration {
-    if matches!(error, Error::Kube(kube::Error::Api(s)) if s.code == 409) {
-        return Duration::from_millis(500);
-    }
+/// for write conflicts too (persisting already retried them with a fresh copy).
+pub fn retry_delay(failures: u32, settings: &Settings, jitter: f64) -> Duration {
     schedule::backoff(failures, settings.min_backoff, settings.max_backoff, jitter)
 }
 

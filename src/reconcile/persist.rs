@@ -1,161 +1,272 @@
-//! The I/O step after the decision: write the status and publish the Events it decided.
+//! The I/O step after the decision: publish the Events it decided, then write the status.
 //!
-//! Job Events go through the status outbox: the decision is persisted first, then published,
-//! then the outbox is cleared, so a crash in between leaves a record that the next reconcile
-//! checks against the Events already in the API.
+//! Events are idempotent (named by what they announce), so publishing comes first: a crash or a
+//! failed write before the status records them only means the next reconcile decides them again
+//! and finds them already there. Entries that could not be published stay in the outbox and
+//! EventsPublished says why. The status is written as a JSON merge patch carrying the
+//! resourceVersion it was computed from; on a 409 the object is read again and the decision,
+//! from the listing in hand, is made again against it (no second listing).
 
+use std::borrow::Cow;
+use std::time::Duration;
+
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
+use rand::Rng;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::crd::{PendingEvent, SolutionVersionWatch, SolutionVersionWatchStatus};
-use crate::error::Result;
-use crate::events;
-use crate::reasons::ConditionType;
-use crate::status::{self, Decision, PollFailure};
+use crate::crd::{SolutionVersionWatch, SolutionVersionWatchStatus};
+use crate::error::{Error, Result};
+use crate::events::{Announcement, Published};
+use crate::metrics::{WatchLabels, WatchView};
+use crate::reasons::{ConditionStatus, ConditionType};
+use crate::status::{self, Decision, Delivery, PollFailure, budget};
 
-use super::Context;
+use super::{Context, merge_patch};
 
 pub const FIELD_MANAGER: &str = "personalize-watch";
+/// Write conflicts retried within one reconcile (with a fresh copy each time) before the error
+/// policy backs off.
+const CONFLICT_RETRIES: u32 = 3;
+const CONFLICT_PAUSE: Duration = Duration::from_millis(100);
+
+/// What was written, for scheduling the next poll.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Persisted {
+    /// Any job PENDING or IN PROGRESS.
+    pub active: bool,
+    /// Finished jobs waiting in the ledger for room in the outbox.
+    pub deferred: usize,
+    /// Events still in the outbox.
+    pub pending: usize,
+}
+
+/// How a status write ended.
+enum Written {
+    Done,
+    /// The watch changed since it was read.
+    Conflict,
+    /// The watch is gone.
+    Gone,
+}
 
 pub async fn persist_and_publish(
     ctx: &Context,
     watch: &SolutionVersionWatch,
-    decision: Decision,
+    decide: &(dyn Fn(Option<&SolutionVersionWatchStatus>) -> Decision + Sync),
     failure: Option<&PollFailure>,
-) -> Result<()> {
-    let prev = watch.status.as_ref();
-    // Metrics first, so whoever sees the new status also sees the metrics behind it.
-    record_metrics(ctx, watch, &decision.status);
-    let mut status = decision.status;
-    let outbox = status
-        .ledger
-        .as_ref()
-        .map(|l| l.outbox.clone())
-        .unwrap_or_default();
-    let mut resource_version = watch.resource_version();
-    if !outbox.is_empty() {
-        if Some(&status) != prev {
-            resource_version = write_status(ctx, watch, resource_version, &status).await?;
+) -> Result<Persisted> {
+    let mut current = Cow::Borrowed(watch);
+    let mut conflicts = 0;
+    loop {
+        if !ctx.may_write() {
+            debug!("not the leader any more: nothing written or published");
+            return Ok(Persisted::default());
         }
-        publish_outbox(ctx, watch, &outbox).await?;
-        if let Some(ledger) = status.ledger.as_mut() {
-            ledger.outbox.clear();
+        let mut decision = decide(current.status.as_ref());
+        if decision.omitted > 0 {
+            debug!(
+                jobs = decision.omitted,
+                "the listing left out jobs seen before"
+            );
+        }
+        let delivery = publish_outbox(ctx, &current, &decision.status).await;
+        let generation = current.metadata.generation.unwrap_or(0);
+        status::after_publishing(
+            &mut decision.status,
+            &delivery,
+            generation,
+            jiff::Timestamp::now(),
+        );
+        budget::fit(&mut decision.status);
+        if let Some(failure) = failure {
+            publish_poll_failure(ctx, &current, &decision.status, failure).await;
+        }
+        match write_status(ctx, &current, &decision.status).await? {
+            Written::Done => {
+                ctx.metrics.listing_omitted(decision.omitted);
+                record_metrics(ctx, &current, &decision.status);
+                return Ok(persisted(&decision));
+            }
+            Written::Gone => return Ok(Persisted::default()),
+            Written::Conflict if conflicts < CONFLICT_RETRIES => {
+                conflicts += 1;
+                let pause = CONFLICT_PAUSE * 2u32.pow(conflicts);
+                let pause = pause.mul_f64(rand::rng().random_range(0.5..=1.0));
+                tokio::time::sleep(pause).await;
+                match read_again(ctx, watch).await? {
+                    Some(fresh) => current = Cow::Owned(fresh),
+                    None => return Ok(Persisted::default()),
+                }
+            }
+            Written::Conflict => return Err(Error::WriteConflict(conflicts + 1)),
         }
     }
-    if Some(&status) != prev || !outbox.is_empty() {
-        write_status(ctx, watch, resource_version, &status).await?;
-    }
-    if let Some(summary) = &decision.summary {
-        publish_summary(ctx, watch, summary).await;
-    }
-    if let Some(failure) = failure {
-        publish_poll_failure(ctx, watch, failure).await;
-    }
-    Ok(())
 }
 
-fn record_metrics(
-    ctx: &Context,
-    watch: &SolutionVersionWatch,
-    status: &SolutionVersionWatchStatus,
-) {
-    let namespace = watch.namespace().unwrap_or_default();
-    let name = watch.name_any();
-    if let Some(counts) = &status.counts {
-        ctx.metrics.set_jobs(&namespace, &name, counts);
-    }
-    if let Some(t) = &status.last_sync_time {
-        ctx.metrics
-            .set_last_sync(&namespace, &name, t.0.as_millisecond() as f64 / 1000.0);
+fn persisted(decision: &Decision) -> Persisted {
+    Persisted {
+        active: status::wants_active_polling(&decision.status),
+        deferred: decision.deferred,
+        pending: decision
+            .status
+            .ledger
+            .as_ref()
+            .map_or(0, |l| l.outbox.len()),
     }
 }
 
-/// Writes the status by server-side apply. The resourceVersion it was computed from goes along,
-/// so a status computed from a stale copy is refused (409) instead of overwriting newer data.
-async fn write_status(
-    ctx: &Context,
-    watch: &SolutionVersionWatch,
-    resource_version: Option<String>,
-    status: &SolutionVersionWatchStatus,
-) -> Result<Option<String>> {
-    let namespace = watch.namespace().unwrap_or_default();
-    let api: Api<SolutionVersionWatch> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut metadata = json!({ "name": watch.name_any() });
-    if let Some(rv) = resource_version {
-        metadata["resourceVersion"] = json!(rv);
-    }
-    let patch = json!({
-        "apiVersion": SolutionVersionWatch::api_version(&()),
-        "kind": SolutionVersionWatch::kind(&()),
-        "metadata": metadata,
-        "status": status,
-    });
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let updated = api
-        .patch_status(&watch.name_any(), &params, &Patch::Apply(&patch))
-        .await?;
-    ctx.metrics.status_written();
-    Ok(updated.resource_version())
-}
-
-/// Publishes the outbox. Entries inherited from an earlier attempt (a crash, a lost leadership,
-/// a failed call) are checked against the Events already in the API first.
+/// Publishes the outbox in order; the first refusal stops the rest (whatever refused one will
+/// refuse the next), and they wait for the next reconcile.
 async fn publish_outbox(
     ctx: &Context,
     watch: &SolutionVersionWatch,
-    outbox: &[PendingEvent],
-) -> Result<()> {
-    let inherited = watch
-        .status
-        .as_ref()
-        .and_then(|s| s.ledger.as_ref())
-        .map_or(0, |l| l.outbox.len());
-    for (i, pending) in outbox.iter().enumerate() {
-        if i < inherited && events::already_published(&ctx.client, watch, pending).await? {
-            debug!(
-                job = pending.job_name,
-                "event already published before a restart"
-            );
-            continue;
+    status: &SolutionVersionWatchStatus,
+) -> Delivery {
+    let outbox = status.ledger.as_ref().map_or(&[][..], |l| &l.outbox[..]);
+    let mut delivery = Delivery::default();
+    for pending in outbox {
+        let announcement = Announcement::of(pending);
+        match ctx.events.publish(watch, &announcement).await {
+            Ok(published) => {
+                if published == Published::Created {
+                    ctx.metrics.event_published(&announcement.reason);
+                    info!(
+                        reason = announcement.reason,
+                        job = pending.job_name,
+                        "published event"
+                    );
+                } else {
+                    debug!(
+                        reason = announcement.reason,
+                        job = pending.job_name,
+                        "event already published"
+                    );
+                }
+                delivery.published += 1;
+            }
+            Err(e) => {
+                ctx.metrics.event_refused(&refusal_reason(&e));
+                warn!(reason = announcement.reason, job = pending.job_name, error = %e, "could not publish the event; it stays pending");
+                delivery.error = Some(e.to_string());
+                break;
+            }
         }
-        events::publish(&ctx.recorder, watch, &events::to_event(watch, pending)).await?;
-        ctx.metrics.event_published(events::reason(pending.kind));
-        info!(
-            reason = events::reason(pending.kind),
-            job = pending.job_name,
-            "published event"
-        );
     }
-    Ok(())
+    delivery
 }
 
-/// The first listing's summary: informational, after the write, not through the outbox.
-async fn publish_summary(ctx: &Context, watch: &SolutionVersionWatch, summary: &PendingEvent) {
-    let reason = events::reason(summary.kind);
-    match events::publish(&ctx.recorder, watch, &events::to_event(watch, summary)).await {
-        Ok(()) => {
-            ctx.metrics.event_published(reason);
-            info!(reason, "published event");
-        }
-        Err(e) => warn!(error = %e, "could not publish the summary event"),
+/// The API server's reason for refusing a call (Forbidden, Invalid, ...), or the client's.
+fn refusal_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.reason.is_empty() => s.reason.clone(),
+        kube::Error::Api(s) => format!("HTTP{}", s.code),
+        _ => "Unreachable".into(),
     }
 }
 
-/// A failed poll is also an Event, once per change of reason (repeats fold into a series).
-async fn publish_poll_failure(ctx: &Context, watch: &SolutionVersionWatch, failure: &PollFailure) {
+/// A failed poll is also an Event, once per change of reason in a failure episode.
+async fn publish_poll_failure(
+    ctx: &Context,
+    watch: &SolutionVersionWatch,
+    next: &SolutionVersionWatchStatus,
+    failure: &PollFailure,
+) {
     let prev_reason = watch
         .status
         .as_ref()
         .and_then(|s| status::condition(s, ConditionType::Ready))
         .map(|c| c.reason.as_str());
-    if prev_reason == Some(failure.reason.as_str()) {
+    let Some(ready) = status::condition(next, ConditionType::Ready) else {
+        return;
+    };
+    if prev_reason == Some(failure.reason.as_str())
+        || ready.status != ConditionStatus::False.as_str()
+    {
         return;
     }
-    let event = events::poll_failed(failure.reason, &failure.message);
-    match events::publish(&ctx.recorder, watch, &event).await {
-        Ok(()) => ctx.metrics.event_published(failure.reason.as_str()),
+    let episode = ready.last_transition_time.0.to_string();
+    let announcement = Announcement::poll_failed(failure.reason, &failure.message, &episode);
+    match ctx.events.publish(watch, &announcement).await {
+        Ok(Published::Created) => ctx.metrics.event_published(failure.reason.as_str()),
+        Ok(Published::AlreadyThere) => {}
         Err(e) => warn!(error = %e, "could not publish the poll failure event"),
     }
+}
+
+/// Writes what changed since `base` as a merge patch, on condition that the stored object is
+/// still `base` (its resourceVersion).
+async fn write_status(
+    ctx: &Context,
+    base: &SolutionVersionWatch,
+    status: &SolutionVersionWatchStatus,
+) -> Result<Written> {
+    let diff = merge_patch::diff(&json!(base.status), &json!(status));
+    if merge_patch::is_empty(&diff) {
+        return Ok(Written::Done);
+    }
+    let api: Api<SolutionVersionWatch> =
+        Api::namespaced(ctx.client.clone(), &base.namespace().unwrap_or_default());
+    let patch = json!({
+        "metadata": { "resourceVersion": base.resource_version() },
+        "status": diff,
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api
+        .patch_status(&base.name_any(), &params, &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.status_written();
+            Ok(Written::Done)
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            ctx.metrics.status_conflict();
+            debug!("status write conflict: reading the watch again");
+            Ok(Written::Conflict)
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Written::Gone),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The watch as stored now; None when it is gone or was replaced by another of its name.
+async fn read_again(
+    ctx: &Context,
+    watch: &SolutionVersionWatch,
+) -> Result<Option<SolutionVersionWatch>> {
+    let api: Api<SolutionVersionWatch> =
+        Api::namespaced(ctx.client.clone(), &watch.namespace().unwrap_or_default());
+    let fresh = api.get_opt(&watch.name_any()).await?;
+    Ok(fresh.filter(|f| f.uid() == watch.uid()))
+}
+
+/// After a successful write: the watch's series as written.
+fn record_metrics(
+    ctx: &Context,
+    watch: &SolutionVersionWatch,
+    status: &SolutionVersionWatchStatus,
+) {
+    let key = WatchLabels {
+        namespace: watch.namespace().unwrap_or_default(),
+        name: watch.name_any(),
+    };
+    let uid = watch.uid().unwrap_or_default();
+    ctx.metrics.record_watch(
+        &key,
+        &WatchView {
+            uid: &uid,
+            counts: status.counts.as_ref(),
+            last_sync: status
+                .last_sync_time
+                .as_ref()
+                .map(|t| t.0.as_millisecond() as f64 / 1000.0),
+            suspended: watch.spec.suspend,
+            pending_events: status.ledger.as_ref().map_or(0, |l| l.outbox.len()),
+        },
+    );
 }

@@ -9,13 +9,11 @@ use aws_sdk_personalize::config::{BehaviorVersion, Credentials, Region};
 use http::{Method, Request, Response};
 use kube::Client;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use personalize_emulator::{EmulatorState, server};
 use serde_json::{Value, json};
 
-use personalize_emulator::{EmulatorState, server};
-
 use super::*;
-use crate::crd::SolutionVersionWatchSpec;
+use crate::crd::{EventLedger, ListingSource, SolutionVersionWatchSpec};
 use crate::personalize::ClientOptions;
 use crate::reasons::Reason;
 
@@ -42,21 +40,23 @@ fn watch(suspend: bool) -> SolutionVersionWatch {
     w
 }
 
-async fn emulator_with(jobs: usize) -> String {
-    emulator_with_status(jobs, "ACTIVE").await
-}
-
-async fn emulator_with_status(jobs: usize, status: &str) -> String {
-    let mut state = EmulatorState::default();
-    state.store.generate(SV, jobs, status, "job").unwrap();
+/// An emulator on a free port holding `state`; its URL.
+async fn serve(state: EmulatorState) -> (String, server::Shared) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let shared = server::Shared::new(state);
     tokio::spawn(server::run(
         listener,
-        server::Shared::new(state),
+        shared.clone(),
         std::future::pending(),
     ));
-    url
+    (url, shared)
+}
+
+async fn emulator_with(jobs: usize, status: &str) -> String {
+    let mut state = EmulatorState::default();
+    state.store.generate(SV, jobs, status, "job").unwrap();
+    serve(state).await.0
 }
 
 async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
@@ -82,13 +82,7 @@ async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
         burst: 10,
     };
     let personalize = Arc::new(Personalize::from_loader(loader, &options, metrics.clone()).await);
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "personalize-watch".into(),
-            instance: Some("test".into()),
-        },
-    );
+    let events = Publisher::new(client.clone(), "test-instance");
     let settings = Settings {
         default_intervals: PollIntervals {
             idle: Duration::from_secs(300),
@@ -97,7 +91,7 @@ async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
         min_backoff: Duration::from_secs(5),
         max_backoff: Duration::from_secs(300),
     };
-    let ctx = Context::new(client, personalize, recorder, metrics, settings);
+    let ctx = Context::new(client, personalize, events, metrics, settings);
     (Arc::new(ctx), handle)
 }
 
@@ -106,38 +100,57 @@ async fn body_json(request: Request<Body>) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// Answers a status patch with the watch carrying the patched status.
-async fn expect_status_patch(handle: &mut Handle, rv: &str) -> Value {
+fn reply(send: tower_test::mock::SendResponse<Response<Body>>, status: u16, body: &Value) {
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    );
+}
+
+/// Takes a status merge patch made against `status_before`, answers it with the watch carrying
+/// the patched status at resourceVersion `rv`; returns the patch and the status after it.
+async fn expect_status_patch(
+    handle: &mut Handle,
+    status_before: &Value,
+    rv: &str,
+) -> (Value, Value) {
     let (request, send) = handle.next_request().await.expect("a status patch");
-    if request.method() != Method::PATCH {
-        let what = format!("{} {}", request.method(), request.uri());
-        panic!(
-            "expected a status patch, got {what}: {}",
-            body_json(request).await
-        );
-    }
+    let what = format!("{} {}", request.method(), request.uri());
+    assert_eq!(
+        request.method(),
+        Method::PATCH,
+        "expected a status patch, got {what}"
+    );
     assert_eq!(
         request.uri().path(),
         "/apis/personalize-watch.dev/v1alpha1/namespaces/default/solutionversionwatches/test/status"
     );
-    let query = request.uri().query().unwrap_or_default().to_string();
+    assert_eq!(
+        request.headers()["content-type"],
+        "application/merge-patch+json"
+    );
     assert!(
-        query.contains("fieldManager=personalize-watch") && query.contains("force=true"),
-        "{query}"
+        request
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .contains("fieldManager=personalize-watch"),
+        "{what}"
     );
-    let body = body_json(request).await;
+    let patch = body_json(request).await;
+    let mut status = status_before.clone();
+    merge_patch::apply(&mut status, &patch["status"]);
     let mut object = serde_json::to_value(watch(false)).unwrap();
-    object["status"] = body["status"].clone();
+    object["status"] = status.clone();
     object["metadata"]["resourceVersion"] = json!(rv);
-    send.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&object).unwrap()))
-            .unwrap(),
-    );
-    body
+    reply(send, 200, &object);
+    (patch, status)
 }
 
-async fn expect_event(handle: &mut Handle) -> Value {
+/// Takes an Event creation and answers it with `status` (201 created, 409 already there, ...).
+async fn expect_event_answered(handle: &mut Handle, status: u16) -> Value {
     let (request, send) = handle.next_request().await.expect("an event");
     assert_eq!(request.method(), Method::POST);
     assert_eq!(
@@ -145,41 +158,92 @@ async fn expect_event(handle: &mut Handle) -> Value {
         "/apis/events.k8s.io/v1/namespaces/default/events"
     );
     let body = body_json(request).await;
-    send.send_response(
-        Response::builder()
-            .body(Body::from(serde_json::to_vec(&body).unwrap()))
-            .unwrap(),
-    );
+    let answer = match status {
+        201 => body.clone(),
+        409 => {
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists", "code": 409, "message": "already exists"})
+        }
+        _ => {
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": status, "message": "denied by policy"})
+        }
+    };
+    reply(send, status, &answer);
     body
 }
 
+async fn expect_event(handle: &mut Handle) -> Value {
+    expect_event_answered(handle, 201).await
+}
+
+/// The previous status: a listing from the emulator's source saw `arns` running.
+fn after_a_listing_of(arns: &[String], endpoint: &str) -> SolutionVersionWatchStatus {
+    let open = arns
+        .iter()
+        .filter_map(|arn| {
+            status::job_id(&crate::personalize::ListedJob {
+                arn: arn.clone(),
+                ..Default::default()
+            })
+        })
+        .collect();
+    SolutionVersionWatchStatus {
+        ledger: Some(EventLedger {
+            source: Some(ListingSource {
+                region: "us-east-1".into(),
+                endpoint: endpoint.into(),
+            }),
+            horizon: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1),
+            )),
+            open,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn finish<T>(api_server: tokio::task::JoinHandle<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), api_server)
+        .await
+        .expect("the API server saw every request it expected")
+        .expect("the API server's checks passed")
+}
+
 #[tokio::test]
-async fn first_listing_writes_status_then_publishes_the_summary() {
-    let url = emulator_with(3).await;
+async fn first_listing_publishes_the_summary_then_writes_status() {
+    let url = emulator_with(3, "ACTIVE").await;
     let (ctx, mut handle) = context(&url).await;
     let api_server = tokio::spawn(async move {
-        let patch = expect_status_patch(&mut handle, "2").await;
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["reason"], "JobsDiscovered");
+        assert_eq!(event["type"], "Normal");
+        assert!(
+            event["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("test.")
+        );
+        assert_eq!(event["regarding"]["uid"], "uid-1");
+        let (patch, status) = expect_status_patch(&mut handle, &Value::Null, "2").await;
         assert_eq!(
             patch["metadata"]["resourceVersion"], "1",
             "optimistic lock on the copy it read"
         );
-        assert_eq!(patch["status"]["counts"]["total"], 3);
+        assert_eq!(status["counts"]["total"], 3);
         assert!(
-            patch["status"]["ledger"].get("outbox").is_none(),
-            "nothing to announce one by one"
+            status["ledger"].get("outbox").is_none(),
+            "the summary went out"
         );
-        let ready = &patch["status"]["conditions"][0];
+        let ready = &status["conditions"][0];
         assert_eq!(
             (ready["type"].as_str(), ready["status"].as_str()),
             (Some("Ready"), Some("True"))
         );
-        let event = expect_event(&mut handle).await;
-        assert_eq!(event["reason"], "JobsDiscovered");
-        assert_eq!(event["type"], "Normal");
     });
     let requeue = reconcile_watch(&watch(false), &ctx)
         .await
         .expect("reconcile succeeds");
+    finish(api_server).await;
     // No job is running: the next poll is the 5m interval, up to 10% early.
     let Requeue::After(after) = requeue else {
         panic!("{requeue:?}")
@@ -188,14 +252,10 @@ async fn first_listing_writes_status_then_publishes_the_summary() {
         after <= Duration::from_secs(300) && after >= Duration::from_secs(270),
         "{after:?}"
     );
-    tokio::time::timeout(Duration::from_secs(5), api_server)
-        .await
-        .unwrap()
-        .unwrap();
 }
 
 #[tokio::test]
-async fn a_finished_job_is_written_to_the_outbox_published_then_cleared() {
+async fn a_finished_job_is_published_then_recorded_in_one_write() {
     let mut state = EmulatorState::default();
     let arns = state.store.generate(SV, 2, "IN PROGRESS", "job").unwrap();
     state
@@ -207,30 +267,12 @@ async fn a_finished_job_is_written_to_the_outbox_published_then_cleared() {
             ..Default::default()
         })
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(server::run(
-        listener,
-        server::Shared::new(state),
-        std::future::pending(),
-    ));
+    let (url, _) = serve(state).await;
     let (ctx, mut handle) = context(&url).await;
-    // The previous status saw both jobs in progress.
     let mut w = watch(false);
-    let ledger = crate::crd::EventLedger {
-        open: arns.iter().map(|a| crate::status::job_id(a)).collect(),
-        ..Default::default()
-    };
-    w.status = Some(crate::crd::SolutionVersionWatchStatus {
-        ledger: Some(ledger),
-        ..Default::default()
-    });
+    w.status = Some(after_a_listing_of(&arns, &url));
+    let before = json!(w.status);
     let api_server = tokio::spawn(async move {
-        let first = expect_status_patch(&mut handle, "2").await;
-        assert_eq!(
-            first["status"]["ledger"]["outbox"][0]["kind"], "Failed",
-            "decision persisted first"
-        );
         let event = expect_event(&mut handle).await;
         assert_eq!(event["reason"], "BatchInferenceJobFailed");
         assert_eq!(event["type"], "Warning");
@@ -239,38 +281,188 @@ async fn a_finished_job_is_written_to_the_outbox_published_then_cleared() {
             "the job is the secondary reference"
         );
         assert!(event["note"].as_str().unwrap().contains("bad input"));
-        let second = expect_status_patch(&mut handle, "3").await;
-        assert_eq!(second["metadata"]["resourceVersion"], "2");
+        let (_, status) = expect_status_patch(&mut handle, &before, "2").await;
         assert!(
-            second["status"]["ledger"].get("outbox").is_none(),
-            "outbox cleared"
+            status["ledger"].get("outbox").is_none(),
+            "published, so not pending"
         );
+        assert_eq!(
+            status["ledger"]["open"].as_array().unwrap().len(),
+            1,
+            "job-2 still awaited"
+        );
+        assert_eq!(status["ledger"]["finished"].as_object().unwrap().len(), 1);
     });
     reconcile(Arc::new(w), ctx)
         .await
         .expect("reconcile succeeds");
-    tokio::time::timeout(Duration::from_secs(5), api_server)
+    finish(api_server).await;
+}
+
+/// An Event found already there (a restart, another replica) counts as published.
+#[tokio::test]
+async fn an_event_already_there_counts_as_published() {
+    let url = emulator_with(1, "CREATE FAILED").await;
+    let (ctx, mut handle) = context(&url).await;
+    let arn = format!(
+        "{}batch-inference-job/job-1",
+        &SV[..SV.find("solution").unwrap()]
+    );
+    let mut w = watch(false);
+    w.status = Some(after_a_listing_of(&[arn], &url));
+    let before = json!(w.status);
+    let api_server = tokio::spawn(async move {
+        expect_event_answered(&mut handle, 409).await;
+        let (_, status) = expect_status_patch(&mut handle, &before, "2").await;
+        assert!(status["ledger"].get("outbox").is_none());
+        let published = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "EventsPublished")
+            .unwrap()
+            .clone();
+        assert_eq!(published["status"], "True");
+    });
+    reconcile(Arc::new(w), ctx.clone())
         .await
-        .unwrap()
-        .unwrap();
+        .expect("reconcile succeeds");
+    finish(api_server).await;
+    assert!(
+        !ctx.metrics
+            .encode(0.0)
+            .contains("personalize_watch_events_total{reason=\"BatchInferenceJobFailed\"} 1"),
+        "not counted as published by this instance"
+    );
+}
+
+/// A refused Event stays in the outbox, EventsPublished says why, and the counts still move.
+#[tokio::test]
+async fn a_refused_event_stays_pending_and_counts_still_move() {
+    let url = emulator_with(2, "CREATE FAILED").await;
+    let (ctx, mut handle) = context(&url).await;
+    let prefix = &SV[..SV.find("solution").unwrap()];
+    let arns: Vec<String> = (1..=2)
+        .map(|n| format!("{prefix}batch-inference-job/job-{n}"))
+        .collect();
+    let mut w = watch(false);
+    w.status = Some(after_a_listing_of(&arns, &url));
+    let before = json!(w.status);
+    let api_server = tokio::spawn(async move {
+        expect_event_answered(&mut handle, 403).await;
+        let (_, status) = expect_status_patch(&mut handle, &before, "2").await;
+        assert_eq!(
+            status["ledger"]["outbox"].as_array().unwrap().len(),
+            2,
+            "both wait"
+        );
+        assert_eq!(status["counts"]["failed"], 2);
+        let published = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "EventsPublished")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (published["status"].as_str(), published["reason"].as_str()),
+            (Some("False"), Some("EventsPending"))
+        );
+        assert!(
+            published["message"]
+                .as_str()
+                .unwrap()
+                .contains("denied by policy")
+        );
+    });
+    let requeue = reconcile_watch(&w, &ctx).await.expect("the write succeeds");
+    finish(api_server).await;
+    assert_ne!(
+        requeue,
+        Requeue::After(schedule::DEFERRED_RETRY),
+        "no fast loop while refused"
+    );
+    assert!(
+        ctx.metrics
+            .encode(0.0)
+            .contains("personalize_watch_event_publish_failures_total{reason=\"Forbidden\"} 1")
+    );
+}
+
+/// A write conflict: the watch is read again and the decision made again from the listing in
+/// hand, with no second listing.
+#[tokio::test]
+async fn a_write_conflict_reads_again_and_decides_again_without_listing_again() {
+    let mut state = EmulatorState::default();
+    state.store.generate(SV, 2, "ACTIVE", "job").unwrap();
+    let (url, emulator) = serve(state).await;
+    let (ctx, mut handle) = context(&url).await;
+    let api_server = tokio::spawn(async move {
+        expect_event(&mut handle).await;
+        let (request, send) = handle.next_request().await.expect("a status patch");
+        assert_eq!(request.method(), Method::PATCH);
+        reply(
+            send,
+            409,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "the object has been modified"}),
+        );
+        // Read again: another writer already recorded a first listing.
+        let (request, send) = handle.next_request().await.expect("a read");
+        assert_eq!(request.method(), Method::GET);
+        let mut fresh = serde_json::to_value(watch(false)).unwrap();
+        fresh["metadata"]["resourceVersion"] = json!("7");
+        fresh["metadata"]["labels"] = json!({"changed": "by-another-writer"});
+        reply(send, 200, &fresh);
+        // The decision again, against the fresh copy: the summary is the same Event (already
+        // there), then the write with the fresh resourceVersion.
+        expect_event_answered(&mut handle, 409).await;
+        let (patch, _) = expect_status_patch(&mut handle, &Value::Null, "8").await;
+        assert_eq!(patch["metadata"]["resourceVersion"], "7");
+    });
+    reconcile_watch(&watch(false), &ctx)
+        .await
+        .expect("reconcile succeeds");
+    finish(api_server).await;
+    let listings = emulator_requests(&emulator);
+    assert_eq!(listings, 1, "one listing for the whole reconcile");
+}
+
+fn emulator_requests(emulator: &server::Shared) -> usize {
+    emulator.with(|state| {
+        state
+            .requests
+            .iter()
+            .filter(|r| r.operation == "ListBatchInferenceJobs")
+            .count()
+    })
+}
+
+/// An instance that lost its Lease writes and publishes nothing more.
+#[tokio::test]
+async fn a_former_leader_writes_and_publishes_nothing() {
+    let url = emulator_with(3, "CREATE FAILED").await;
+    let (ctx, mut handle) = context(&url).await;
+    ctx.set_leading(false);
+    reconcile_watch(&watch(false), &ctx)
+        .await
+        .expect("reconcile ends quietly");
+    let nothing = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await;
+    assert!(nothing.is_err(), "no request to the API server");
 }
 
 #[tokio::test]
 async fn suspended_watch_writes_a_condition_and_does_not_poll() {
     let (ctx, mut handle) = context("http://127.0.0.1:9").await;
     let api_server = tokio::spawn(async move {
-        let patch = expect_status_patch(&mut handle, "2").await;
-        let ready = &patch["status"]["conditions"][0];
+        let (_, status) = expect_status_patch(&mut handle, &Value::Null, "2").await;
+        let ready = &status["conditions"][0];
         assert_eq!(ready["reason"], "Suspended");
         assert_eq!(ready["status"], "True");
-        assert!(patch["status"].get("counts").is_none());
+        assert!(status.get("counts").is_none());
     });
     let requeue = reconcile_watch(&watch(true), &ctx).await.unwrap();
     assert_eq!(requeue, Requeue::OnChange);
-    tokio::time::timeout(Duration::from_secs(5), api_server)
-        .await
-        .unwrap()
-        .unwrap();
+    finish(api_server).await;
     assert!(
         !ctx.metrics.encode(0.0).contains("outcome=\"Success\""),
         "no Personalize call"
@@ -282,8 +474,11 @@ async fn unreachable_endpoint_sets_ready_false_and_warns_once() {
     // Port 9 (discard) is closed on loopback: the connection is refused at once.
     let (ctx, mut handle) = context("http://127.0.0.1:9").await;
     let api_server = tokio::spawn(async move {
-        let patch = expect_status_patch(&mut handle, "2").await;
-        let conditions = patch["status"]["conditions"].as_array().unwrap().clone();
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(event["reason"], "EndpointUnreachable");
+        let (_, status) = expect_status_patch(&mut handle, &Value::Null, "2").await;
+        let conditions = status["conditions"].as_array().unwrap().clone();
         let find = |t: &str| conditions.iter().find(|c| c["type"] == t).unwrap().clone();
         assert_eq!(find("Ready")["reason"], "EndpointUnreachable");
         assert_eq!(find("Ready")["status"], "False");
@@ -293,30 +488,22 @@ async fn unreachable_endpoint_sets_ready_false_and_warns_once() {
             "True",
             "generation 1 never listed"
         );
-        let event = expect_event(&mut handle).await;
-        assert_eq!(event["type"], "Warning");
-        assert_eq!(event["reason"], "EndpointUnreachable");
     });
     let w = Arc::new(watch(false));
     let err = reconcile(w.clone(), ctx.clone())
         .await
         .expect_err("the poll fails");
     assert_eq!(err.reason(), Reason::EndpointUnreachable);
-    tokio::time::timeout(Duration::from_secs(10), api_server)
-        .await
-        .unwrap()
-        .unwrap();
+    finish(api_server).await;
     // The error policy counts failures per watch and backs off: 5s, 10s, 20s.
     for (n, base) in [(1, 5), (2, 10), (3, 20)] {
         error_policy(w.clone(), &err, ctx.clone());
-        let counted = ctx
-            .failures()
-            .get(&ObjectRef::from_obj(w.as_ref()))
-            .copied();
-        assert_eq!(counted, Some(n));
-        let delay = retry_delay(&err, n, &ctx.settings, 0.0);
+        assert_eq!(ctx.failures().get("uid-1").copied(), Some(n));
+        let delay = retry_delay(n, &ctx.settings, 0.0);
         assert_eq!(delay, Duration::from_secs(base), "failure {n}");
     }
+    ctx.forget("uid-1");
+    assert!(ctx.failures().is_empty(), "a deleted watch's backoff goes");
 }
 
 #[test]
@@ -337,118 +524,13 @@ async fn an_invalid_spec_waits_for_a_change() {
     let mut w = watch(false);
     w.spec.solution_version_arn = "arn:aws:personalize::123:solution/x/y".into();
     let api_server = tokio::spawn(async move {
-        let patch = expect_status_patch(&mut handle, "2").await;
-        let ready = &patch["status"]["conditions"][0];
-        assert_eq!(ready["reason"], "InvalidSpec");
         let event = expect_event(&mut handle).await;
         assert_eq!(event["reason"], "InvalidSpec");
+        let (_, status) = expect_status_patch(&mut handle, &Value::Null, "2").await;
+        assert_eq!(status["conditions"][0]["reason"], "InvalidSpec");
     });
     let action = reconcile(Arc::new(w), ctx.clone()).await.unwrap();
     assert_eq!(action, Action::await_change());
-    tokio::time::timeout(Duration::from_secs(5), api_server)
-        .await
-        .unwrap()
-        .unwrap();
+    finish(api_server).await;
     assert!(ctx.failures().is_empty(), "no backoff entry");
-}
-
-/// An outbox left by a crash after publishing: the Event is found in the API and not published
-/// again; the outbox is cleared.
-#[tokio::test]
-async fn inherited_outbox_is_checked_against_existing_events() {
-    // The one job is still running: the only Event in play is the inherited one.
-    let url = emulator_with_status(1, "IN PROGRESS").await;
-    let (ctx, mut handle) = context(&url).await;
-    let mut w = watch(false);
-    w.status = Some(crate::crd::SolutionVersionWatchStatus {
-        ledger: Some(crate::crd::EventLedger {
-            outbox: vec![crate::crd::PendingEvent {
-                kind: crate::crd::AnnouncementKind::Failed,
-                job_name: "job-0".into(),
-                note: "Batch inference job job-0 failed: x".into(),
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    let api_server = tokio::spawn(async move {
-        let first = expect_status_patch(&mut handle, "2").await;
-        assert_eq!(first["status"]["ledger"]["outbox"][0]["jobName"], "job-0");
-        let (request, send) = handle.next_request().await.expect("a look for the Event");
-        assert_eq!(request.method(), Method::GET);
-        assert_eq!(request.uri().path(), "/api/v1/namespaces/default/events");
-        let query = request.uri().query().unwrap_or_default().to_string();
-        assert!(
-            query.contains("involvedObject.uid%3Duid-1")
-                || query.contains("involvedObject.uid=uid-1"),
-            "{query}"
-        );
-        let list = json!({
-            "apiVersion": "v1", "kind": "EventList", "metadata": {},
-            "items": [{
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": "test.1", "namespace": "default"},
-                "involvedObject": {"uid": "uid-1", "name": "test"},
-                "reason": "BatchInferenceJobFailed",
-                "related": {"kind": "BatchInferenceJob", "name": "job-0"}
-            }]
-        });
-        send.send_response(
-            Response::builder()
-                .body(Body::from(serde_json::to_vec(&list).unwrap()))
-                .unwrap(),
-        );
-        // Not published again: the next request clears the outbox.
-        let second = expect_status_patch(&mut handle, "3").await;
-        assert!(second["status"]["ledger"].get("outbox").is_none());
-    });
-    reconcile(Arc::new(w), ctx)
-        .await
-        .expect("reconcile succeeds");
-    tokio::time::timeout(Duration::from_secs(5), api_server)
-        .await
-        .unwrap()
-        .unwrap();
-}
-
-/// An outbox left by a crash before publishing: no Event in the API, so it is published now.
-#[tokio::test]
-async fn inherited_outbox_not_yet_published_is_published() {
-    let url = emulator_with_status(1, "IN PROGRESS").await;
-    let (ctx, mut handle) = context(&url).await;
-    let mut w = watch(false);
-    w.status = Some(crate::crd::SolutionVersionWatchStatus {
-        ledger: Some(crate::crd::EventLedger {
-            outbox: vec![crate::crd::PendingEvent {
-                kind: crate::crd::AnnouncementKind::Failed,
-                job_name: "job-0".into(),
-                note: "Batch inference job job-0 failed: x".into(),
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    let api_server = tokio::spawn(async move {
-        expect_status_patch(&mut handle, "2").await;
-        let (request, send) = handle.next_request().await.expect("a look for the Event");
-        assert_eq!(request.method(), Method::GET);
-        let empty = json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": []});
-        send.send_response(
-            Response::builder()
-                .body(Body::from(serde_json::to_vec(&empty).unwrap()))
-                .unwrap(),
-        );
-        let event = expect_event(&mut handle).await;
-        assert_eq!(event["reason"], "BatchInferenceJobFailed");
-        assert_eq!(event["related"]["name"], "job-0");
-        let cleared = expect_status_patch(&mut handle, "3").await;
-        assert!(cleared["status"]["ledger"].get("outbox").is_none());
-    });
-    reconcile(Arc::new(w), ctx)
-        .await
-        .expect("reconcile succeeds");
-    tokio::time::timeout(Duration::from_secs(5), api_server)
-        .await
-        .unwrap()
-        .unwrap();
 }

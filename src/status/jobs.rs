@@ -97,17 +97,32 @@ pub fn newest(jobs: &[ListedJob], max: usize) -> Vec<JobSummary> {
     ordered.into_iter().take(max).map(summary).collect()
 }
 
-/// The watched solution version's jobs, once each (a listing that saw a job twice keeps the last).
+/// The watched solution version's jobs, once each. A listing that shows a job twice (pages
+/// shifted while it ran) keeps the view furthest along: finished over unfinished, then the
+/// later update. Jobs with neither ARN nor name cannot be told apart and are all kept.
 pub fn relevant_jobs(jobs: &[ListedJob], solution_version_arn: &str) -> Vec<ListedJob> {
-    let mut by_arn = BTreeMap::new();
-    for job in jobs {
-        if job
-            .solution_version_arn
+    let mut by_key: BTreeMap<String, &ListedJob> = BTreeMap::new();
+    let mut nameless = Vec::new();
+    let watched = jobs.iter().filter(|j| {
+        j.solution_version_arn
             .as_deref()
             .is_none_or(|sv| sv == solution_version_arn)
-        {
-            by_arn.insert(job.arn.as_str(), job);
+    });
+    for job in watched {
+        let Some(key) = super::ledger::job_key(job) else {
+            nameless.push(job);
+            continue;
+        };
+        let entry = by_key.entry(key).or_insert(job);
+        if further_along(job, entry) {
+            *entry = job;
         }
     }
-    by_arn.into_values().cloned().collect()
+    by_key.into_values().chain(nameless).cloned().collect()
+}
+
+/// Whether `a` shows a job further along than `b`.
+fn further_along(a: &ListedJob, b: &ListedJob) -> bool {
+    let finished = |j: &ListedJob| JobState::of(&j.status).finished();
+    (finished(a), a.updated) > (finished(b), b.updated)
 }

@@ -1,164 +1,253 @@
-//! The Event ledger: which jobs to announce, exactly once across restarts.
+//! The Event ledger: which jobs to announce, exactly once across restarts, replicas and
+//! listings that leave jobs out, repeat them or list them out of order.
 //!
-//! A finished job is announced when it was open at the last listing, or when it is new: created
-//! after the ledger's watermark minus a grace window and not among the recently finished. Jobs
-//! created well before the watermark were all seen by an earlier complete listing (Personalize
-//! jobs cannot be deleted, and ACTIVE and CREATE FAILED are final).
+//! The rule: a job is announced when it is seen finished and it either was seen unfinished
+//! before (it is `open`), or it finished after the `horizon` and is not among the `finished`
+//! already accounted for. The first listing from a source sets the horizon to its own time (less
+//! a clock allowance) and summarises what had already finished in one Event. After that, the
+//! horizon trails the newest finish time seen by [`RETENTION`]: `finished` only holds what is
+//! newer, so it stays bounded. An id leaves `open` only when its job is seen finished, and a
+//! finished id is pruned by its age, never because one listing left its job out.
+//!
+//! The bound: a job that no listing shows finished until more than [`RETENTION`] after it
+//! finished, and that no listing showed unfinished before, counts as history and is not
+//! announced. Over the caps (`MAX_OPEN`, `MAX_FINISHED`) the oldest entries go first; see
+//! docs/reliability.md.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::crd::{AnnouncementKind, EventLedger, JobCounts, PendingEvent};
+use crate::crd::{AnnouncementKind, EventLedger, JobCounts, ListingSource, PendingEvent};
 use crate::personalize::ListedJob;
 use crate::text::truncate_utf8;
 
-use super::jobs::{JobState, describe_counts, newest_first};
+use super::jobs::{JobState, describe_counts};
 use super::whole_seconds;
 
-/// A job is "new" when created after the watermark minus this window. It covers jobs that a
-/// listing missed because they were created while it ran, and clock differences.
-pub const GRACE: SignedDuration = SignedDuration::from_secs(15 * 60);
-/// At most this many job Events are decided per poll; the rest wait in `ledger.open` for the
-/// next poll, so the outbox (and the object) stays small.
-pub const MAX_ANNOUNCEMENTS_PER_POLL: usize = 100;
+/// Clocks differ: the first listing's horizon is its time less this allowance. A job the first
+/// listing left out that finished within it before is announced rather than taken as history.
+pub const CLOCK_ALLOWANCE: SignedDuration = SignedDuration::from_secs(5 * 60);
+/// How long after the newest finish seen a finished job stays in `finished`: a listing may
+/// leave a job out for up to this long without it being missed or repeated.
+pub const RETENTION: SignedDuration = SignedDuration::from_secs(6 * 60 * 60);
+/// Events decided but not published; more wait in `open` for room.
+pub const MAX_OUTBOX: usize = 100;
+/// Jobs awaited at once; past it the ones seen longest ago are dropped (they are still
+/// announced if they finish after the horizon).
+pub const MAX_OPEN: usize = 1_000;
+/// Finished jobs remembered; past it the horizon moves up to the oldest kept.
+pub const MAX_FINISHED: usize = 2_000;
 /// Event notes are capped near 1 KiB by the API server.
 pub const MAX_NOTE_BYTES: usize = 1024;
+
+/// A complete listing, as the ledger sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Listed<'a> {
+    /// The watched solution version's jobs, once each.
+    pub jobs: &'a [ListedJob],
+    pub counts: &'a JobCounts,
+    pub source: &'a ListingSource,
+    pub now: Timestamp,
+}
 
 /// The ledger after a complete listing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LedgerUpdate {
     /// With the Events it decided appended to the outbox.
     pub ledger: EventLedger,
-    /// Finished jobs whose Event waits for a later poll (over MAX_ANNOUNCEMENTS_PER_POLL).
+    /// Finished jobs whose Event waits in `open` for room in the outbox.
     pub deferred: usize,
-    /// On the first listing, the summary Event of jobs that had already finished.
-    pub summary: Option<PendingEvent>,
+    /// Jobs the ledger knew that this listing left out.
+    pub omitted: usize,
 }
 
-/// A short stable id for a job: FNV-1a of its ARN, so the ledger stays small.
-pub fn job_id(arn: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in arn.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+/// A short stable id for a job: FNV-1a of its ARN, or of its name when the listing gave no ARN.
+/// None when the listing gave neither: such a job is counted, never announced.
+pub fn job_id(job: &ListedJob) -> Option<String> {
+    job_key(job).map(|key| {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in key.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    })
+}
+
+/// What names a job: its ARN, else its name.
+pub fn job_key(job: &ListedJob) -> Option<String> {
+    if !job.arn.is_empty() {
+        Some(job.arn.clone())
+    } else if !job.name.is_empty() {
+        Some(format!("name:{}", job.name))
+    } else {
+        None
     }
-    format!("{hash:016x}")
 }
 
-/// The ledger after a complete listing of `jobs` (the watched solution version's, once each).
-pub fn next_ledger(
-    prev: Option<&EventLedger>,
-    jobs: &[ListedJob],
-    counts: &JobCounts,
-) -> LedgerUpdate {
-    let watermark = jobs
-        .iter()
-        .filter_map(|j| j.created)
-        .map(whole_seconds)
-        .max()
-        .max(prev.and_then(|l| l.watermark.as_ref()).map(|t| t.0));
-    let decided = match prev {
-        None => first_listing(jobs),
-        Some(ledger) => later_listing(ledger, jobs),
-    };
-    let cutoff = watermark.map(|w| w - GRACE);
-    let recent_finished: BTreeSet<String> = jobs
-        .iter()
-        .filter(|j| JobState::of(&j.status).finished() && created_after(j, cutoff))
-        .map(|j| job_id(&j.arn))
-        .filter(|id| !decided.deferred.contains(id))
-        .collect();
-    LedgerUpdate {
-        ledger: EventLedger {
-            watermark: watermark.map(Time),
-            open: decided.open.into_iter().collect(),
-            recent_finished: recent_finished.into_iter().collect(),
-            outbox: decided.outbox,
+/// When a finished job finished: its last update, else its creation (whole seconds).
+fn finish_time(job: &ListedJob) -> Option<Timestamp> {
+    job.updated.or(job.created).map(whole_seconds)
+}
+
+/// The ledger after a complete listing of `listed.jobs`. A ledger without a source (written by
+/// an earlier version) adopts this one.
+pub fn next_ledger(prev: Option<&EventLedger>, listed: &Listed<'_>) -> LedgerUpdate {
+    let mut update = match prev {
+        Some(prev) if prev.source.as_ref().is_none_or(|s| s == listed.source) => {
+            later_listing(prev, listed)
+        }
+        _ => LedgerUpdate {
+            ledger: baseline(prev, listed),
+            deferred: 0,
+            omitted: 0,
         },
-        deferred: decided.deferred.len(),
-        summary: prev.is_none().then(|| discovered(counts)),
+    };
+    settle(&mut update.ledger, listed);
+    update
+}
+
+/// The first listing from a source: what had finished is history, summarised in one Event.
+fn baseline(prev: Option<&EventLedger>, listed: &Listed<'_>) -> EventLedger {
+    let horizon = whole_seconds(listed.now) - CLOCK_ALLOWANCE;
+    let mut ledger = EventLedger {
+        source: Some(listed.source.clone()),
+        horizon: Some(Time(horizon)),
+        // Events already decided stay decided: they announce real finishes.
+        outbox: prev.map(|l| l.outbox.clone()).unwrap_or_default(),
+        ..Default::default()
+    };
+    for job in listed.jobs {
+        let Some(id) = job_id(job) else { continue };
+        if JobState::of(&job.status).finished() {
+            if let Some(t) = finish_time(job).filter(|t| *t > horizon) {
+                ledger.finished.insert(id, t.as_second());
+            }
+        } else if !ledger.open.contains(&id) {
+            ledger.open.push(id);
+        }
+    }
+    if ledger.outbox.len() < MAX_OUTBOX {
+        ledger.outbox.push(discovered(listed, horizon));
+    }
+    ledger
+}
+
+/// A listing after the baseline: announce what finished, keep waiting for the rest.
+fn later_listing(prev: &EventLedger, listed: &Listed<'_>) -> LedgerUpdate {
+    let mut ledger = prev.clone();
+    ledger.source = Some(listed.source.clone());
+    let horizon = ledger
+        .horizon
+        .as_ref()
+        .map_or(whole_seconds(listed.now) - CLOCK_ALLOWANCE, |t| t.0);
+    ledger.horizon = Some(Time(horizon));
+    let mut open: HashSet<String> = ledger.open.iter().cloned().collect();
+    let mut seen = HashSet::new();
+    let mut due = Vec::new();
+    for job in listed.jobs {
+        let Some(id) = job_id(job) else { continue };
+        seen.insert(id.clone());
+        if ledger.finished.contains_key(&id) {
+            continue;
+        }
+        if !JobState::of(&job.status).finished() {
+            if open.insert(id.clone()) {
+                ledger.open.push(id);
+            }
+        } else if open.contains(&id) || finish_time(job).is_some_and(|t| t > horizon) {
+            due.push((id, job));
+        }
+    }
+    let omitted = ledger
+        .open
+        .iter()
+        .chain(ledger.finished.keys())
+        .filter(|id| !seen.contains(*id))
+        .count();
+    let deferred = announce(&mut ledger, &mut open, due, listed.now);
+    LedgerUpdate {
+        ledger,
+        deferred,
+        omitted,
     }
 }
 
-/// What one listing decided.
-struct Decided {
-    /// Ids of jobs to announce when seen finished.
-    open: BTreeSet<String>,
-    outbox: Vec<PendingEvent>,
-    /// Ids of finished jobs whose Event waits for a later poll.
-    deferred: BTreeSet<String>,
-}
-
-/// Whether the job was created after `cutoff` (jobs without a creation time, or without a
-/// cutoff, count as new).
-fn created_after(job: &ListedJob, cutoff: Option<jiff::Timestamp>) -> bool {
-    match (job.created, cutoff) {
-        (Some(created), Some(cutoff)) => whole_seconds(created) > cutoff,
-        _ => true,
+/// Moves due jobs into the outbox, oldest finish first, while it has room; the rest wait in
+/// `open`. Returns how many wait.
+fn announce(
+    ledger: &mut EventLedger,
+    open: &mut HashSet<String>,
+    mut due: Vec<(String, &ListedJob)>,
+    now: Timestamp,
+) -> usize {
+    due.sort_by(|(a_id, a), (b_id, b)| finish_time(a).cmp(&finish_time(b)).then(a_id.cmp(b_id)));
+    let mut deferred = 0;
+    for (id, job) in due {
+        if ledger.outbox.len() >= MAX_OUTBOX {
+            if open.insert(id.clone()) {
+                ledger.open.push(id);
+            }
+            deferred += 1;
+            continue;
+        }
+        ledger.outbox.push(announcement(job));
+        if open.remove(&id) {
+            ledger.open.retain(|o| *o != id);
+        }
+        // Kept at least until the horizon passes the announcement, even for a job that finished
+        // before it: an old, unfinished view of the job in a later listing must not make it
+        // awaited (and announced) again.
+        let now = whole_seconds(now);
+        let accounted = finish_time(job).map_or(now, |t| t.max(now));
+        ledger.finished.insert(id, accounted.as_second());
     }
+    deferred
 }
 
-/// First listing: jobs already finished are summarised, not announced one by one.
-fn first_listing(jobs: &[ListedJob]) -> Decided {
-    Decided {
-        open: jobs
-            .iter()
-            .filter(|j| !JobState::of(&j.status).finished())
-            .map(|j| job_id(&j.arn))
-            .collect(),
-        outbox: Vec::new(),
-        deferred: BTreeSet::new(),
+/// Moves the horizon up behind the newest finish seen, prunes what it passed, and holds the
+/// caps.
+fn settle(ledger: &mut EventLedger, listed: &Listed<'_>) {
+    let newest = listed
+        .jobs
+        .iter()
+        .filter(|j| JobState::of(&j.status).finished())
+        .filter_map(finish_time)
+        .max();
+    let mut horizon = ledger.horizon.as_ref().map(|t| t.0);
+    if let Some(trailing) = newest.map(|n| n - RETENTION) {
+        horizon = horizon.max(Some(trailing));
     }
+    if ledger.finished.len() > MAX_FINISHED {
+        let mut times: Vec<i64> = ledger.finished.values().copied().collect();
+        times.sort_unstable();
+        let oldest_kept = times[times.len() - MAX_FINISHED];
+        let dropped = Timestamp::from_second(oldest_kept - 1).ok();
+        horizon = horizon.max(dropped);
+    }
+    if let Some(h) = horizon {
+        ledger.finished.retain(|_, t| *t > h.as_second());
+        ledger.horizon = Some(Time(h));
+    }
+    let excess = ledger.open.len().saturating_sub(MAX_OPEN);
+    ledger.open.drain(..excess);
 }
 
-/// The first listing's summary Event.
-fn discovered(counts: &JobCounts) -> PendingEvent {
+/// The baseline's summary Event: one per source, exactly once.
+fn discovered(listed: &Listed<'_>, horizon: Timestamp) -> PendingEvent {
     PendingEvent {
         kind: AnnouncementKind::Discovered,
+        id: format!(
+            "baseline:{}:{}:{horizon}",
+            listed.source.region, listed.source.endpoint
+        ),
         job_name: String::new(),
         note: format!(
             "First listing found {}: jobs that had already finished are not announced one by one",
-            describe_counts(counts)
+            describe_counts(listed.counts)
         ),
-    }
-}
-
-/// A later listing: finished jobs that were open, or are new, are announced (up to the cap).
-fn later_listing(ledger: &EventLedger, jobs: &[ListedJob]) -> Decided {
-    let was_open: BTreeSet<&str> = ledger.open.iter().map(String::as_str).collect();
-    let seen_finished: BTreeSet<&str> = ledger.recent_finished.iter().map(String::as_str).collect();
-    let prev_cutoff = ledger.watermark.as_ref().map(|w| w.0 - GRACE);
-    let mut open = BTreeSet::new();
-    let mut due: Vec<&ListedJob> = Vec::new();
-    for job in jobs {
-        let id = job_id(&job.arn);
-        if !JobState::of(&job.status).finished() {
-            open.insert(id);
-        } else if was_open.contains(id.as_str())
-            || (created_after(job, prev_cutoff) && !seen_finished.contains(id.as_str()))
-        {
-            due.push(job);
-        }
-    }
-    // Oldest first, so deferred Events keep their order across polls.
-    due.sort_by(|a, b| newest_first(b, a));
-    let mut outbox = ledger.outbox.clone();
-    let mut deferred = BTreeSet::new();
-    for (i, job) in due.into_iter().enumerate() {
-        if i < MAX_ANNOUNCEMENTS_PER_POLL {
-            outbox.push(announcement(job));
-        } else {
-            let id = job_id(&job.arn);
-            open.insert(id.clone());
-            deferred.insert(id);
-        }
-    }
-    Decided {
-        open,
-        outbox,
-        deferred,
     }
 }
 
@@ -183,6 +272,7 @@ fn announcement(job: &ListedJob) -> PendingEvent {
     };
     PendingEvent {
         kind,
+        id: job_key(job).unwrap_or_default(),
         job_name: job.name.clone(),
         note: truncate_utf8(&note, MAX_NOTE_BYTES).to_string(),
     }

@@ -1,8 +1,10 @@
 //! The status computation: a pure function of the previous status and what a poll found.
 //!
 //! Everything the operator decides lives here, free of I/O: counts and the bounded job list
-//! ([`jobs`]), the conditions ([`conditions`]), and which jobs to announce ([`ledger`]).
+//! ([`jobs`]), the conditions ([`conditions`]), which jobs to announce ([`ledger`]), what
+//! publishing them left pending ([`after_publishing`]), and the object's size ([`budget`]).
 
+pub mod budget;
 pub mod conditions;
 pub mod jobs;
 pub mod ledger;
@@ -10,8 +12,8 @@ pub mod ledger;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::crd::{PendingEvent, SolutionVersionWatchStatus};
-use crate::personalize::ListedJob;
+use crate::crd::SolutionVersionWatchStatus;
+use crate::personalize::Listing;
 use crate::reasons::{ConditionStatus, ConditionType, Reason};
 
 pub use conditions::{Conditions, condition};
@@ -19,7 +21,7 @@ pub use jobs::{JobState, counts};
 pub use ledger::{LedgerUpdate, job_id};
 
 use ConditionStatus::{False, True};
-use ConditionType::{Ready, Reconciling, Stalled};
+use ConditionType::{EventsPublished, Ready, Reconciling, Stalled};
 
 /// Why a poll failed, as far as status is concerned.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,7 +36,7 @@ pub struct PollFailure {
 #[derive(Clone, Copy, Debug)]
 pub enum PollOutcome<'a> {
     /// A complete listing.
-    Listed(&'a [ListedJob]),
+    Listed(&'a Listing),
     Failed(&'a PollFailure),
     Suspended,
 }
@@ -54,12 +56,10 @@ pub struct Observation<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     pub status: SolutionVersionWatchStatus,
-    /// Finished jobs whose Event waits for a later poll (over the per-poll cap).
+    /// Finished jobs whose Event waits in the ledger for room in the outbox.
     pub deferred: usize,
-    /// The first listing's summary Event. Informational, so it is published after the status
-    /// write without the outbox: one write per watch fewer on the first listing, at the price
-    /// of losing it if the operator dies between the two.
-    pub summary: Option<PendingEvent>,
+    /// Jobs the ledger knew that the listing left out.
+    pub omitted: usize,
 }
 
 /// Times in status have whole seconds (metav1.Time); compare at that precision too.
@@ -76,19 +76,25 @@ pub fn next_status(prev: Option<&SolutionVersionWatchStatus>, obs: &Observation<
         PollOutcome::Suspended => Decision {
             status: while_suspended(prev, obs),
             deferred: 0,
-            summary: None,
+            omitted: 0,
         },
     }
 }
 
 fn after_listing(
     prev: SolutionVersionWatchStatus,
-    listed: &[ListedJob],
+    listing: &Listing,
     obs: &Observation<'_>,
 ) -> Decision {
-    let jobs = jobs::relevant_jobs(listed, obs.solution_version_arn);
+    let jobs = jobs::relevant_jobs(&listing.jobs, obs.solution_version_arn);
     let counts = counts(&jobs);
-    let update = ledger::next_ledger(prev.ledger.as_ref(), &jobs, &counts);
+    let listed = ledger::Listed {
+        jobs: &jobs,
+        counts: &counts,
+        source: &listing.source,
+        now: obs.now,
+    };
+    let update = ledger::next_ledger(prev.ledger.as_ref(), &listed);
     let described = jobs::describe_counts(&counts);
     let g = obs.generation;
     let mut status = SolutionVersionWatchStatus {
@@ -113,7 +119,7 @@ fn after_listing(
     Decision {
         status,
         deferred: update.deferred,
-        summary: update.summary,
+        omitted: update.omitted,
     }
 }
 
@@ -163,7 +169,7 @@ fn after_failure(
     Decision {
         status,
         deferred: 0,
-        summary: None,
+        omitted: 0,
     }
 }
 
@@ -202,6 +208,45 @@ fn generation_listed(prev: &SolutionVersionWatchStatus, generation: i64) -> bool
     condition(prev, Reconciling)
         .is_some_and(|c| c.status == False.as_str() && c.observed_generation == Some(generation))
         && prev.last_sync_time.is_some()
+}
+
+/// What publishing the outbox achieved: its first `published` entries are out (or were out
+/// already), and the first failure, if any, stopped the rest.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Delivery {
+    pub published: usize,
+    pub error: Option<String>,
+}
+
+/// The status after publishing: published entries leave the outbox, and EventsPublished says
+/// whether any wait and why.
+pub fn after_publishing(
+    status: &mut SolutionVersionWatchStatus,
+    delivery: &Delivery,
+    generation: i64,
+    now: Timestamp,
+) {
+    let pending = match status.ledger.as_mut() {
+        Some(ledger) => {
+            let published = delivery.published.min(ledger.outbox.len());
+            ledger.outbox.drain(..published);
+            ledger.outbox.len()
+        }
+        None => 0,
+    };
+    let mut c = Conditions::new(&mut status.conditions, generation, now);
+    if pending == 0 {
+        c.set(
+            EventsPublished,
+            True,
+            Reason::Published,
+            "Every decided Event is published",
+        );
+    } else {
+        let why = delivery.error.as_deref().unwrap_or("not tried yet");
+        let message = format!("{pending} Events wait to be published: {why}");
+        c.set(EventsPublished, False, Reason::EventsPending, &message);
+    }
 }
 
 /// The interval to the next poll: the active one while any job is pending or in progress.

@@ -450,3 +450,149 @@ fn demo_shows_counts_and_the_failure_event() {
         "{stdout}"
     );
 }
+
+/// docs/gitops/argo-events run by Argo Events' own code (hack/argo-events-check): the resource
+/// event sources against this control plane, the Sensor's filters on what they dispatch.
+struct ArgoEvents {
+    child: std::process::Child,
+    triggers: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl ArgoEvents {
+    fn start(ns: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(support::tool("argo-events-check"))
+            .args([
+                "--eventsource",
+                docs("argo-events/eventsource.yaml").to_str().unwrap(),
+            ])
+            .args([
+                "--sensor",
+                docs("argo-events/sensor.yaml").to_str().unwrap(),
+            ])
+            .args(["--namespace", ns])
+            .env("KUBECONFIG", &support::control_plane().kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("argo-events-check starts");
+        let stdout = child.stdout.take().unwrap();
+        let triggers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = triggers.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v.get("dependency").is_some()
+                {
+                    seen.lock().unwrap().push(v);
+                }
+            }
+        });
+        ArgoEvents { child, triggers }
+    }
+
+    fn triggers(&self) -> Vec<serde_json::Value> {
+        self.triggers.lock().unwrap().clone()
+    }
+
+    fn stop(mut self) -> Vec<serde_json::Value> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap();
+        self.triggers()
+    }
+}
+
+impl Drop for ArgoEvents {
+    fn drop(&mut self) {
+        if self.child.kill().is_ok() {
+            self.child.wait().unwrap();
+        }
+    }
+}
+
+/// Each failed job triggers the Sensor once; polls that leave the failed count alone trigger
+/// nothing; a restarted EventSource replays nothing.
+#[tokio::test]
+async fn argo_events_fire_once_per_failure_and_never_on_restart() {
+    let f = Fixture::start("argoevents").await;
+    let sv = support::solution_version_arn("argoevents");
+    let arns = f.emu.generate(&sv, 3, "IN PROGRESS", "job").await;
+    f.apply_watch("argo", &sv, "  activePollInterval: 5s\n")
+        .await;
+    f.wait_status("argo", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(3)
+    })
+    .await;
+    let fail = |i: usize| {
+        let f = &f;
+        let arn = arns[i].clone();
+        async move {
+            f.emu
+                .set_status(&arn, "CREATE FAILED", Some("argo events test"))
+                .await;
+            let job = format!("job-{}", i + 1);
+            support::wait_for(Duration::from_secs(30), "the failure Event", || async {
+                (f.job_events("BatchInferenceJobFailed", &job).await == 1).then_some(())
+            })
+            .await;
+        }
+    };
+    fail(0).await;
+
+    // Started after job-1's Event: it is not replayed.
+    let first = ArgoEvents::start(&f.ns);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    fail(1).await;
+    support::wait_for(Duration::from_secs(30), "two triggers", || async {
+        (first.triggers().len() >= 2).then_some(())
+    })
+    .await;
+    // Polls keep writing status; the failed count does not change: no more triggers.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let fired = first.stop();
+    let by = |fired: &[serde_json::Value], dep: &str| {
+        fired
+            .iter()
+            .filter(|t| t["dependency"] == dep)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let failed = by(&fired, "job-failed");
+    assert_eq!(failed.len(), 1, "{fired:?}");
+    assert!(
+        failed[0]["message"].as_str().unwrap().contains("job-2"),
+        "{fired:?}"
+    );
+    assert_eq!(by(&fired, "watch-status").len(), 1, "{fired:?}");
+    assert_eq!(by(&fired, "watch-status")[0]["failed"], "2");
+
+    // A restart replays neither Event nor status.
+    let second = ArgoEvents::start(&f.ns);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        second.triggers().is_empty(),
+        "replayed: {:?}",
+        second.triggers()
+    );
+    fail(2).await;
+    support::wait_for(Duration::from_secs(30), "two triggers", || async {
+        (second.triggers().len() >= 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let fired = second.stop();
+    assert_eq!(by(&fired, "job-failed").len(), 1, "{fired:?}");
+    assert!(
+        by(&fired, "job-failed")[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("job-3")
+    );
+    assert_eq!(by(&fired, "watch-status").len(), 1, "{fired:?}");
+}

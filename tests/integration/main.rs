@@ -9,6 +9,7 @@ mod bench_harness;
 mod docs;
 mod emulator_clients;
 mod emulator_sdk;
+mod exactly_once;
 mod gitops;
 mod operator;
 mod packaging;

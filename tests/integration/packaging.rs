@@ -116,9 +116,19 @@ async fn chart_renders_value_sets_the_api_server_accepts() {
                 "two replicas elect a leader"
             );
             assert!(
+                !yaml.contains("type: Recreate"),
+                "with leader election a rolling update hands over"
+            );
+            assert!(
                 yaml.contains("kind: PodDisruptionBudget") && yaml.contains("kind: NetworkPolicy")
             );
             assert!(yaml.contains("kind: ServiceMonitor"));
+        }
+        if sets.is_empty() {
+            assert!(
+                yaml.contains("type: Recreate"),
+                "without leader election two operators never run at once"
+            );
         }
         if sets.iter().any(|s| s.starts_with("watchNamespace")) {
             assert!(
@@ -333,6 +343,8 @@ async fn operator_works_with_the_charts_rbac_and_nothing_more() {
         ("update", "solutionversionwatches.personalize-watch.dev"),
         ("create", "pods"),
         ("delete", "events.events.k8s.io"),
+        ("patch", "events.events.k8s.io"),
+        ("list", "events"),
     ] {
         let CommandOutput { stdout: out, .. } =
             kubectl(&["auth", "can-i", verb, resource, "-n", &ns, "--as", &sa]);

@@ -33,17 +33,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The rules the operator needs on SolutionVersionWatches and Events, nothing more. */}}
 {{- define "personalize-watch.rules" -}}
+# get: a watch is read again after a status write conflict.
 - apiGroups: ["personalize-watch.dev"]
   resources: ["solutionversionwatches"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["personalize-watch.dev"]
   resources: ["solutionversionwatches/status"]
   verbs: ["patch"]
+# Events are named by what they announce: created once, never patched or listed.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
-# Listed only to check, after a restart, whether an Event was published before the crash.
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["list"]
+  verbs: ["create"]
 {{- end -}}

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::EmulatorState;
 use super::faults::{FaultKind, FaultRule};
 use super::model::matches_personalize_arn;
+use super::token::Cursor;
 
 const TARGET_PREFIX: &str = "AmazonPersonalize.";
 const MAX_ARN_LEN: usize = 256;
@@ -332,31 +333,38 @@ fn list_batch_inference_jobs(
     let sv = arn_member(input, "solutionVersionArn")?;
     let limit = max_results(input)?;
     let token = next_token(input)?;
-    let start = match &token {
-        None => 0,
+    let mut cursor = match &token {
+        None => Cursor::default(),
         Some(t) => state
             .tokens
             .decode(t, OP, sv.as_deref())
             .ok_or_else(|| ApiError::new(400, "InvalidNextTokenException", "Invalid next token"))?,
     };
-    match fault.map(|f| f.kind) {
-        Some(FaultKind::EmptyPage) => {
+    match fault {
+        Some(f) if f.kind == FaultKind::EmptyPage => {
             return Ok(json!({
                 "batchInferenceJobs": [],
-                "nextToken": state.tokens.encode(OP, sv.as_deref(), start),
+                "nextToken": state.tokens.encode(OP, sv.as_deref(), cursor),
             }));
         }
-        Some(FaultKind::RepeatToken) => {
-            let page = state.store.list_jobs(sv.as_deref(), start, limit);
-            let items: Vec<Value> = page.items.iter().map(|j| j.summary()).collect();
-            return Ok(json!({ "batchInferenceJobs": items, "nextToken": token }));
+        Some(f) if f.kind == FaultKind::Omit => {
+            let hidden = state
+                .store
+                .most_recently_updated(sv.as_deref(), f.jobs.unwrap_or(1));
+            cursor.listing = state.start_omitting(hidden);
         }
         _ => {}
     }
-    let page = state.store.list_jobs(sv.as_deref(), start, limit);
+    let omitted = state.omitted(cursor.listing);
+    let page = state
+        .store
+        .list_jobs(sv.as_deref(), state.order, cursor.start, limit, &omitted);
     let items: Vec<Value> = page.items.iter().map(|j| j.summary()).collect();
     let mut out = json!({ "batchInferenceJobs": items });
-    if let Some(next) = page.next_start {
+    if fault.is_some_and(|f| f.kind == FaultKind::RepeatToken) {
+        out["nextToken"] = json!(token);
+    } else if let Some(start) = page.next_start {
+        let next = Cursor { start, ..cursor };
         out["nextToken"] = Value::String(state.tokens.encode(OP, sv.as_deref(), next));
     }
     Ok(out)
@@ -375,7 +383,7 @@ fn describe_batch_inference_job(
             format!("Could not find BatchInferenceJob with arn {arn}"),
         )
     })?;
-    Ok(json!({ "batchInferenceJob": job }))
+    Ok(json!({ "batchInferenceJob": job.described() }))
 }
 
 fn list_solution_versions(
@@ -387,10 +395,15 @@ fn list_solution_versions(
     let limit = max_results(input)?;
     let start = match next_token(input)? {
         None => 0,
-        Some(t) => state
-            .tokens
-            .decode(&t, OP, solution.as_deref())
-            .ok_or_else(|| ApiError::new(400, "InvalidNextTokenException", "Invalid next token"))?,
+        Some(t) => {
+            state
+                .tokens
+                .decode(&t, OP, solution.as_deref())
+                .ok_or_else(|| {
+                    ApiError::new(400, "InvalidNextTokenException", "Invalid next token")
+                })?
+                .start
+        }
     };
     let page = state
         .store
@@ -398,6 +411,10 @@ fn list_solution_versions(
     let items: Vec<Value> = page.items.iter().map(|sv| sv.summary()).collect();
     let mut out = json!({ "solutionVersions": items });
     if let Some(next) = page.next_start {
+        let next = Cursor {
+            start: next,
+            listing: 0,
+        };
         out["nextToken"] = Value::String(state.tokens.encode(OP, solution.as_deref(), next));
     }
     Ok(out)

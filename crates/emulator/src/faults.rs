@@ -27,6 +27,13 @@ pub enum FaultKind {
     EmptyPage,
     /// 400 InvalidNextTokenException (only requests that carry a token match).
     InvalidNextToken,
+    /// The listing leaves out the `jobs` most recently updated matching jobs on every page, as
+    /// eventual consistency would (only first pages match: `count` counts listings).
+    Omit,
+    /// 400 ExpiredTokenException: temporary credentials that expired (clients refresh them).
+    ExpiredToken,
+    /// 503 ServiceUnavailableException (the SDKs retry it).
+    ServiceUnavailable,
 }
 
 impl FaultKind {
@@ -57,13 +64,26 @@ impl FaultKind {
                 error_outcome(400, "InvalidNextTokenException", "Invalid next token")
             }
             FaultKind::Drop => Outcome::Drop,
+            FaultKind::ExpiredToken => error_outcome(
+                400,
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+            ),
+            FaultKind::ServiceUnavailable => error_outcome(
+                503,
+                "ServiceUnavailableException",
+                "Service is unavailable, please try again later.",
+            ),
             FaultKind::Malformed => Outcome::Respond {
                 status: 200,
                 error_type: None,
                 body: "{\"batchInferenceJobs\": [ {\"jobName\": ".into(),
                 delay_ms: 0,
             },
-            FaultKind::Latency | FaultKind::RepeatToken | FaultKind::EmptyPage => return None,
+            FaultKind::Latency
+            | FaultKind::RepeatToken
+            | FaultKind::EmptyPage
+            | FaultKind::Omit => return None,
         };
         Some(outcome)
     }
@@ -81,10 +101,20 @@ pub struct FaultRule {
     pub solution_version_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// Let this many matching requests through before the rule applies (e.g. fail page 7).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub after: u64,
+    /// For `omit`: how many jobs each listing leaves out (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<usize>,
 }
 
 fn one() -> u64 {
     1
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FaultRule {
@@ -96,6 +126,21 @@ impl FaultRule {
             operation: None,
             solution_version_arn: None,
             latency_ms: None,
+            after: 0,
+            jobs: None,
+        }
+    }
+
+    /// Applies from the `n + 1`-th matching request on.
+    pub fn after(self, n: u64) -> Self {
+        FaultRule { after: n, ..self }
+    }
+
+    /// For `omit`: how many jobs each listing leaves out.
+    pub fn jobs(self, jobs: usize) -> Self {
+        FaultRule {
+            jobs: Some(jobs),
+            ..self
         }
     }
 
@@ -159,8 +204,11 @@ impl FaultRule {
             self.kind,
             FaultKind::RepeatToken | FaultKind::InvalidNextToken
         );
+        // An omission is decided when a listing starts, and holds for its every page.
+        let first_page_only = self.kind == FaultKind::Omit;
         self.count > 0
             && (!needs_token || has_token)
+            && (!first_page_only || !has_token)
             && self
                 .operation
                 .as_deref()
@@ -190,17 +238,26 @@ impl Faults {
         &self.rules
     }
 
-    /// The first rule matching this request, with one use taken from it.
+    /// The first rule matching this request, with one use taken from it. Rules still letting
+    /// requests through (`after`) count this one and let it pass.
     pub fn take(
         &mut self,
         operation: &str,
         solution_version_arn: Option<&str>,
         has_token: bool,
     ) -> Option<FaultRule> {
-        let index = self
+        let mut matching = self
             .rules
-            .iter()
-            .position(|r| r.matches(operation, solution_version_arn, has_token))?;
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, r)| r.matches(operation, solution_version_arn, has_token));
+        let index = loop {
+            let (index, rule) = matching.next()?;
+            if rule.after == 0 {
+                break index;
+            }
+            rule.after -= 1;
+        };
         let rule = &mut self.rules[index];
         rule.count -= 1;
         let taken = rule.clone();
@@ -218,20 +275,13 @@ mod tests {
     #[test]
     fn rules_are_used_up_in_order_and_filtered() {
         let mut faults = Faults::default();
-        faults.add(FaultRule {
-            kind: FaultKind::Throttle,
-            count: 2,
-            operation: Some("ListBatchInferenceJobs".into()),
-            solution_version_arn: Some("sv".into()),
-            latency_ms: None,
-        });
-        faults.add(FaultRule {
-            kind: FaultKind::RepeatToken,
-            count: 1,
-            operation: None,
-            solution_version_arn: None,
-            latency_ms: None,
-        });
+        faults.add(
+            FaultRule::new(FaultKind::Throttle)
+                .times(2)
+                .for_operation(Operation::ListBatchInferenceJobs)
+                .for_subject("sv"),
+        );
+        faults.add(FaultRule::new(FaultKind::RepeatToken));
         assert!(
             faults
                 .take("DescribeSolutionVersion", Some("sv"), false)
@@ -270,5 +320,22 @@ mod tests {
             FaultKind::RepeatToken
         );
         assert!(faults.pending().is_empty());
+    }
+
+    #[test]
+    fn after_lets_requests_through_and_omit_matches_first_pages() {
+        let mut faults = Faults::default();
+        faults.add(FaultRule::new(FaultKind::Throttle).after(2));
+        faults.add(FaultRule::new(FaultKind::Omit).times(2));
+        // The throttle lets two requests through; the omission takes first pages meanwhile.
+        let take = |f: &mut Faults, token| {
+            f.take("ListBatchInferenceJobs", None, token)
+                .map(|r| r.kind)
+        };
+        assert_eq!(take(&mut faults, false), Some(FaultKind::Omit));
+        assert_eq!(take(&mut faults, true), None);
+        assert_eq!(take(&mut faults, true), Some(FaultKind::Throttle));
+        assert_eq!(take(&mut faults, false), Some(FaultKind::Omit));
+        assert_eq!(take(&mut faults, false), None);
     }
 }

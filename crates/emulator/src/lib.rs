@@ -13,10 +13,15 @@ pub mod token;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::{HashMap, HashSet, VecDeque};
+
 use faults::{FaultKind, Faults};
 use model::StateFile;
-use store::Store;
+use store::{ListingOrder, Store};
 use token::TokenCodec;
+
+/// Listings whose omissions are remembered (their later pages need them).
+const REMEMBERED_LISTINGS: usize = 1024;
 
 /// One answered API request, as `GET /_emulator/requests` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,9 +52,19 @@ pub struct EmulatorState {
     pub faults: Faults,
     pub tokens: TokenCodec,
     pub requests: Vec<LoggedRequest>,
+    pub order: ListingOrder,
     next_seq: u64,
     /// What `POST /_emulator/reset` goes back to.
     initial: StateFile,
+    omissions: Omissions,
+}
+
+/// The jobs each listing started under an `omit` fault leaves out, by listing id.
+#[derive(Default)]
+struct Omissions {
+    by_listing: HashMap<u64, HashSet<String>>,
+    oldest_first: VecDeque<u64>,
+    last_id: u64,
 }
 
 impl EmulatorState {
@@ -66,6 +81,29 @@ impl EmulatorState {
         self.store = Store::from_state(self.initial.clone()).unwrap_or_default();
         self.faults.clear();
         self.requests.clear();
+    }
+
+    /// Starts a listing that leaves out `arns` on every page; returns its id.
+    pub fn start_omitting(&mut self, arns: HashSet<String>) -> u64 {
+        let o = &mut self.omissions;
+        o.last_id += 1;
+        o.by_listing.insert(o.last_id, arns);
+        o.oldest_first.push_back(o.last_id);
+        if o.oldest_first.len() > REMEMBERED_LISTINGS
+            && let Some(forgotten) = o.oldest_first.pop_front()
+        {
+            o.by_listing.remove(&forgotten);
+        }
+        o.last_id
+    }
+
+    /// What a listing leaves out (nothing for listing 0 or one long forgotten).
+    pub fn omitted(&self, listing: u64) -> HashSet<String> {
+        self.omissions
+            .by_listing
+            .get(&listing)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn log(&mut self, facts: api::RequestFacts, status: u16, error: Option<&'static str>) {

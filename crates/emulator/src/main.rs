@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use personalize_emulator::store::ListingOrder;
 use personalize_emulator::{EmulatorState, model::StateFile, server};
 use personalize_watch_runtime::Shutdown;
 use personalize_watch_runtime::telemetry::{self, LogFormat};
@@ -26,6 +27,10 @@ struct Args {
     /// JSON or YAML file with {"batchInferenceJobs": [...], "solutionVersions": [...]} loaded at start.
     #[arg(long, env = "PERSONALIZE_EMULATOR_STATE")]
     state: Option<PathBuf>,
+    /// How ListBatchInferenceJobs orders jobs: insertion (stable position tokens), newest-first
+    /// or last-updated (offset tokens: listings can skip or repeat jobs that change meanwhile).
+    #[arg(long, env = "PERSONALIZE_EMULATOR_LISTING_ORDER", value_enum, default_value_t = ListingOrder::Insertion)]
+    listing_order: ListingOrder,
     /// Log format.
     #[arg(long, env = "PERSONALIZE_EMULATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -49,13 +54,14 @@ fn load(path: Option<&Path>) -> Result<EmulatorState, String> {
 async fn main() -> ExitCode {
     let args = Args::parse();
     telemetry::init(args.log_format, &args.log_level);
-    let state = match load(args.state.as_deref()) {
+    let mut state = match load(args.state.as_deref()) {
         Ok(state) => state,
         Err(e) => {
             error!("{e}");
             return ExitCode::from(2);
         }
     };
+    state.order = args.listing_order;
     let jobs = state.store.job_count();
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,

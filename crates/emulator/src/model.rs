@@ -73,6 +73,10 @@ pub struct Job {
     pub solution_version_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_inference_job_mode: Option<String>,
+    /// Summary members this job's answers leave out, as the service model allows (every summary
+    /// member is optional): e.g. `[status, creationDateTime]`. The emulator still knows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent_members: Vec<String>,
     #[serde(flatten)]
     pub details: Map<String, Value>,
 }
@@ -99,9 +103,23 @@ pub const SUMMARY_MEMBERS: &[&str] = &[
 ];
 
 impl Job {
-    /// The ListBatchInferenceJobs view: only the summary members.
+    /// The ListBatchInferenceJobs view: only the summary members, less the absent ones.
     pub fn summary(&self) -> Value {
-        only_members(self, SUMMARY_MEMBERS)
+        let mut summary = only_members(self, SUMMARY_MEMBERS);
+        if let Value::Object(map) = &mut summary {
+            map.retain(|k, _| !self.absent_members.contains(k));
+        }
+        summary
+    }
+
+    /// The DescribeBatchInferenceJob view: every member, less the absent ones.
+    pub fn described(&self) -> Value {
+        let mut full = serde_json::to_value(self).unwrap_or_default();
+        if let Value::Object(map) = &mut full {
+            map.remove("absentMembers");
+            map.retain(|k, _| !self.absent_members.contains(k));
+        }
+        full
     }
 
     /// Overlays the members present in `patch` onto this job.
@@ -119,6 +137,9 @@ impl Job {
             solution_version_arn,
             batch_inference_job_mode
         );
+        if !patch.absent_members.is_empty() {
+            self.absent_members = patch.absent_members;
+        }
         self.details.extend(patch.details);
     }
 }
@@ -287,5 +308,18 @@ mod tests {
         assert_eq!(summary["jobName"], "j");
         assert!(summary.get("roleArn").is_none());
         assert_eq!(serde_json::to_value(&job).unwrap()["numResults"], 5);
+    }
+
+    #[test]
+    fn absent_members_are_left_out_of_every_answer() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "batchInferenceJobArn": "a", "jobName": "j", "status": "ACTIVE",
+            "absentMembers": ["status", "batchInferenceJobArn"]
+        }))
+        .unwrap();
+        let summary = job.summary();
+        assert_eq!(summary, serde_json::json!({"jobName": "j"}));
+        let described = job.described();
+        assert!(described.get("status").is_none() && described.get("absentMembers").is_none());
     }
 }

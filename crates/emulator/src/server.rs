@@ -33,6 +33,11 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Looks at (or changes) the state, as in-process tests do.
+    pub fn with<T>(&self, f: impl FnOnce(&mut EmulatorState) -> T) -> T {
+        f(&mut self.lock())
+    }
 }
 
 /// Returned by the service to make hyper close the connection without an answer.

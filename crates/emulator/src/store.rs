@@ -1,11 +1,13 @@
 //! The emulator's state: jobs in insertion order, indexed by ARN and by solution version.
 //!
-//! Listing order is insertion order (the order jobs were first loaded or created), and a job keeps
-//! its place when it changes state. A page token records the position after the last job it
-//! returned, so a paginated listing neither skips nor repeats a job that existed for the whole
-//! listing, whatever is added or changed meanwhile; jobs added during a listing appear at its end.
+//! Jobs are listed in one of three orders ([`ListingOrder`]). In insertion order (the default) a
+//! job keeps its place when it changes state and a page token records the position after the
+//! last job it returned, so a paginated listing neither skips nor repeats a job that existed for
+//! the whole listing; jobs added during a listing appear at its end. The other orders sort at
+//! every request and their tokens are offsets, as a real service might do: a job created or
+//! updated during a listing shifts the pages, so the listing can skip or repeat jobs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::model::{EpochMillis, Job, SolutionVersion, StateFile, arn_prefix};
 
@@ -24,6 +26,18 @@ pub struct Store {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_start: Option<u64>,
+}
+
+/// How ListBatchInferenceJobs orders jobs (`--listing-order`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListingOrder {
+    /// The order jobs were first loaded or created; tokens are positions (stable).
+    #[default]
+    Insertion,
+    /// Newest creationDateTime first; tokens are offsets.
+    NewestFirst,
+    /// Most recently updated first; tokens are offsets, so a job that changes moves.
+    LastUpdated,
 }
 
 impl Store {
@@ -168,27 +182,83 @@ impl Store {
         Ok(arns)
     }
 
-    /// Up to `limit` jobs from position `start` on, of one solution version or of all.
+    /// Positions of one solution version's jobs (or of all), in insertion order.
+    fn positions<'a>(
+        &'a self,
+        solution_version_arn: Option<&str>,
+    ) -> Box<dyn Iterator<Item = usize> + 'a> {
+        match solution_version_arn {
+            Some(sv) => Box::new(
+                self.by_solution_version
+                    .get(sv)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .copied(),
+            ),
+            None => Box::new(0..self.jobs.len()),
+        }
+    }
+
+    /// Up to `limit` jobs from cursor `start` on, of one solution version or of all, leaving out
+    /// the ARNs in `omitted`.
     pub fn list_jobs(
         &self,
         solution_version_arn: Option<&str>,
+        order: ListingOrder,
         start: u64,
         limit: usize,
+        omitted: &HashSet<String>,
     ) -> Page<&Job> {
-        let start = usize::try_from(start).unwrap_or(usize::MAX);
-        let positions: Box<dyn Iterator<Item = usize>> = match solution_version_arn {
-            Some(sv) => {
-                let positions = self
-                    .by_solution_version
-                    .get(sv)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                let from = positions.partition_point(|&p| p < start);
-                Box::new(positions[from..].iter().copied())
-            }
-            None => Box::new(start.min(self.jobs.len())..self.jobs.len()),
+        let visible = |&p: &usize| {
+            self.jobs[p]
+                .batch_inference_job_arn
+                .as_ref()
+                .is_none_or(|arn| !omitted.contains(arn))
         };
-        paginate(positions, limit, |p| &self.jobs[p])
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        let positions = self.positions(solution_version_arn).filter(visible);
+        if order == ListingOrder::Insertion {
+            return paginate(positions.filter(|&p| p >= start), limit, |p| &self.jobs[p]);
+        }
+        let mut ordered: Vec<usize> = positions.collect();
+        let key = |p: &usize| {
+            let job = &self.jobs[*p];
+            match order {
+                ListingOrder::NewestFirst => job.creation_date_time,
+                _ => job.last_updated_date_time,
+            }
+        };
+        ordered.sort_by(|a, b| key(b).cmp(&key(a)).then(a.cmp(b)));
+        let page: Vec<&Job> = ordered
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|&p| &self.jobs[p])
+            .collect();
+        let end = start.saturating_add(page.len());
+        Page {
+            next_start: (end < ordered.len()).then_some(end as u64),
+            items: page,
+        }
+    }
+
+    /// The ARNs of the `count` most recently updated jobs of a solution version (or of all).
+    pub fn most_recently_updated(
+        &self,
+        solution_version_arn: Option<&str>,
+        count: usize,
+    ) -> HashSet<String> {
+        let mut positions: Vec<usize> = self.positions(solution_version_arn).collect();
+        positions.sort_by(|a, b| {
+            let updated = |p: &usize| self.jobs[*p].last_updated_date_time;
+            updated(b).cmp(&updated(a)).then(b.cmp(a))
+        });
+        positions
+            .into_iter()
+            .take(count)
+            .filter_map(|p| self.jobs[p].batch_inference_job_arn.clone())
+            .collect()
     }
 
     /// Up to `limit` solution versions from position `start` on, of one solution or of all.
@@ -239,7 +309,13 @@ mod tests {
         let mut seen = Vec::new();
         let mut start = 0;
         loop {
-            let page = store.list_jobs(Some(SV), start, 100);
+            let page = store.list_jobs(
+                Some(SV),
+                ListingOrder::Insertion,
+                start,
+                100,
+                &HashSet::new(),
+            );
             let arns: Vec<String> = page
                 .items
                 .iter()
@@ -272,6 +348,35 @@ mod tests {
     }
 
     #[test]
+    fn offset_orders_shift_when_jobs_arrive_and_omissions_hide_jobs() {
+        let mut store = Store::default();
+        store.generate(SV, 5, "ACTIVE", "job").unwrap();
+        let none = HashSet::new();
+        let first = store.list_jobs(Some(SV), ListingOrder::NewestFirst, 0, 2, &none);
+        let names: Vec<_> = first
+            .items
+            .iter()
+            .map(|j| j.job_name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["job-5", "job-4"]);
+        assert_eq!(first.next_start, Some(2));
+        // A job created between pages pushes job-4 onto the next page: it is listed twice.
+        store.generate(SV, 1, "PENDING", "late").unwrap();
+        let second = store.list_jobs(Some(SV), ListingOrder::NewestFirst, 2, 2, &none);
+        let names: Vec<_> = second
+            .items
+            .iter()
+            .map(|j| j.job_name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["job-4", "job-3"]);
+        // The most recently updated jobs, hidden from a listing.
+        let hidden = store.most_recently_updated(Some(SV), 2);
+        assert!(hidden.iter().any(|a| a.ends_with("/late-1")), "{hidden:?}");
+        let all = store.list_jobs(Some(SV), ListingOrder::Insertion, 0, 100, &hidden);
+        assert_eq!(all.items.len(), 4);
+    }
+
+    #[test]
     fn upsert_merges_and_keeps_position() {
         let mut store = Store::default();
         store.generate(SV, 3, "IN PROGRESS", "job").unwrap();
@@ -285,7 +390,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        let page = store.list_jobs(Some(SV), 0, 100);
+        let page = store.list_jobs(Some(SV), ListingOrder::Insertion, 0, 100, &HashSet::new());
         assert_eq!(page.items[1].status.as_deref(), Some("CREATE FAILED"));
         assert_eq!(page.items[1].job_name.as_deref(), Some("job-2"));
         assert_eq!(store.job_count(), 3);

@@ -170,6 +170,7 @@ pub fn tool(name: &str) -> PathBuf {
         "hadolint" => "PW_HADOLINT",
         "kstatus" => "PW_KSTATUS",
         "promrules" => "PW_PROMRULES",
+        "argo-events-check" => "PW_ARGO_EVENTS_CHECK",
         _ => "",
     };
     if let Ok(path) = std::env::var(var) {
