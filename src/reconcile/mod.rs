@@ -99,11 +99,9 @@ pub enum Polled {
         intervals: PollIntervals,
     },
     /// The error goes to the error policy; status and Events describe it as `failure`.
-    Failed {
-        error: Error,
-        failure: PollFailure,
-    },
-    Suspended,
+    Failed { error: Error, failure: PollFailure },
+    /// Not polled; how often it would be, for publishing Events still pending.
+    Suspended { intervals: PollIntervals },
 }
 
 impl Polled {
@@ -119,7 +117,7 @@ impl Polled {
     fn failure(&self) -> Option<&PollFailure> {
         match self {
             Polled::Failed { failure, .. } => Some(failure),
-            Polled::Listed { .. } | Polled::Suspended => None,
+            Polled::Listed { .. } | Polled::Suspended { .. } => None,
         }
     }
 }
@@ -170,7 +168,9 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
 /// Lists every job of the watched solution version, unless polling is suspended.
 async fn poll(ctx: &Context, target: Target) -> Polled {
     if target.suspended {
-        return Polled::Suspended;
+        return Polled::Suspended {
+            intervals: target.intervals,
+        };
     }
     match ctx
         .personalize
@@ -196,7 +196,7 @@ fn decide(
     let outcome = match polled {
         Polled::Listed { listing, .. } => PollOutcome::Listed(listing),
         Polled::Failed { failure, .. } => PollOutcome::Failed(failure),
-        Polled::Suspended => PollOutcome::Suspended,
+        Polled::Suspended { .. } => PollOutcome::Suspended,
     };
     status::next_status(
         prev,
@@ -210,20 +210,24 @@ fn decide(
     )
 }
 
-/// The next poll: by the watch's intervals after a listing (soon while Events wait for room
-/// in the outbox and publishing works), on a change when suspended; a failed poll goes to the
-/// error policy.
+/// The next poll: by the watch's intervals after a listing (the active one while jobs run or
+/// Events wait; at once while Events wait for room in the outbox and publishing works), on a
+/// change when suspended; a failed poll goes to the error policy.
 fn schedule(polled: Polled, persisted: persist::Persisted) -> Result<Requeue> {
     match polled {
         Polled::Listed { intervals, .. } => Ok(schedule::next_poll(
             AfterListing {
                 intervals,
-                active: persisted.active,
+                active: persisted.active || persisted.pending > 0 || persisted.deferred > 0,
                 deferred: persisted.deferred > 0 && persisted.pending == 0,
             },
             rand::rng().random_range(0.0..=1.0),
         )),
-        Polled::Suspended => Ok(Requeue::OnChange),
+        // Suspended: not polled, but Events still pending go out at the active interval.
+        Polled::Suspended { intervals } if persisted.pending > 0 => {
+            Ok(Requeue::After(intervals.active))
+        }
+        Polled::Suspended { .. } => Ok(Requeue::OnChange),
         Polled::Failed { error, .. } => Err(error),
     }
 }

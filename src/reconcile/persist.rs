@@ -147,14 +147,28 @@ async fn publish_outbox(
                 delivery.published += 1;
             }
             Err(e) => {
+                let why = refusal(&e);
                 ctx.metrics.event_refused(&refusal_reason(&e));
-                warn!(reason = announcement.reason, job = pending.job_name, error = %e, "could not publish the event; it stays pending");
-                delivery.error = Some(e.to_string());
+                warn!(
+                    reason = announcement.reason,
+                    job = pending.job_name,
+                    error = why,
+                    "could not publish the event; it stays pending"
+                );
+                delivery.error = Some(why);
                 break;
             }
         }
     }
     delivery
+}
+
+/// What the API server said when it refused an Event (its message, not the whole status).
+fn refusal(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
+        other => other.to_string(),
+    }
 }
 
 /// The API server's reason for refusing a call (Forbidden, Invalid, ...), or the client's.

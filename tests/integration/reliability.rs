@@ -132,6 +132,14 @@ async fn server_errors_timeouts_drops_and_malformed_json() {
         false,
     )
     .await;
+    fault_then_recover(
+        &f,
+        "transient",
+        FaultKind::ServiceUnavailable,
+        "ServiceError",
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -147,6 +155,15 @@ async fn invalid_credentials_and_access_denied_stall() {
     )
     .await;
     fault_then_recover(&f, "creds", FaultKind::AccessDenied, "AccessDenied", true).await;
+    // Expired temporary credentials are refreshed by the provider: not a stall.
+    fault_then_recover(
+        &f,
+        "creds",
+        FaultKind::ExpiredToken,
+        "ExpiredCredentials",
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -256,6 +256,13 @@ impl Operator {
         (status.code(), started.elapsed())
     }
 
+    /// Sends a signal (STOP and CONT pause and resume it, like a stalled node).
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            signal_process(pid, signal);
+        }
+    }
+
     /// Kills the process at once (SIGKILL), like a crash or a node loss.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
