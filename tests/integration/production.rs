@@ -472,19 +472,42 @@ async fn per_watch_metrics_follow_the_watches() {
         .await
         .unwrap();
     let series = |name: &str| format!("namespace=\"{}\",name=\"{name}\"", f.ns);
-    let scrape = wait_for(Duration::from_secs(15), "the deleted watch's series gone", || async {
-        let scrape = f.op.metrics().await;
-        (!scrape.text().contains(&series("gone"))).then_some(scrape)
-    })
+    let scrape = wait_for(
+        Duration::from_secs(15),
+        "the deleted watch's series gone",
+        || async {
+            let scrape = f.op.metrics().await;
+            (!scrape.text().contains(&series("gone"))).then_some(scrape)
+        },
+    )
     .await;
     assert!(scrape.text().contains(&series("kept")));
-    let age = |name: &str| format!("personalize_watch_seconds_since_last_sync{{{}}}", series(name));
-    let synced_at = |name: &str| format!("personalize_watch_last_sync_timestamp_seconds{{{}}}", series(name));
+    let age = |name: &str| {
+        format!(
+            "personalize_watch_seconds_since_last_sync{{{}}}",
+            series(name)
+        )
+    };
+    let synced_at = |name: &str| {
+        format!(
+            "personalize_watch_last_sync_timestamp_seconds{{{}}}",
+            series(name)
+        )
+    };
     assert!(scrape.value(&age("kept")).is_some());
-    assert!(scrape.value(&age("paused")).is_none(), "a suspended watch does not age");
-    assert!(scrape.value(&synced_at("paused")).is_some(), "its last sync is still known");
+    assert!(
+        scrape.value(&age("paused")).is_none(),
+        "a suspended watch does not age"
+    );
+    assert!(
+        scrape.value(&synced_at("paused")).is_some(),
+        "its last sync is still known"
+    );
     assert_eq!(
-        scrape.value(&format!("personalize_watch_pending_events{{{}}}", series("kept"))),
+        scrape.value(&format!(
+            "personalize_watch_pending_events{{{}}}",
+            series("kept")
+        )),
         Some(0.0)
     );
     // Polls of the other watches go on; the deleted one's series never come back.
@@ -505,37 +528,63 @@ async fn a_paused_leader_that_lost_its_lease_stands_down() {
     let b = start_operator(&f.ns, &f.emu, leader_options(&f.ns, "replica-b"));
     b.wait_ready().await;
     f.apply_watch("ha", &sv, "  activePollInterval: 5s\n").await;
-    f.wait_status("ha", Duration::from_secs(30), "first listing", |w| total(w) == Some(4))
-        .await;
+    f.wait_status("ha", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(4)
+    })
+    .await;
     let leases: Api<Lease> = Api::namespaced(f.client.clone(), &f.ns);
     let holder = |leases: Api<Lease>| async move {
-        leases.get("personalize-watch").await.ok()?.spec?.holder_identity
+        leases
+            .get("personalize-watch")
+            .await
+            .ok()?
+            .spec?
+            .holder_identity
     };
-    let first = wait_for(Duration::from_secs(15), "a lease holder", || holder(leases.clone())).await;
+    let first = wait_for(Duration::from_secs(15), "a lease holder", || {
+        holder(leases.clone())
+    })
+    .await;
     let (leader, standby, standby_name) = if first == "replica-a" {
         (a, b, "replica-b")
     } else {
         (b, a, "replica-a")
     };
     leader.signal("STOP");
-    wait_for(Duration::from_secs(20), "the standby to take the lease", || {
-        let leases = leases.clone();
-        async move { (holder(leases).await? == standby_name).then_some(()) }
-    })
+    wait_for(
+        Duration::from_secs(20),
+        "the standby to take the lease",
+        || {
+            let leases = leases.clone();
+            async move { (holder(leases).await? == standby_name).then_some(()) }
+        },
+    )
     .await;
-    f.emu.set_status(&arns[0], "CREATE FAILED", Some("while the leader was paused")).await;
-    wait_for(Duration::from_secs(20), "the new leader's Event", || async {
-        (f.job_events("BatchInferenceJobFailed", "job-1").await > 0).then_some(())
-    })
+    f.emu
+        .set_status(
+            &arns[0],
+            "CREATE FAILED",
+            Some("while the leader was paused"),
+        )
+        .await;
+    wait_for(
+        Duration::from_secs(20),
+        "the new leader's Event",
+        || async { (f.job_events("BatchInferenceJobFailed", "job-1").await > 0).then_some(()) },
+    )
     .await;
     leader.signal("CONT");
-    let stood_down = wait_for(Duration::from_secs(20), "the old leader standing down", || {
-        let leader = &leader;
-        async move {
-            let scrape = leader.metrics().await;
-            (scrape.value("personalize_watch_leader") == Some(0.0)).then_some(scrape)
-        }
-    })
+    let stood_down = wait_for(
+        Duration::from_secs(20),
+        "the old leader standing down",
+        || {
+            let leader = &leader;
+            async move {
+                let scrape = leader.metrics().await;
+                (scrape.value("personalize_watch_leader") == Some(0.0)).then_some(scrape)
+            }
+        },
+    )
     .await;
     assert!(
         !stood_down.has("personalize_watch_jobs"),
@@ -544,10 +593,16 @@ async fn a_paused_leader_that_lost_its_lease_stands_down() {
     let writes = stood_down.sum("personalize_watch_status_writes_total");
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert_eq!(
-        leader.metrics().await.sum("personalize_watch_status_writes_total"),
+        leader
+            .metrics()
+            .await
+            .sum("personalize_watch_status_writes_total"),
         writes,
         "a standby writes nothing"
     );
     assert_eq!(f.job_events("BatchInferenceJobFailed", "job-1").await, 1);
-    assert_eq!(standby.metrics().await.value("personalize_watch_leader"), Some(1.0));
+    assert_eq!(
+        standby.metrics().await.value("personalize_watch_leader"),
+        Some(1.0)
+    );
 }
