@@ -131,6 +131,7 @@ up() {
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
     --initial-cluster "local=http://127.0.0.1:$etcd_peer" --unsafe-no-fsync --log-level warn \
+    --quota-backend-bytes 8589934592 \
     > "$dir/etcd.log" 2>&1 &
   echo $! > "$dir/etcd.pid"
   for _ in $(seq 1 100); do

@@ -141,6 +141,11 @@ pub struct RunArgs {
     #[arg(long, env = "PERSONALIZE_WATCH_MIN_BACKOFF", default_value = "5s", value_parser = parse_duration)]
     pub min_backoff: Duration,
 
+    /// A listing that changes nothing is written only when status.lastSyncTime is this old, so
+    /// quiet watches cost no status writes between heartbeats.
+    #[arg(long, env = "PERSONALIZE_WATCH_STATUS_HEARTBEAT", default_value = "10m", value_parser = parse_poll_interval)]
+    pub status_heartbeat: Duration,
+
     /// Longest retry delay after failed polls.
     #[arg(long, env = "PERSONALIZE_WATCH_MAX_BACKOFF", default_value = "5m", value_parser = parse_duration)]
     pub max_backoff: Duration,

@@ -136,8 +136,33 @@ pub async fn run(
     tokio::join!(futures::future::join_all(controllers), ready);
 }
 
+/// What the cache keeps of a watch: what reconcile needs, so memory does not grow with the job
+/// list or failure reasons. The job list goes (its digest stays), and so do the notes of
+/// Events waiting in the outbox (a reconcile that finds such an outbox reads the whole watch)
+/// and managed fields.
+pub fn slim(watch: &mut SolutionVersionWatch) {
+    watch.managed_fields_mut().clear();
+    if let Some(status) = watch.status.as_mut() {
+        status.jobs = Vec::new();
+        if let Some(ledger) = status.ledger.as_mut() {
+            for pending in &mut ledger.outbox {
+                pending.note = String::new();
+            }
+        }
+    }
+}
+
+/// Whether `watch` is the cache's slim copy with Events waiting whose notes it left out.
+pub fn lacks_outbox_notes(watch: &SolutionVersionWatch) -> bool {
+    watch
+        .status
+        .as_ref()
+        .and_then(|s| s.ledger.as_ref())
+        .is_some_and(|l| l.outbox.iter().any(|p| p.note.is_empty()))
+}
+
 /// The watch events that trigger reconciles: spec changes only (status writes must not
-/// re-trigger: a predicate on generation). The cache follows every event.
+/// re-trigger: a predicate on generation). The cache follows every event, slimmed.
 fn watch_stream(
     api: Api<SolutionVersionWatch>,
     scope: &Scope,
@@ -148,6 +173,7 @@ fn watch_stream(
 ) -> impl futures::Stream<Item = Result<SolutionVersionWatch, watcher::Error>> + Send + 'static {
     watcher(api, scope.watcher_config())
         .default_backoff()
+        .modify(slim)
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(event) = event {
@@ -156,4 +182,57 @@ fn watch_stream(
         })
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{
+        AnnouncementKind, EventLedger, JobSummary, PendingEvent, SolutionVersionWatchSpec,
+        SolutionVersionWatchStatus,
+    };
+
+    #[test]
+    fn the_cache_keeps_neither_job_list_nor_waiting_notes() {
+        let mut w = SolutionVersionWatch::new(
+            "w",
+            SolutionVersionWatchSpec {
+                solution_version_arn: "arn:aws:personalize:us-east-1:123456789012:solution/s/v"
+                    .into(),
+                region: None,
+                poll_interval: None,
+                active_poll_interval: None,
+                suspend: false,
+                max_jobs_in_status: 200,
+            },
+        );
+        w.metadata.managed_fields = Some(vec![Default::default()]);
+        w.status = Some(SolutionVersionWatchStatus {
+            jobs: vec![
+                JobSummary {
+                    failure_reason: Some("x".repeat(1024)),
+                    ..Default::default()
+                };
+                200
+            ],
+            jobs_digest: Some("d".into()),
+            ledger: Some(EventLedger {
+                outbox: vec![PendingEvent {
+                    kind: AnnouncementKind::Failed,
+                    id: "arn".into(),
+                    job_name: "j".into(),
+                    note: "y".repeat(1024),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(!lacks_outbox_notes(&w));
+        slim(&mut w);
+        let status = w.status.as_ref().unwrap();
+        assert!(status.jobs.is_empty() && status.jobs_digest.is_some());
+        assert!(w.metadata.managed_fields.as_ref().is_none_or(Vec::is_empty));
+        assert!(lacks_outbox_notes(&w), "a reconcile reads the whole watch");
+        assert!(serde_json::to_vec(&w).unwrap().len() < 2048);
+    }
 }

@@ -149,7 +149,13 @@ pub struct SolutionVersionWatchStatus {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub jobs_truncated: bool,
 
-    /// When the last complete listing finished.
+    /// A digest of status.jobs: the operator's cache keeps this instead of the job list, and
+    /// writes the list only when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_digest: Option<String>,
+
+    /// When the last complete listing finished. A listing that changes nothing else is not
+    /// written, so this moves at least every --status-heartbeat (10m by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
 

@@ -128,6 +128,7 @@ async fn context(args: &RunArgs, client: kube::Client, metrics: Arc<Metrics>) ->
         },
         min_backoff: args.min_backoff,
         max_backoff: args.max_backoff,
+        status_heartbeat: args.status_heartbeat,
     };
     Context::new(client, personalize, events, metrics, settings)
 }

@@ -35,6 +35,8 @@ pub struct Settings {
     /// Backoff after failed polls: the first delay, doubling up to the cap.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// A listing that changes nothing is written only when lastSyncTime is this old.
+    pub status_heartbeat: Duration,
 }
 
 /// How a reconcile talks to the world; shared by every reconcile of the process.

@@ -16,12 +16,13 @@ use rand::Rng;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use crate::controller;
 use crate::crd::{SolutionVersionWatch, SolutionVersionWatchStatus};
 use crate::error::{Error, Result};
 use crate::events::{Announcement, Published};
 use crate::metrics::{WatchLabels, WatchView};
 use crate::reasons::{ConditionStatus, ConditionType};
-use crate::status::{self, Decision, Delivery, PollFailure, budget};
+use crate::status::{self, Decision, Delivery, PollFailure};
 
 use super::{Context, merge_patch};
 
@@ -58,37 +59,22 @@ pub async fn persist_and_publish(
     failure: Option<&PollFailure>,
 ) -> Result<Persisted> {
     let mut current = Cow::Borrowed(watch);
+    if controller::lacks_outbox_notes(watch) {
+        // The cache left out the notes of waiting Events: publishing needs them.
+        match read_again(ctx, watch).await? {
+            Some(full) => current = Cow::Owned(full),
+            None => return Ok(Persisted::default()),
+        }
+    }
     let mut conflicts = 0;
     loop {
         if !ctx.may_write() {
             debug!("not the leader any more: nothing written or published");
             return Ok(Persisted::default());
         }
-        let mut decision = decide(current.status.as_ref());
-        if decision.omitted > 0 {
-            debug!(
-                jobs = decision.omitted,
-                "the listing left out jobs seen before"
-            );
-        }
-        let delivery = publish_outbox(ctx, &current, &decision.status).await;
-        let generation = current.metadata.generation.unwrap_or(0);
-        status::after_publishing(
-            &mut decision.status,
-            &delivery,
-            generation,
-            jiff::Timestamp::now(),
-        );
-        budget::fit(&mut decision.status);
-        if let Some(failure) = failure {
-            publish_poll_failure(ctx, &current, &decision.status, failure).await;
-        }
-        match write_status(ctx, &current, &decision.status).await? {
-            Written::Done => {
-                ctx.metrics.listing_omitted(decision.omitted);
-                record_metrics(ctx, &current, &decision.status);
-                return Ok(persisted(&decision));
-            }
+        let (written, decision) = attempt(ctx, &current, decide, failure).await?;
+        match written {
+            Written::Done => return Ok(persisted(&decision)),
             Written::Gone => return Ok(Persisted::default()),
             Written::Conflict if conflicts < CONFLICT_RETRIES => {
                 conflicts += 1;
@@ -103,6 +89,46 @@ pub async fn persist_and_publish(
             Written::Conflict => return Err(Error::WriteConflict(conflicts + 1)),
         }
     }
+}
+
+/// One attempt against `current`: decide, publish, write; metrics follow a done write.
+async fn attempt(
+    ctx: &Context,
+    current: &SolutionVersionWatch,
+    decide: &(dyn Fn(Option<&SolutionVersionWatchStatus>) -> Decision + Sync),
+    failure: Option<&PollFailure>,
+) -> Result<(Written, Decision)> {
+    let mut decision = decide(current.status.as_ref());
+    if decision.omitted > 0 {
+        debug!(
+            jobs = decision.omitted,
+            "the listing left out jobs seen before"
+        );
+    }
+    let delivery = publish_outbox(ctx, current, &decision.status).await;
+    let generation = current.metadata.generation.unwrap_or(0);
+    let now = jiff::Timestamp::now();
+    status::after_publishing(&mut decision.status, &delivery, generation, now);
+    let listed_at = decision.status.last_sync_time.clone();
+    if decision.listed {
+        let heartbeat = ctx.settings.status_heartbeat;
+        status::hold_quiet_listing(
+            current.status.as_ref(),
+            &mut decision.status,
+            heartbeat,
+            now,
+        );
+    }
+    if let Some(failure) = failure {
+        publish_poll_failure(ctx, current, &decision.status, failure).await;
+    }
+    let written = write_status(ctx, current, &decision.status).await?;
+    if matches!(written, Written::Done) {
+        ctx.metrics.listing_omitted(decision.omitted);
+        let synced = listed_at.map(|t| t.0.as_millisecond() as f64 / 1000.0);
+        record_metrics(ctx, current, &decision.status, synced);
+    }
+    Ok((written, decision))
 }
 
 fn persisted(decision: &Decision) -> Persisted {
@@ -209,14 +235,35 @@ async fn publish_poll_failure(
     }
 }
 
+/// The merge patch from `base` to `status`. The job list goes in only when its digest changed:
+/// the cache's copy of `base` does not hold it.
+pub fn status_patch(
+    base: Option<&SolutionVersionWatchStatus>,
+    status: &SolutionVersionWatchStatus,
+) -> serde_json::Value {
+    let mut old = json!(base);
+    let mut new = json!(status);
+    let same_jobs = base.and_then(|b| b.jobs_digest.as_ref()) == status.jobs_digest.as_ref();
+    if let (Some(old), Some(new)) = (old.as_object_mut(), new.as_object_mut()) {
+        if same_jobs {
+            old.remove("jobs");
+            new.remove("jobs");
+        } else {
+            // Changed: sent whole, or removed when there are none now.
+            old.insert("jobs".into(), serde_json::Value::Null);
+        }
+    }
+    merge_patch::diff(&old, &new)
+}
+
 /// Writes what changed since `base` as a merge patch, on condition that the stored object is
-/// still `base` (its resourceVersion).
+/// still `base` (its resourceVersion). Nothing to write is a write done.
 async fn write_status(
     ctx: &Context,
     base: &SolutionVersionWatch,
     status: &SolutionVersionWatchStatus,
 ) -> Result<Written> {
-    let diff = merge_patch::diff(&json!(base.status), &json!(status));
+    let diff = status_patch(base.status.as_ref(), status);
     if merge_patch::is_empty(&diff) {
         return Ok(Written::Done);
     }
@@ -259,12 +306,20 @@ async fn read_again(
     Ok(fresh.filter(|f| f.uid() == watch.uid()))
 }
 
-/// After a successful write: the watch's series as written.
+/// After a successful write: the watch's series as written, and when it was last listed (also
+/// when the listing was too quiet to write).
 fn record_metrics(
     ctx: &Context,
     watch: &SolutionVersionWatch,
     status: &SolutionVersionWatchStatus,
+    listed_at: Option<f64>,
 ) {
+    let last_sync = listed_at.or_else(|| {
+        status
+            .last_sync_time
+            .as_ref()
+            .map(|t| t.0.as_millisecond() as f64 / 1000.0)
+    });
     let key = WatchLabels {
         namespace: watch.namespace().unwrap_or_default(),
         name: watch.name_any(),
@@ -275,12 +330,60 @@ fn record_metrics(
         &WatchView {
             uid: &uid,
             counts: status.counts.as_ref(),
-            last_sync: status
-                .last_sync_time
-                .as_ref()
-                .map(|t| t.0.as_millisecond() as f64 / 1000.0),
+            last_sync,
             suspended: watch.spec.suspend,
             pending_events: status.ledger.as_ref().map_or(0, |l| l.outbox.len()),
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::JobSummary;
+
+    fn with_jobs(names: &[&str]) -> SolutionVersionWatchStatus {
+        let jobs: Vec<JobSummary> = names
+            .iter()
+            .map(|n| JobSummary {
+                name: n.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        SolutionVersionWatchStatus {
+            jobs_digest: Some(status::jobs::digest(&jobs, false)),
+            jobs,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_job_list_is_written_only_when_its_digest_changed() {
+        let stored = with_jobs(&["a", "b"]);
+        // The cache's copy: no list, the digest.
+        let cached = SolutionVersionWatchStatus {
+            jobs: Vec::new(),
+            ..stored.clone()
+        };
+        let same = with_jobs(&["a", "b"]);
+        assert!(merge_patch::is_empty(&status_patch(Some(&cached), &same)));
+        let changed = with_jobs(&["c"]);
+        let patch = status_patch(Some(&cached), &changed);
+        assert_eq!(
+            patch["jobs"],
+            json!([{"name": "c", "arn": "", "status": ""}])
+        );
+        let none = with_jobs(&[]);
+        assert_eq!(
+            status_patch(Some(&cached), &none)["jobs"],
+            serde_json::Value::Null
+        );
+        assert!(
+            status_patch(Some(&stored), &none)
+                .as_object()
+                .unwrap()
+                .contains_key("jobs"),
+            "from a full copy too"
+        );
+    }
 }

@@ -90,6 +90,7 @@ async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
         },
         min_backoff: Duration::from_secs(5),
         max_backoff: Duration::from_secs(300),
+        status_heartbeat: Duration::from_secs(600),
     };
     let ctx = Context::new(client, personalize, events, metrics, settings);
     (Arc::new(ctx), handle)
@@ -533,4 +534,33 @@ async fn an_invalid_spec_waits_for_a_change() {
     assert_eq!(action, Action::await_change());
     finish(api_server).await;
     assert!(ctx.failures().is_empty(), "no backoff entry");
+}
+
+/// A listing that changes nothing but the time writes nothing until the heartbeat is due; the
+/// last sync time still reaches the metrics.
+#[tokio::test]
+async fn a_quiet_listing_writes_nothing() {
+    let url = emulator_with(3, "ACTIVE").await;
+    let (ctx, mut handle) = context(&url).await;
+    let api_server = tokio::spawn(async move {
+        expect_event(&mut handle).await;
+        let (_, status) = expect_status_patch(&mut handle, &Value::Null, "2").await;
+        (status, handle)
+    });
+    reconcile_watch(&watch(false), &ctx).await.unwrap();
+    let (status, mut handle) = finish(api_server).await;
+    // The cache's copy of what was written: no job list.
+    let mut w = watch(false);
+    w.metadata.resource_version = Some("2".into());
+    w.status = Some(serde_json::from_value(status).unwrap());
+    crate::controller::slim(&mut w);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    reconcile_watch(&w, &ctx).await.unwrap();
+    let nothing = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await;
+    assert!(nothing.is_err(), "no write for a quiet listing");
+    let synced = ctx.metrics.encode(0.0);
+    assert!(
+        synced.contains("personalize_watch_last_sync_timestamp_seconds{"),
+        "{synced}"
+    );
 }

@@ -10,8 +10,8 @@ use crate::text::truncate_utf8;
 
 use super::whole_seconds;
 
-/// Condition messages are cut to this many bytes.
-pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+/// Condition messages are cut to this many bytes (they stay in the operator's cache).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024;
 
 /// Sets conditions for one generation at one time.
 pub struct Conditions<'a> {

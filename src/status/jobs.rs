@@ -90,6 +90,18 @@ pub fn newest_first(a: &ListedJob, b: &ListedJob) -> std::cmp::Ordering {
     b.created.cmp(&a.created).then_with(|| a.arn.cmp(&b.arn))
 }
 
+/// A digest of the job list as status shows it (FNV-1a over its JSON, with the truncation
+/// flag): equal digests mean the same list.
+pub fn digest(jobs: &[JobSummary], truncated: bool) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let json = serde_json::to_vec(jobs).unwrap_or_default();
+    for byte in json.iter().chain([&u8::from(truncated)]) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}-{}", jobs.len())
+}
+
 /// The newest `max` jobs as status shows them.
 pub fn newest(jobs: &[ListedJob], max: usize) -> Vec<JobSummary> {
     let mut ordered: Vec<&ListedJob> = jobs.iter().collect();

@@ -60,6 +60,8 @@ pub struct Decision {
     pub deferred: usize,
     /// Jobs the ledger knew that the listing left out.
     pub omitted: usize,
+    /// The poll listed (so lastSyncTime is the time of this listing).
+    pub listed: bool,
 }
 
 /// Times in status have whole seconds (metav1.Time); compare at that precision too.
@@ -77,6 +79,7 @@ pub fn next_status(prev: Option<&SolutionVersionWatchStatus>, obs: &Observation<
             status: while_suspended(prev, obs),
             deferred: 0,
             omitted: 0,
+            listed: false,
         },
     }
 }
@@ -116,10 +119,13 @@ fn after_listing(
         Reason::Synced,
         &format!("Generation {g} listed"),
     );
+    budget::fit(&mut status);
+    status.jobs_digest = Some(jobs::digest(&status.jobs, status.jobs_truncated));
     Decision {
         status,
         deferred: update.deferred,
         omitted: update.omitted,
+        listed: true,
     }
 }
 
@@ -170,6 +176,7 @@ fn after_failure(
         status,
         deferred: 0,
         omitted: 0,
+        listed: false,
     }
 }
 
@@ -246,6 +253,37 @@ pub fn after_publishing(
         let why = delivery.error.as_deref().unwrap_or("not tried yet");
         let message = format!("{pending} Events wait to be published: {why}");
         c.set(EventsPublished, False, Reason::EventsPending, &message);
+    }
+}
+
+/// A listing that changed nothing but the time is not written until the heartbeat is due:
+/// `next` keeps `prev`'s lastSyncTime then. `prev` may be the cache's copy, without its job list
+/// (the digests compare the lists).
+pub fn hold_quiet_listing(
+    prev: Option<&SolutionVersionWatchStatus>,
+    next: &mut SolutionVersionWatchStatus,
+    heartbeat: std::time::Duration,
+    now: Timestamp,
+) {
+    let Some(prev) = prev else { return };
+    let Some(synced) = prev.last_sync_time.as_ref() else {
+        return;
+    };
+    let due = match jiff::SignedDuration::try_from(heartbeat) {
+        Ok(h) => synced.0 + h <= whole_seconds(now),
+        Err(_) => true,
+    };
+    let unchanged = SolutionVersionWatchStatus {
+        jobs: Vec::new(),
+        last_sync_time: None,
+        ..prev.clone()
+    } == SolutionVersionWatchStatus {
+        jobs: Vec::new(),
+        last_sync_time: None,
+        ..next.clone()
+    };
+    if unchanged && !due {
+        next.last_sync_time = Some(synced.clone());
     }
 }
 

@@ -817,3 +817,39 @@ proptest! {
         check_announcements(steps)?;
     }
 }
+
+#[test]
+fn a_quiet_listing_keeps_its_last_sync_until_the_heartbeat() {
+    let heartbeat = std::time::Duration::from_secs(600);
+    let jobs = vec![job(1, "ACTIVE", 1), job(2, "IN PROGRESS", 2)];
+    let first = published(listed(None, &jobs, 10).status);
+    // The cache's copy has no job list; the digest stands for it.
+    let cached = SolutionVersionWatchStatus {
+        jobs: Vec::new(),
+        ..first.clone()
+    };
+    let mut quiet = published(listed(Some(&first), &jobs, 70).status);
+    hold_quiet_listing(Some(&cached), &mut quiet, heartbeat, t(70));
+    assert_eq!(
+        quiet.last_sync_time, first.last_sync_time,
+        "nothing to write"
+    );
+    let mut due = published(listed(Some(&first), &jobs, 611).status);
+    hold_quiet_listing(Some(&cached), &mut due, heartbeat, t(611));
+    assert_eq!(
+        due.last_sync_time.unwrap().0,
+        t(611),
+        "the heartbeat is due"
+    );
+    let mut moved = jobs.clone();
+    moved[1].status = "ACTIVE".into();
+    moved[1].updated = Some(t(60));
+    let mut changed = published(listed(Some(&first), &moved, 70).status);
+    hold_quiet_listing(Some(&cached), &mut changed, heartbeat, t(70));
+    assert_eq!(
+        changed.last_sync_time.unwrap().0,
+        t(70),
+        "a change is written at once"
+    );
+    assert_ne!(changed.jobs_digest, first.jobs_digest);
+}

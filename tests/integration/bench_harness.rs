@@ -7,7 +7,7 @@ async fn bench_harness_measures_every_scenario() {
     let scale = Scale::tiny();
     let rows = bench::run(&scale).await;
     let table = bench::table(&rows);
-    for scenario in ["A", "B", "C", "D", "E", "rate"] {
+    for scenario in ["A", "B", "C", "D", "E", "F", "memory 0", "memory 2", "rate"] {
         assert!(
             rows.iter().any(|r| r.scenario == scenario),
             "no row for {scenario}:\n{table}"
@@ -15,7 +15,7 @@ async fn bench_harness_measures_every_scenario() {
     }
     for r in rows
         .iter()
-        .filter(|r| ["A", "B", "C"].contains(&r.scenario.as_str()))
+        .filter(|r| ["A", "B", "C", "F"].contains(&r.scenario.as_str()))
     {
         assert!(
             r.converge_secs.is_some(),
@@ -32,6 +32,19 @@ async fn bench_harness_measures_every_scenario() {
             "process figures:\n{table}"
         );
     }
+    // D: the fleet alone: no Event, heartbeats only (10s heartbeat, 22s window: at most two
+    // writes per watch).
+    let d = rows.iter().find(|r| r.scenario == "D").unwrap();
+    assert_eq!(d.events, 0.0, "{table}");
+    assert!(
+        d.listings >= d.watches * 3,
+        "the fleet kept polling:\n{table}"
+    );
+    assert!(d.status_writes <= (d.watches * 2) as f64, "{table}");
+    assert!(
+        d.note.contains("status writes per watch per hour"),
+        "{table}"
+    );
     let e = rows.iter().find(|r| r.scenario == "E").unwrap();
     assert!(e.latency_p99.is_some(), "E saw its Events:\n{table}");
     assert!(

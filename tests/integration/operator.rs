@@ -275,6 +275,42 @@ async fn access_denied_stalls_keeps_counts_and_recovers_without_restart() {
     assert!(!w.status.unwrap().stale);
 }
 
+/// A failed poll after a good one keeps the job list (which the operator's cache does not hold)
+/// and marks it stale.
+#[tokio::test]
+async fn a_failed_poll_keeps_the_job_list_and_marks_it_stale() {
+    let f = Fixture::start("keepjobs").await;
+    let sv = support::solution_version_arn("keepjobs");
+    f.emu.generate(&sv, 150, "CREATE FAILED", "job").await;
+    f.apply_watch("keep", &sv, "  pollInterval: 5s\n  maxJobsInStatus: 200\n")
+        .await;
+    let good = f
+        .wait_status("keep", Duration::from_secs(30), "first listing", |w| {
+            total(w) == Some(150)
+        })
+        .await
+        .status
+        .unwrap();
+    assert_eq!(good.jobs.len(), 150);
+    f.emu
+        .fault(
+            FaultRule::new(FaultKind::Error500)
+                .times(100_000)
+                .for_subject(&sv),
+        )
+        .await;
+    let failed = f
+        .wait_status("keep", Duration::from_secs(30), "a failed poll", |w| {
+            w.status.as_ref().is_some_and(|s| s.stale)
+        })
+        .await
+        .status
+        .unwrap();
+    assert_eq!(failed.jobs, good.jobs, "the last good job list, intact");
+    assert_eq!(failed.counts, good.counts);
+    assert_eq!(failed.jobs_digest, good.jobs_digest);
+}
+
 #[tokio::test]
 async fn deleting_a_watch_stops_its_polling() {
     let f = Fixture::start("deleted").await;
@@ -305,8 +341,8 @@ async fn deleting_a_watch_stops_its_polling() {
 }
 
 #[tokio::test]
-async fn steady_state_poll_makes_one_status_write_and_no_event() {
-    let f = Fixture::start("steady").await;
+async fn steady_state_polls_write_nothing_until_the_heartbeat() {
+    let f = Fixture::start_with("steady", vec!["--status-heartbeat".into(), "20s".into()]).await;
     let sv = support::solution_version_arn("steady");
     f.emu.generate(&sv, 150, "ACTIVE", "job").await;
     f.apply_watch("steady", &sv, "  pollInterval: 5s\n").await;
@@ -314,11 +350,13 @@ async fn steady_state_poll_makes_one_status_write_and_no_event() {
         total(w) == Some(150)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let written = f.watches().get("steady").await.unwrap();
+    let version = written.metadata.resource_version.clone();
+    let synced = written.status.unwrap().last_sync_time.unwrap().0;
     let before = f.op.metrics().await;
     let first_pages = |log: &[LoggedRequest]| log.iter().filter(|r| !r.had_next_token).count();
     let polls_before = first_pages(&f.emu.requests().await);
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
     let after = f.op.metrics().await;
     let log = f.emu.requests().await;
     let polls = (first_pages(&log) - polls_before) as f64;
@@ -326,9 +364,47 @@ async fn steady_state_poll_makes_one_status_write_and_no_event() {
         - before.sum("personalize_watch_status_writes_total");
     let events =
         after.sum("personalize_watch_events_total") - before.sum("personalize_watch_events_total");
-    assert!(polls >= 2.0, "{polls} polls in 16s at 5s");
-    assert!(writes <= polls, "{writes} status writes for {polls} polls");
+    assert!(polls >= 2.0, "{polls} polls in 12s at 5s");
+    assert_eq!(
+        writes, 0.0,
+        "{writes} status writes for {polls} quiet polls"
+    );
     assert_eq!(events, 0.0);
+    let unchanged = f.watches().get("steady").await.unwrap();
+    assert_eq!(
+        unchanged.metadata.resource_version, version,
+        "the object did not move"
+    );
+    // The exact time of the last listing is a metric meanwhile.
+    let listed_at = after
+        .value(&format!(
+            "personalize_watch_last_sync_timestamp_seconds{{namespace=\"{}\",name=\"steady\"}}",
+            f.ns
+        ))
+        .unwrap();
+    assert!(
+        listed_at > synced.as_second() as f64 + 4.0,
+        "{listed_at} vs {synced}"
+    );
+    // The heartbeat: lastSyncTime written again once 20s old, at the next poll.
+    let beat = f
+        .wait_status(
+            "steady",
+            Duration::from_secs(20),
+            "the heartbeat write",
+            |w| {
+                w.status
+                    .as_ref()
+                    .and_then(|s| s.last_sync_time.as_ref())
+                    .is_some_and(|t| t.0 > synced)
+            },
+        )
+        .await;
+    let gap = beat.status.unwrap().last_sync_time.unwrap().0.as_second() - synced.as_second();
+    assert!(
+        (20..=27).contains(&gap),
+        "heartbeat after {gap}s (20s + at most one 5s poll)"
+    );
     // Two pages per poll (150 jobs), the minimum.
     assert_eq!(
         log.len(),

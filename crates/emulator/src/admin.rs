@@ -38,16 +38,7 @@ impl<T> OneOrMany<T> {
 }
 
 /// `POST /_emulator/generate`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GenerateRequest {
-    pub solution_version_arn: String,
-    pub count: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name_prefix: Option<String>,
-}
+pub use super::store::Batch as GenerateRequest;
 
 /// The ARNs in the answer to `POST /_emulator/generate` and `POST /_emulator/jobs` (which
 /// also carry their count as `generated` or `upserted`).
@@ -119,15 +110,7 @@ fn generate(state: &mut EmulatorState, body: &[u8]) -> Result<AdminResponse, Adm
     if g.count > 1_000_000 {
         return Err(bad_request("count must be at most 1000000"));
     }
-    let arns = state
-        .store
-        .generate(
-            &g.solution_version_arn,
-            g.count,
-            g.status.as_deref().unwrap_or("ACTIVE"),
-            g.name_prefix.as_deref().unwrap_or("job"),
-        )
-        .map_err(bad_request)?;
+    let arns = state.store.generate_batch(&g).map_err(bad_request)?;
     Ok(reply(
         200,
         json!({ "generated": arns.len(), "batchInferenceJobArns": arns }),

@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
+
 use super::model::{EpochMillis, Job, SolutionVersion, StateFile, arn_prefix};
 
 #[derive(Clone, Debug, Default)]
@@ -26,6 +28,28 @@ pub struct Store {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_start: Option<u64>,
+}
+
+/// Generated jobs (`POST /_emulator/generate`): `count` jobs named `PREFIX-N`, created one
+/// second apart, the newest `ageSeconds` ago (0: now), all in `status` (default ACTIVE).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Batch {
+    pub solution_version_arn: String,
+    pub count: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub age_seconds: u64,
+    /// For CREATE FAILED jobs (default "Generated failure").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How ListBatchInferenceJobs orders jobs (`--listing-order`).
@@ -149,13 +173,33 @@ impl Store {
         status: &str,
         name_prefix: &str,
     ) -> Result<Vec<String>, String> {
-        let prefix = arn_prefix(solution_version_arn)
-            .ok_or_else(|| format!("solutionVersionArn {solution_version_arn:?} is not an ARN"))?
+        self.generate_batch(&Batch {
+            solution_version_arn: solution_version_arn.to_string(),
+            count,
+            status: Some(status.to_string()),
+            name_prefix: Some(name_prefix.to_string()),
+            ..Default::default()
+        })
+    }
+
+    /// Adds a batch of generated jobs; see [`Batch`].
+    pub fn generate_batch(&mut self, batch: &Batch) -> Result<Vec<String>, String> {
+        let sv = &batch.solution_version_arn;
+        let prefix = arn_prefix(sv)
+            .ok_or_else(|| format!("solutionVersionArn {sv:?} is not an ARN"))?
             .to_string();
-        let now = EpochMillis::now();
-        let mut arns = Vec::with_capacity(count);
+        let status = batch.status.as_deref().unwrap_or("ACTIVE");
+        let name_prefix = batch.name_prefix.as_deref().unwrap_or("job");
+        let newest = EpochMillis::now().0 - (batch.age_seconds as i64) * 1000;
+        let failure_reason = (status == "CREATE FAILED").then(|| {
+            batch
+                .failure_reason
+                .clone()
+                .unwrap_or_else(|| "Generated failure".into())
+        });
+        let mut arns = Vec::with_capacity(batch.count);
         let mut n = 0usize;
-        for i in 0..count {
+        for i in 0..batch.count {
             let arn = loop {
                 n += 1;
                 let candidate = format!("{prefix}batch-inference-job/{name_prefix}-{n}");
@@ -163,17 +207,15 @@ impl Store {
                     break candidate;
                 }
             };
-            let created = EpochMillis(now.0 - ((count - i) as i64) * 1000);
-            let failure_reason =
-                (status == "CREATE FAILED").then(|| "Generated failure".to_string());
+            let created = EpochMillis(newest - ((batch.count - i) as i64) * 1000);
             self.upsert_job(Job {
                 batch_inference_job_arn: Some(arn.clone()),
                 job_name: Some(format!("{name_prefix}-{n}")),
                 status: Some(status.to_string()),
                 creation_date_time: Some(created),
                 last_updated_date_time: Some(created),
-                failure_reason,
-                solution_version_arn: Some(solution_version_arn.to_string()),
+                failure_reason: failure_reason.clone(),
+                solution_version_arn: Some(sv.clone()),
                 batch_inference_job_mode: Some("BATCH_INFERENCE".into()),
                 ..Default::default()
             })?;

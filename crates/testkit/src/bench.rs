@@ -2,7 +2,7 @@
 //! the emulator, and measures what docs/performance.md reports. `make bench` runs it at full
 //! scale (benches/operator.rs); `make test` runs it tiny to prove the harness works.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,15 +10,19 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use personalize_emulator::LoggedRequest;
+use personalize_emulator::admin::GenerateRequest;
 use personalize_emulator::model::Job;
 use personalize_watch::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
 
 use super::processes::{Emulator, Operator, OperatorOptions, job};
 use super::prometheus::Scrape;
-use super::{client, control_plane, http, install_crds, namespace};
+use super::{client, control_plane, install_crds, namespace};
+
+/// Jobs are generated this long ago, as a watch's history usually is.
+const HISTORY_AGE_SECS: u64 = 24 * 60 * 60;
 
 /// Sizes of every scenario.
 #[derive(Clone, Debug)]
@@ -29,12 +33,20 @@ pub struct Scale {
     pub c_watches: usize,
     pub c_jobs: usize,
     pub e_failures: usize,
-    pub steady_cycles: u32,
     /// Poll interval (and active poll interval) of B's watches, seconds.
     pub b_interval_secs: u64,
+    /// D: how long B is left alone, and the heartbeat meanwhile (None: the default, 10m).
+    pub d_window_secs: u64,
+    pub d_heartbeat: Option<&'static str>,
+    pub f_watches: usize,
+    pub f_jobs: usize,
+    /// The memory curve: watches, jobs each, and the maxJobsInStatus values.
+    pub memory_watches: usize,
+    pub memory_jobs: usize,
+    pub memory_limits: Vec<i32>,
     pub curve: Vec<usize>,
     pub rate_watches: usize,
-    /// The raised rate for A to C (they measure the operator, not the limit).
+    /// The raised rate for the scenarios that measure the operator, not the limit.
     pub raised_rate: f64,
 }
 
@@ -47,8 +59,14 @@ impl Scale {
             c_watches: 200,
             c_jobs: 1_000,
             e_failures: 500,
-            steady_cycles: 3,
             b_interval_secs: 30,
+            d_window_secs: 660,
+            d_heartbeat: None,
+            f_watches: 10_000,
+            f_jobs: 100,
+            memory_watches: 1_000,
+            memory_jobs: 200,
+            memory_limits: vec![0, 50, 200],
             curve: vec![10, 100, 1_000, 5_000],
             rate_watches: 200,
             raised_rate: 2_000.0,
@@ -63,8 +81,14 @@ impl Scale {
             c_watches: 2,
             c_jobs: 150,
             e_failures: 3,
-            steady_cycles: 1,
             b_interval_secs: 5,
+            d_window_secs: 22,
+            d_heartbeat: Some("10s"),
+            f_watches: 20,
+            f_jobs: 10,
+            memory_watches: 3,
+            memory_jobs: 4,
+            memory_limits: vec![0, 2],
             curve: vec![2, 4],
             rate_watches: 12,
             raised_rate: 2_000.0,
@@ -117,82 +141,68 @@ pub fn process_usage(pid: u32) -> (f64, f64) {
     (hwm_kib / 1024.0, (ticks(11) + ticks(12)) / clock_ticks)
 }
 
-fn metric(scrape: &Scrape, name: &str) -> f64 {
-    scrape.sum(name)
-}
-
-async fn metrics(op: &Operator) -> Scrape {
-    Scrape::parse(
-        http::request("GET", &op.admin_url, "/metrics", None)
-            .await
-            .map(|r| r.body)
-            .unwrap_or_default(),
-    )
-}
-
 fn sv_arn(scenario: &str, i: usize) -> String {
     format!("arn:aws:personalize:us-east-1:123456789012:solution/{scenario}{i}/v1")
 }
 
-fn watch(name: &str, sv: &str, interval: u64, max_jobs: i32) -> SolutionVersionWatch {
-    SolutionVersionWatch::new(
-        name,
-        SolutionVersionWatchSpec {
-            solution_version_arn: sv.to_string(),
-            region: None,
-            poll_interval: Some(format!("{interval}s")),
-            active_poll_interval: Some(format!("{interval}s")),
-            suspend: false,
-            max_jobs_in_status: max_jobs,
-        },
-    )
-}
-
-async fn create_watches(api: &Api<SolutionVersionWatch>, watches: Vec<SolutionVersionWatch>) {
-    let mut pending = futures::stream::iter(watches.into_iter().map(|w| {
-        let api = api.clone();
-        async move {
-            api.create(&PostParams::default(), &w)
-                .await
-                .expect("create a watch");
-        }
-    }))
-    .buffer_unordered(16);
-    while pending.next().await.is_some() {}
-}
-
-/// Waits until every watch in the namespace has listed `jobs` jobs; returns the seconds taken.
-async fn converge(
-    api: &Api<SolutionVersionWatch>,
+/// A group of watches and the jobs behind each.
+#[derive(Clone, Debug)]
+struct Fleet {
+    label: String,
     watches: usize,
     jobs: usize,
-    started: Instant,
-    limit: Duration,
-) -> Option<f64> {
-    let deadline = started + limit;
-    loop {
-        if let Ok(list) = api.list(&ListParams::default()).await {
-            let done = list
-                .items
-                .iter()
-                .filter(|w| {
-                    w.status
-                        .as_ref()
-                        .and_then(|s| s.counts.as_ref())
-                        .is_some_and(|c| c.total == jobs as i64)
-                })
-                .count();
-            if done == watches {
-                return Some(started.elapsed().as_secs_f64());
-            }
+    interval_secs: u64,
+    max_jobs_in_status: i32,
+    status: &'static str,
+    failure_reason: Option<String>,
+}
+
+impl Fleet {
+    fn new(label: &str, watches: usize, jobs: usize) -> Self {
+        Fleet {
+            label: label.into(),
+            watches,
+            jobs,
+            interval_secs: 600,
+            max_jobs_in_status: 50,
+            status: "ACTIVE",
+            failure_reason: None,
         }
-        if Instant::now() > deadline {
-            return None;
+    }
+
+    fn watch(&self, i: usize) -> SolutionVersionWatch {
+        SolutionVersionWatch::new(
+            &format!("w{i}"),
+            SolutionVersionWatchSpec {
+                solution_version_arn: sv_arn(&self.label, i),
+                region: None,
+                poll_interval: Some(format!("{}s", self.interval_secs)),
+                active_poll_interval: Some(format!("{}s", self.interval_secs)),
+                suspend: false,
+                max_jobs_in_status: self.max_jobs_in_status,
+            },
+        )
+    }
+
+    /// The fleet's jobs in the emulator: history, a day old; ARNs per watch.
+    async fn populate(&self, emu: &Emulator) -> Vec<Vec<String>> {
+        let mut arns = Vec::with_capacity(self.watches);
+        for i in 0..self.watches {
+            let batch = GenerateRequest {
+                solution_version_arn: sv_arn(&self.label, i),
+                count: self.jobs,
+                status: Some(self.status.into()),
+                name_prefix: Some("job".into()),
+                age_seconds: HISTORY_AGE_SECS,
+                failure_reason: self.failure_reason.clone(),
+            };
+            arns.push(emu.generate_batch(&batch).await);
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        arns
     }
 }
 
+/// A namespace, an emulator and an operator scoped to it.
 struct Setup {
     client: Client,
     ns: String,
@@ -200,15 +210,13 @@ struct Setup {
     op: Operator,
 }
 
-async fn setup(name: &str, rate: f64) -> Setup {
-    let client = client().await;
-    install_crds(&client).await;
-    let ns = namespace(&client, name).await;
-    let emu = Emulator::start();
-    let op = Operator::start(OperatorOptions {
-        kubeconfig: control_plane().kubeconfig.clone(),
-        endpoint: &emu.url,
-        args: vec![
+impl Setup {
+    async fn start(name: &str, rate: f64, extra: &[&str]) -> Self {
+        let client = client().await;
+        install_crds(&client).await;
+        let ns = namespace(&client, name).await;
+        let emu = Emulator::start();
+        let mut args: Vec<String> = vec![
             "--watch-namespace".into(),
             ns.clone(),
             "--personalize-rate".into(),
@@ -217,15 +225,129 @@ async fn setup(name: &str, rate: f64) -> Setup {
             "10".into(),
             "--concurrency".into(),
             "32".into(),
-        ],
-        env: vec![("RUST_LOG".into(), "warn".into())],
-    });
-    op.wait_ready().await;
-    Setup {
-        client,
-        ns,
-        emu,
-        op,
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let op = Operator::start(OperatorOptions {
+            kubeconfig: control_plane().kubeconfig.clone(),
+            endpoint: &emu.url,
+            args,
+            env: vec![("RUST_LOG".into(), "warn".into())],
+        });
+        op.wait_ready().await;
+        Setup {
+            client,
+            ns,
+            emu,
+            op,
+        }
+    }
+
+    fn watches(&self) -> Api<SolutionVersionWatch> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Creates the fleet's watches; seconds until every one lists `jobs` jobs.
+    async fn apply(&self, fleet: &Fleet, limit: Duration) -> Option<f64> {
+        let started = Instant::now();
+        let converged = converge(self.watches(), fleet.watches, fleet.jobs, limit);
+        let create = async {
+            let api = self.watches();
+            let mut pending = futures::stream::iter((0..fleet.watches).map(|i| {
+                let api = api.clone();
+                let w = fleet.watch(i);
+                async move {
+                    api.create(&PostParams::default(), &w)
+                        .await
+                        .expect("create a watch")
+                }
+            }))
+            .buffer_unordered(16);
+            while pending.next().await.is_some() {}
+        };
+        let (converged, ()) = tokio::join!(converged, create);
+        converged.then(|| started.elapsed().as_secs_f64())
+    }
+
+    /// Deletes the namespace's watches, so etcd does not carry them into the next scenario.
+    async fn clean_up(&self) {
+        let deleted = self
+            .watches()
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await;
+        if let Err(e) = deleted {
+            eprintln!("could not delete the watches of {}: {e}", self.ns);
+        }
+    }
+}
+
+/// Watches until `watches` watches list `jobs` jobs each (a watch, not repeated lists: at 10,000
+/// watches a list would cost more than the operator).
+async fn converge(
+    api: Api<SolutionVersionWatch>,
+    watches: usize,
+    jobs: usize,
+    limit: Duration,
+) -> bool {
+    let stream = watcher(api, watcher::Config::default()).applied_objects();
+    futures::pin_mut!(stream);
+    let mut done = HashSet::new();
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => return false,
+            next = stream.next() => {
+                let Some(Ok(w)) = next else { continue };
+                let total = w.status.as_ref().and_then(|s| s.counts.as_ref()).map(|c| c.total);
+                if total == Some(jobs as i64) {
+                    done.insert(w.metadata.name.unwrap_or_default());
+                }
+                if done.len() >= watches {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// Counters of the operator and the emulator at one moment, to measure a window.
+struct Mark {
+    cpu: f64,
+    metrics: Scrape,
+    calls: usize,
+}
+
+impl Mark {
+    async fn now(s: &Setup) -> Self {
+        Mark {
+            cpu: s.op.pid().map_or(0.0, |p| process_usage(p).1),
+            metrics: s.op.metrics().await,
+            calls: list_calls(&s.emu).await.len(),
+        }
+    }
+
+    /// The row for the window from this mark to now.
+    async fn row(&self, s: &Setup, scenario: &str, jobs_per_watch: usize) -> Row {
+        let end = s.op.metrics().await;
+        let calls: Vec<LoggedRequest> = list_calls(&s.emu).await.split_off(self.calls);
+        let (rss, cpu) = s.op.pid().map_or((0.0, 0.0), process_usage);
+        let delta = |name: &str| end.sum(name) - self.metrics.sum(name);
+        let mut row = Row {
+            scenario: scenario.into(),
+            calls: calls.len(),
+            listings: listings(&calls),
+            min_calls: listings(&calls) * jobs_per_watch.div_ceil(100).max(1),
+            repeated_calls: repeated(&calls),
+            status_writes: delta("personalize_watch_status_writes_total"),
+            events: delta("personalize_watch_events_total"),
+            peak_rss_mib: rss,
+            cpu_secs: cpu - self.cpu,
+            ..Default::default()
+        };
+        if row.calls > 0 {
+            row.cpu_ms_per_page = row.cpu_secs * 1000.0 / row.calls as f64;
+        }
+        row
     }
 }
 
@@ -245,169 +367,138 @@ fn listings(calls: &[LoggedRequest]) -> usize {
         .count()
 }
 
-/// Calls repeated: the same (ARN, first page or not) more often than the listings need is
-/// counted by comparing with the minimum; here, requests that failed and were re-sent.
+/// Requests that failed and were sent again.
 fn repeated(calls: &[LoggedRequest]) -> usize {
     calls.iter().filter(|r| r.status != 200).count()
 }
 
-fn fill_usage(row: &mut Row, op: &Operator, cpu_before: f64) {
-    if let Some(pid) = op.pid() {
-        let (rss, cpu) = process_usage(pid);
-        row.peak_rss_mib = rss;
-        row.cpu_secs = cpu - cpu_before;
-    }
-    if row.calls > 0 {
-        row.cpu_ms_per_page = row.cpu_secs * 1000.0 / row.calls as f64;
-    }
-}
-
-/// A and C: watches x jobs each, listed once; measured from apply to every status complete.
-async fn listing_scenario(label: &str, watches: usize, jobs: usize, rate: f64) -> Row {
-    let s = setup(&label.to_lowercase(), rate).await;
-    for i in 0..watches {
-        s.emu
-            .generate(&sv_arn(label, i), jobs, "ACTIVE", "job")
-            .await;
-    }
-    let api: Api<SolutionVersionWatch> = Api::namespaced(s.client.clone(), &s.ns);
-    let cpu_before = s.op.pid().map_or(0.0, |p| process_usage(p).1);
-    let before = metrics(&s.op).await;
-    let started = Instant::now();
-    create_watches(
-        &api,
-        (0..watches)
-            .map(|i| watch(&format!("w{i}"), &sv_arn(label, i), 600, 50))
-            .collect(),
-    )
-    .await;
-    let converge_secs = converge(&api, watches, jobs, started, Duration::from_secs(240)).await;
+/// A fleet listed once, from apply to every status complete: A, C, F, the curves.
+async fn listing_scenario(scenario: &str, fleet: Fleet, rate: f64) -> Row {
+    let s = Setup::start(&fleet.label.to_lowercase(), rate, &[]).await;
+    fleet.populate(&s.emu).await;
+    let mark = Mark::now(&s).await;
+    let converge_secs = s.apply(&fleet, Duration::from_secs(600)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = metrics(&s.op).await;
-    let calls = list_calls(&s.emu).await;
-    let mut row = Row {
-        scenario: label.into(),
-        watches,
-        jobs: watches * jobs,
-        converge_secs,
-        calls: calls.len(),
-        listings: listings(&calls),
-        min_calls: listings(&calls) * jobs.div_ceil(100),
-        repeated_calls: repeated(&calls),
-        status_writes: metric(&after, "personalize_watch_status_writes_total")
-            - metric(&before, "personalize_watch_status_writes_total"),
-        events: metric(&after, "personalize_watch_events_total")
-            - metric(&before, "personalize_watch_events_total"),
-        note: "first listing: 1 status write and 1 JobsDiscovered Event per watch".into(),
-        ..Default::default()
-    };
-    fill_usage(&mut row, &s.op, cpu_before);
+    let mut row = mark.row(&s, scenario, fleet.jobs).await;
+    row.watches = fleet.watches;
+    row.jobs = fleet.watches * fleet.jobs;
+    row.converge_secs = converge_secs;
+    row.note = format!(
+        "maxJobsInStatus {}; first listing: 1 status write and 1 JobsDiscovered Event per watch",
+        fleet.max_jobs_in_status
+    );
+    s.clean_up().await;
     row
 }
 
-/// B, then D (B left alone for some poll cycles), then E (jobs failing at once across B).
+/// B, then D (B left alone), then E (jobs failing at once across B).
 async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
-    let s = setup("b", scale.raised_rate).await;
-    let n = scale.b_watches;
-    let mut running = Vec::new();
-    for i in 0..n {
-        let sv = sv_arn("B", i);
-        s.emu.generate(&sv, scale.b_jobs - 1, "ACTIVE", "job").await;
-        running.push(s.emu.generate(&sv, 1, "IN PROGRESS", "run").await.remove(0));
-    }
-    let api: Api<SolutionVersionWatch> = Api::namespaced(s.client.clone(), &s.ns);
-    let cpu0 = s.op.pid().map_or(0.0, |p| process_usage(p).1);
-    let m0 = metrics(&s.op).await;
-    let started = Instant::now();
-    create_watches(
-        &api,
-        (0..n)
-            .map(|i| watch(&format!("w{i}"), &sv_arn("B", i), scale.b_interval_secs, 50))
-            .collect(),
-    )
-    .await;
-    let converge_secs = converge(&api, n, scale.b_jobs, started, Duration::from_secs(240)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let m1 = metrics(&s.op).await;
-    let calls_b = list_calls(&s.emu).await;
-    let mut b = Row {
-        scenario: "B".into(),
-        watches: n,
-        jobs: n * scale.b_jobs,
-        converge_secs,
-        calls: calls_b.len(),
-        listings: listings(&calls_b),
-        min_calls: listings(&calls_b) * scale.b_jobs.div_ceil(100),
-        repeated_calls: repeated(&calls_b),
-        status_writes: metric(&m1, "personalize_watch_status_writes_total")
-            - metric(&m0, "personalize_watch_status_writes_total"),
-        events: metric(&m1, "personalize_watch_events_total")
-            - metric(&m0, "personalize_watch_events_total"),
-        note: "first listing: 1 status write and 1 JobsDiscovered Event per watch".into(),
-        ..Default::default()
+    let heartbeat: Vec<&str> = scale
+        .d_heartbeat
+        .map_or(vec![], |h| vec!["--status-heartbeat", h]);
+    let s = Setup::start("b", scale.raised_rate, &heartbeat).await;
+    let fleet = Fleet {
+        interval_secs: scale.b_interval_secs,
+        ..Fleet::new("B", scale.b_watches, scale.b_jobs - 1)
     };
-    fill_usage(&mut b, &s.op, cpu0);
+    fleet.populate(&s.emu).await;
+    let mut running = Vec::new();
+    for i in 0..fleet.watches {
+        running.push(
+            s.emu
+                .generate(&sv_arn("B", i), 1, "IN PROGRESS", "run")
+                .await
+                .remove(0),
+        );
+    }
+    let b = {
+        let mark = Mark::now(&s).await;
+        let converge_secs = s
+            .apply(
+                &Fleet {
+                    jobs: scale.b_jobs,
+                    ..fleet.clone()
+                },
+                Duration::from_secs(240),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut b = mark.row(&s, "B", scale.b_jobs).await;
+        b.watches = fleet.watches;
+        b.jobs = fleet.watches * scale.b_jobs;
+        b.converge_secs = converge_secs;
+        b.note = "first listing: 1 status write and 1 JobsDiscovered Event per watch".into();
+        b
+    };
+    let d = quiet_fleet(&s, scale, fleet.watches).await;
+    let e = failures_across(&s, scale, &running).await;
+    vec![b, d, e]
+}
 
-    // D: steady state over whole poll cycles.
-    let cpu1 = s.op.pid().map_or(0.0, |p| process_usage(p).1);
-    let calls_before = list_calls(&s.emu).await.len();
-    let d_secs = scale.b_interval_secs * u64::from(scale.steady_cycles);
-    tokio::time::sleep(Duration::from_secs(d_secs)).await;
-    let m2 = metrics(&s.op).await;
-    let calls_d: Vec<_> = list_calls(&s.emu).await.split_off(calls_before);
-    let polls = listings(&calls_d) as f64;
-    let mut d = Row {
-        scenario: "D".into(),
-        watches: n,
-        jobs: n * scale.b_jobs,
-        calls: calls_d.len(),
-        listings: listings(&calls_d),
-        min_calls: listings(&calls_d) * scale.b_jobs.div_ceil(100),
-        repeated_calls: repeated(&calls_d),
-        status_writes: metric(&m2, "personalize_watch_status_writes_total")
-            - metric(&m1, "personalize_watch_status_writes_total"),
-        events: metric(&m2, "personalize_watch_events_total")
-            - metric(&m1, "personalize_watch_events_total"),
-        ..Default::default()
+/// D: the fleet left alone for a window: status writes per watch per hour (heartbeats only) and
+/// CPU per poll.
+async fn quiet_fleet(s: &Setup, scale: &Scale, watches: usize) -> Row {
+    let mark = Mark::now(s).await;
+    tokio::time::sleep(Duration::from_secs(scale.d_window_secs)).await;
+    let mut d = mark.row(s, "D", scale.b_jobs).await;
+    d.watches = watches;
+    d.jobs = watches * scale.b_jobs;
+    let hours = scale.d_window_secs as f64 / 3600.0;
+    let per_hour = d.status_writes / watches as f64 / hours;
+    let per_poll = if d.listings > 0 {
+        d.cpu_secs * 1000.0 / d.listings as f64
+    } else {
+        0.0
     };
     d.note = format!(
-        "{} cycles of {}s; {:.2} status writes per watch per poll",
-        scale.steady_cycles,
+        "{}s alone, polls every {}s, heartbeat {}: {per_hour:.2} status writes per watch per hour; {per_poll:.3} ms CPU per poll",
+        scale.d_window_secs,
         scale.b_interval_secs,
-        if polls > 0.0 {
-            d.status_writes / polls
-        } else {
-            0.0
-        }
+        scale.d_heartbeat.unwrap_or("10m (default)")
     );
-    fill_usage(&mut d, &s.op, cpu1);
+    d
+}
 
-    // E: failures at once across the fleet; latency from the change to the Event.
+/// Records when each job's first failure Event appears, and any repeat.
+fn watch_failure_events(
+    s: &Setup,
+) -> (
+    Arc<Mutex<HashMap<String, Instant>>>,
+    tokio::task::JoinHandle<()>,
+) {
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns);
-    let watcher_task = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            let stream = watcher(events, watcher::Config::default()).applied_objects();
-            futures::pin_mut!(stream);
-            while let Some(Ok(e)) = stream.next().await {
-                if e.reason.as_deref() == Some("BatchInferenceJobFailed")
-                    && let Some(job) = e.related.and_then(|r| r.name)
-                {
-                    let count = e.series.map_or(1, |s| s.count);
-                    let mut seen = seen.lock().unwrap();
-                    seen.entry(job.clone()).or_insert_with(Instant::now);
-                    if count > 1 {
-                        seen.insert(format!("{job}#repeat"), Instant::now());
-                    }
+    let recorded = seen.clone();
+    let task = tokio::spawn(async move {
+        let stream = watcher(events, watcher::Config::default()).applied_objects();
+        futures::pin_mut!(stream);
+        while let Some(Ok(e)) = stream.next().await {
+            if e.reason.as_deref() == Some("BatchInferenceJobFailed")
+                && let Some(job) = e.related.and_then(|r| r.name)
+            {
+                let mut seen = recorded.lock().unwrap();
+                let key = format!(
+                    "{}/{job}",
+                    e.regarding.and_then(|r| r.name).unwrap_or_default()
+                );
+                if seen.contains_key(&key) {
+                    seen.insert(format!("{key}#repeat"), Instant::now());
+                } else {
+                    seen.insert(key, Instant::now());
                 }
             }
-        })
-    };
+        }
+    });
+    (seen, task)
+}
+
+/// E: one job fails in each of `e_failures` watches at once; latency from the change to its
+/// Event.
+async fn failures_across(s: &Setup, scale: &Scale, running: &[String]) -> Row {
+    let (seen, task) = watch_failure_events(s);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let failures = scale.e_failures.min(n);
-    let cpu2 = s.op.pid().map_or(0.0, |p| process_usage(p).1);
-    let calls_before = list_calls(&s.emu).await.len();
+    let failures = scale.e_failures.min(running.len());
+    let mark = Mark::now(s).await;
     let upserts: Vec<Job> = running
         .iter()
         .take(failures)
@@ -420,14 +511,11 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
     let failed_at = Instant::now();
     s.emu.upsert(&upserts).await;
     let limit = Duration::from_secs(scale.b_interval_secs * 3 + 30);
-    while failed_at.elapsed() < limit {
-        if seen.lock().unwrap().len() >= failures {
-            break;
-        }
+    while failed_at.elapsed() < limit && seen.lock().unwrap().len() < failures {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    watcher_task.abort();
+    task.abort();
     let seen = seen.lock().unwrap().clone();
     let mut latencies: Vec<f64> = seen
         .iter()
@@ -440,24 +528,11 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
             .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
             .copied()
     };
-    let calls_e: Vec<_> = list_calls(&s.emu).await.split_off(calls_before);
-    let m3 = metrics(&s.op).await;
-    let mut e = Row {
-        scenario: "E".into(),
-        watches: failures,
-        jobs: failures,
-        calls: calls_e.len(),
-        listings: listings(&calls_e),
-        min_calls: listings(&calls_e) * scale.b_jobs.div_ceil(100),
-        repeated_calls: repeated(&calls_e),
-        events: metric(&m3, "personalize_watch_events_total")
-            - metric(&m2, "personalize_watch_events_total"),
-        status_writes: metric(&m3, "personalize_watch_status_writes_total")
-            - metric(&m2, "personalize_watch_status_writes_total"),
-        latency_p50: pct(0.5),
-        latency_p99: pct(0.99),
-        ..Default::default()
-    };
+    let mut e = mark.row(s, "E", scale.b_jobs).await;
+    e.watches = failures;
+    e.jobs = failures;
+    e.latency_p50 = pct(0.5);
+    e.latency_p99 = pct(0.99);
     e.note = format!(
         "{}/{} failure Events seen, {} repeated; activePollInterval {}s",
         latencies.len(),
@@ -465,38 +540,20 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
         seen.keys().filter(|k| k.ends_with("#repeat")).count(),
         scale.b_interval_secs
     );
-    fill_usage(&mut e, &s.op, cpu2);
-    vec![b, d, e]
+    e
 }
 
 /// The default limit during a backlog: calls per second at or under rate + burst, and the share
 /// of the rate achieved.
 async fn rate_limit_run(watches: usize) -> Row {
-    let client = client().await;
-    install_crds(&client).await;
-    let ns = namespace(&client, "rate").await;
-    let emu = Emulator::start();
-    let op = Operator::start(OperatorOptions {
-        kubeconfig: control_plane().kubeconfig.clone(),
-        endpoint: &emu.url,
-        args: vec!["--watch-namespace".into(), ns.clone()],
-        env: vec![("RUST_LOG".into(), "warn".into())],
-    });
-    op.wait_ready().await;
-    for i in 0..watches {
-        emu.generate(&sv_arn("R", i), 1, "ACTIVE", "job").await;
-    }
-    let api: Api<SolutionVersionWatch> = Api::namespaced(client, &ns);
-    let started = Instant::now();
-    create_watches(
-        &api,
-        (0..watches)
-            .map(|i| watch(&format!("w{i}"), &sv_arn("R", i), 600, 5))
-            .collect(),
-    )
-    .await;
-    let converge_secs = converge(&api, watches, 1, started, Duration::from_secs(240)).await;
-    let calls = list_calls(&emu).await;
+    let s = Setup::start("rate", 5.0, &["--personalize-burst", "5"]).await;
+    let fleet = Fleet {
+        max_jobs_in_status: 5,
+        ..Fleet::new("R", watches, 1)
+    };
+    fleet.populate(&s.emu).await;
+    let converge_secs = s.apply(&fleet, Duration::from_secs(240)).await;
+    let calls = list_calls(&s.emu).await;
     let times: Vec<i64> = calls.iter().map(|r| r.time_ms).collect();
     let mut worst = 0;
     for (i, t) in times.iter().enumerate() {
@@ -513,6 +570,7 @@ async fn rate_limit_run(watches: usize) -> Row {
     } else {
         0.0
     };
+    s.clean_up().await;
     Row {
         scenario: "rate".into(),
         watches,
@@ -530,24 +588,31 @@ async fn rate_limit_run(watches: usize) -> Row {
     }
 }
 
-/// Peak RSS and CPU for a number of watches (one job each), each in a fresh operator process.
-async fn curve_point(watches: usize, rate: f64) -> Row {
-    let mut row = listing_scenario(&format!("curve{watches}-"), watches, 1, rate).await;
-    row.scenario = format!("curve {watches}");
-    row
+/// The memory curve: the same watches with maxJobsInStatus from 0 to 200 and 1 KiB failure
+/// reasons, each in a fresh operator.
+async fn memory_curve(scale: &Scale) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for &limit in &scale.memory_limits {
+        let fleet = Fleet {
+            max_jobs_in_status: limit,
+            status: "CREATE FAILED",
+            failure_reason: Some("r".repeat(1024)),
+            ..Fleet::new(
+                &format!("M{limit}-"),
+                scale.memory_watches,
+                scale.memory_jobs,
+            )
+        };
+        let scenario = format!("memory {limit}");
+        rows.push(listing_scenario(&scenario, fleet, scale.raised_rate).await);
+    }
+    rows
 }
 
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    writeln!(
-        out,
-        "| scenario | watches | jobs | apply to complete (s) | listings | calls / minimum | failed calls | status writes | events | peak RSS (MiB) | CPU (s) | CPU ms per page | event latency p50 / p99 (s) | notes |"
-    ).expect("writing to a String");
-    writeln!(
-        out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    )
-    .expect("writing to a String");
+    out.push_str("| scenario | watches | jobs | apply to complete (s) | listings | calls / minimum | failed calls | status writes | events | peak RSS (MiB) | CPU (s) | CPU ms per page | event latency p50 / p99 (s) | notes |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let converge = r
             .converge_secs
@@ -583,22 +648,31 @@ pub fn table(rows: &[Row]) -> String {
             r.cpu_ms_per_page,
             latency,
             r.note
-        ).expect("writing to a String");
+        )
+        .expect("writing to a String");
     }
     out
 }
 
-/// Runs every scenario and the scaling curve; returns the rows.
+/// Runs every scenario and the curves; returns the rows (printing the table as it grows).
 pub async fn run(scale: &Scale) -> Vec<Row> {
     let mut rows = Vec::new();
-    rows.push(listing_scenario("A", 1, scale.a_jobs, scale.raised_rate).await);
-    eprintln!("{}", table(&rows));
+    let a = Fleet::new("A", 1, scale.a_jobs);
+    rows.push(listing_scenario("A", a, scale.raised_rate).await);
     rows.extend(fleet_scenarios(scale).await);
     eprintln!("{}", table(&rows));
-    rows.push(listing_scenario("C", scale.c_watches, scale.c_jobs, scale.raised_rate).await);
+    let c = Fleet::new("C", scale.c_watches, scale.c_jobs);
+    rows.push(listing_scenario("C", c, scale.raised_rate).await);
+    let f = Fleet {
+        max_jobs_in_status: 200,
+        ..Fleet::new("F", scale.f_watches, scale.f_jobs)
+    };
+    rows.push(listing_scenario("F", f, scale.raised_rate).await);
     eprintln!("{}", table(&rows));
+    rows.extend(memory_curve(scale).await);
     for &n in &scale.curve {
-        rows.push(curve_point(n, scale.raised_rate).await);
+        let fleet = Fleet::new(&format!("curve{n}-"), n, 1);
+        rows.push(listing_scenario(&format!("curve {n}"), fleet, scale.raised_rate).await);
     }
     rows.push(rate_limit_run(scale.rate_watches).await);
     rows

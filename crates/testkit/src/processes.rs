@@ -118,13 +118,19 @@ impl Emulator {
         status: &str,
         prefix: &str,
     ) -> Vec<String> {
-        let request = GenerateRequest {
+        self.generate_batch(&GenerateRequest {
             solution_version_arn: sv.to_string(),
             count,
             status: Some(status.to_string()),
             name_prefix: Some(prefix.to_string()),
-        };
-        let reply = http::post(&self.url, "/_emulator/generate", &request).await;
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Adds generated jobs as `batch` says (age, failure reason); returns their ARNs.
+    pub async fn generate_batch(&self, batch: &GenerateRequest) -> Vec<String> {
+        let reply = http::post(&self.url, "/_emulator/generate", batch).await;
         reply.parse::<JobsChanged>().batch_inference_job_arns
     }
 
