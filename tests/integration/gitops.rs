@@ -363,7 +363,7 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 5 rules found"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 6 rules found"));
     // A broken expression is refused, so the check can fail.
     let broken = std::env::temp_dir().join(format!("pw-broken-rules-{}.yaml", std::process::id()));
     std::fs::write(

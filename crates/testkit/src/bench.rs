@@ -211,7 +211,8 @@ struct Setup {
 }
 
 impl Setup {
-    async fn start(name: &str, rate: f64, extra: &[&str]) -> Self {
+    /// With a raised Personalize rate (calls per second, burst 10), or the defaults.
+    async fn start(name: &str, raised_rate: Option<f64>, extra: &[&str]) -> Self {
         let client = client().await;
         install_crds(&client).await;
         let ns = namespace(&client, name).await;
@@ -219,13 +220,13 @@ impl Setup {
         let mut args: Vec<String> = vec![
             "--watch-namespace".into(),
             ns.clone(),
-            "--personalize-rate".into(),
-            rate.to_string(),
-            "--personalize-burst".into(),
-            "10".into(),
             "--concurrency".into(),
             "32".into(),
         ];
+        if let Some(rate) = raised_rate {
+            args.extend(["--personalize-rate".into(), rate.to_string()]);
+            args.extend(["--personalize-burst".into(), "10".into()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let op = Operator::start(OperatorOptions {
             kubeconfig: control_plane().kubeconfig.clone(),
@@ -374,7 +375,7 @@ fn repeated(calls: &[LoggedRequest]) -> usize {
 
 /// A fleet listed once, from apply to every status complete: A, C, F, the curves.
 async fn listing_scenario(scenario: &str, fleet: Fleet, rate: f64) -> Row {
-    let s = Setup::start(&fleet.label.to_lowercase(), rate, &[]).await;
+    let s = Setup::start(&fleet.label.to_lowercase(), Some(rate), &[]).await;
     fleet.populate(&s.emu).await;
     let mark = Mark::now(&s).await;
     let converge_secs = s.apply(&fleet, Duration::from_secs(600)).await;
@@ -396,7 +397,7 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
     let heartbeat: Vec<&str> = scale
         .d_heartbeat
         .map_or(vec![], |h| vec!["--status-heartbeat", h]);
-    let s = Setup::start("b", scale.raised_rate, &heartbeat).await;
+    let s = Setup::start("b", Some(scale.raised_rate), &heartbeat).await;
     let fleet = Fleet {
         interval_secs: scale.b_interval_secs,
         ..Fleet::new("B", scale.b_watches, scale.b_jobs - 1)
@@ -546,7 +547,7 @@ async fn failures_across(s: &Setup, scale: &Scale, running: &[String]) -> Row {
 /// The default limit during a backlog: calls per second at or under rate + burst, and the share
 /// of the rate achieved.
 async fn rate_limit_run(watches: usize) -> Row {
-    let s = Setup::start("rate", 5.0, &["--personalize-burst", "5"]).await;
+    let s = Setup::start("rate", None, &[]).await;
     let fleet = Fleet {
         max_jobs_in_status: 5,
         ..Fleet::new("R", watches, 1)
