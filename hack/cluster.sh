@@ -161,7 +161,7 @@ up() {
 
   if [ -n "${PW_OWNER_PID:-}" ]; then
     # Detached reaper: tears down when the owner ends, whatever way it ends.
-    nohup bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; PW_CLUSTER_DIR="$2" "$3" down' \
+    nohup setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; PW_CLUSTER_DIR="$2" "$3" down' \
       reaper "$PW_OWNER_PID" "$dir" "$REPO_ROOT/hack/cluster.sh" >/dev/null 2>&1 &
     echo $! > "$dir/reaper.pid"
   fi

@@ -51,7 +51,7 @@ kubectl wait --for=condition=Established crd/solutionversionwatches.personalize-
 
 step "running the operator (logs: $demo_dir/operator.log)"
 AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=demo-secret-not-real AWS_REGION=us-east-1 \
-  AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_PERSONALIZE="$EMULATOR" \
+  AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_PERSONALIZE="$EMULATOR" AWS_ENDPOINT_URL_STS="$EMULATOR" \
   "$bin/personalize-watch" run --admin-addr 127.0.0.1:0 > /dev/null 2> "$demo_dir/operator.log" &
 pids+=($!)
 

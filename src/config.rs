@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use personalize_watch_runtime::telemetry::LogFormat;
 
+use crate::policy::{self, Account};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "personalize-watch",
@@ -55,6 +57,43 @@ pub fn parse_poll_interval(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Allowed accounts, as parsed from a flag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountList(pub Vec<Account>);
+
+/// ARN patterns, as parsed from a flag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArnPatterns(pub Vec<String>);
+
+/// `NAMESPACE/NAME` of an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectName {
+    pub namespace: String,
+    pub name: String,
+}
+
+fn parse_accounts(text: &str) -> Result<AccountList, String> {
+    policy::parse_accounts(text).map(AccountList)
+}
+
+fn parse_arns(text: &str) -> Result<ArnPatterns, String> {
+    policy::parse_arns(text).map(ArnPatterns)
+}
+
+fn parse_object_name(text: &str) -> Result<ObjectName, String> {
+    match text.split_once('/') {
+        Some((namespace, name))
+            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+        {
+            Ok(ObjectName {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            })
+        }
+        _ => Err(format!("{text:?} is not NAMESPACE/NAME")),
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Address of the admin HTTP server: /metrics, /healthz, /readyz.
@@ -101,9 +140,25 @@ pub struct RunArgs {
     #[arg(long, env = "PERSONALIZE_WATCH_INSTANCE")]
     pub instance: Option<String>,
 
-    /// Reconciles that may run at once.
+    /// Reconciles that may work at once; the others wait in their namespace's turn.
     #[arg(long, env = "PERSONALIZE_WATCH_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+
+    /// Accounts whose solution versions watches may name, in namespaces without the
+    /// personalize-watch.dev/allowed-accounts annotation: comma-separated 12-digit IDs, or
+    /// "self" for the account of the operator's own identity (from STS GetCallerIdentity).
+    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_ALLOWED_ACCOUNTS", default_value = "self", value_parser = parse_accounts)]
+    pub default_allowed_accounts: AccountList,
+
+    /// ARN patterns watches may name, in namespaces without the
+    /// personalize-watch.dev/allowed-arns annotation: comma-separated, "*" as a wildcard.
+    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_ALLOWED_ARNS", default_value = "*", value_parser = parse_arns)]
+    pub default_allowed_arns: ArnPatterns,
+
+    /// NAMESPACE/NAME of a ConfigMap mapping account IDs to the IAM role to assume for them
+    /// (a key ACCOUNT.externalId adds an external ID); watched, not read once.
+    #[arg(long, env = "PERSONALIZE_WATCH_ACCOUNT_ROLES", value_parser = parse_object_name)]
+    pub account_roles: Option<ObjectName>,
 
     /// Personalize calls per second, per region, for the whole process.
     #[arg(long, env = "PERSONALIZE_WATCH_RATE", default_value_t = 5.0)]
@@ -166,6 +221,14 @@ impl RunArgs {
             .or_else(|| std::env::var("POD_NAME").ok())
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| format!("personalize-watch-{}", std::process::id()))
+    }
+
+    /// The access policy for namespaces without annotations.
+    pub fn policy_defaults(&self) -> policy::Defaults {
+        policy::Defaults {
+            accounts: self.default_allowed_accounts.0.clone(),
+            arns: self.default_allowed_arns.0.clone(),
+        }
     }
 
     pub fn lease_namespace(&self) -> String {

@@ -8,10 +8,12 @@ use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Config, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
+use tokio::sync::broadcast;
 use tracing::debug;
 
+use crate::access_sources::Affected;
 use crate::crd::SolutionVersionWatch;
 use crate::metrics::WatchLabels;
 use crate::reconcile::{Context, error_policy, reconcile};
@@ -94,10 +96,11 @@ fn labels(watch: &SolutionVersionWatch) -> WatchLabels {
 
 /// Runs one controller per watched namespace (or one for all) until `shutdown` resolves;
 /// in-flight reconciles finish first. `on_ready` is called once every cache has synced.
+/// Every due watch starts its reconcile at once; [`Context`] admits them to work fairly by
+/// namespace, `--concurrency` at a time.
 pub async fn run(
     ctx: Arc<Context>,
     scope: Scope,
-    concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     on_ready: impl FnOnce() + Send + 'static,
 ) {
@@ -113,8 +116,10 @@ pub async fn run(
         let (reader, writer) = reflector::store();
         readers.push(reader.clone());
         let stream = watch_stream(api, &scope, writer, reader.clone(), index, observer.clone());
+        let affected = affected_watches(ctx.access_changes.subscribe(), reader.clone());
         let controller = Controller::for_stream(stream, reader)
-            .with_config(Config::default().concurrency(concurrency))
+            .with_config(Config::default().concurrency(0))
+            .reconcile_on(affected)
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
@@ -134,6 +139,43 @@ pub async fn run(
         on_ready();
     };
     tokio::join!(futures::future::join_all(controllers), ready);
+}
+
+/// The watches a change of access inputs concerns, from this controller's cache: a namespace's
+/// watches when its policy changed, those naming an account whose role changed; every watch
+/// after announcements were missed.
+fn affected_watches(
+    changes: broadcast::Receiver<Affected>,
+    cache: Store<SolutionVersionWatch>,
+) -> impl futures::Stream<Item = ObjectRef<SolutionVersionWatch>> + Send + 'static {
+    let announcements = futures::stream::unfold(changes, |mut changes| async move {
+        match changes.recv().await {
+            Ok(affected) => Some((Some(affected), changes)),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some((None, changes)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    });
+    announcements.flat_map(move |affected| {
+        let concerned: Vec<ObjectRef<SolutionVersionWatch>> = cache
+            .state()
+            .iter()
+            .filter(|w| affected.as_ref().is_none_or(|a| concerns(a, w)))
+            .map(|w| ObjectRef::from_obj(w.as_ref()))
+            .collect();
+        futures::stream::iter(concerned)
+    })
+}
+
+fn concerns(affected: &Affected, watch: &SolutionVersionWatch) -> bool {
+    match affected {
+        Affected::Namespace(ns) => watch.namespace().as_ref() == Some(ns),
+        Affected::Accounts(accounts) => watch
+            .spec
+            .solution_version_arn
+            .split(':')
+            .nth(4)
+            .is_some_and(|account| accounts.contains(account)),
+    }
 }
 
 /// What the cache keeps of a watch: what reconcile needs, so memory does not grow with the job

@@ -77,23 +77,20 @@ pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.region) || self.region == self.solutionVersionArn.split(':')[3]").message("spec.region must be the region inside spec.solutionVersionArn").field_path(".region").reason(kube::core::Reason::FieldValueInvalid))]
 pub struct SolutionVersionWatchSpec {
-    /// ARN of the solution version whose batch inference jobs are watched, e.g.
+    /// ARN of the solution version whose batch inference jobs are watched:
+    /// arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME/ID, e.g.
     /// arn:aws:personalize:us-east-1:123456789012:solution/my-solution/abcd1234.
     /// Immutable: create another SolutionVersionWatch to watch another solution version.
-    #[schemars(
-        length(min = 1, max = 256),
-        regex(pattern = r"^arn:([a-z\d-]+):personalize:.*:.*:.+$")
-    )]
+    #[schemars(length(min = 1, max = 256), regex(pattern = crate::arn::PATTERN))]
+    #[x_kube(validation = kube::core::Rule::new(crate::arn::partition_rule()).message("spec.solutionVersionArn: the region is not in the ARN's partition (e.g. cn-north-1 is in aws-cn)").reason(kube::core::Reason::FieldValueInvalid))]
     #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("solutionVersionArn is immutable: create a new SolutionVersionWatch to watch another solution version").reason(kube::core::Reason::FieldValueInvalid))]
     pub solution_version_arn: String,
 
-    /// AWS region to call. Defaults to the region inside solutionVersionArn.
+    /// AWS region to call: the region inside solutionVersionArn, which it may only repeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 32),
-        regex(pattern = r"^[a-z]{2}(-[a-z]+)+-\d+$")
-    )]
+    #[schemars(length(min = 1, max = 32), regex(pattern = crate::arn::REGION_PATTERN))]
     pub region: Option<String>,
 
     /// How often to list the jobs while none is PENDING or IN PROGRESS, as a duration such as

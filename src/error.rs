@@ -18,6 +18,15 @@ pub enum Error {
         "the status write conflicted {0} times in a row (another writer keeps changing the watch)"
     )]
     WriteConflict(u32),
+
+    /// The namespace's access policy does not allow the watch's ARN.
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
+
+    /// The policy's inputs are not known yet: the namespace's annotations, or the operator's
+    /// own account (STS has not answered).
+    #[error("{0}")]
+    AccessUnknown(String),
 }
 
 impl Error {
@@ -27,6 +36,8 @@ impl Error {
             Error::Personalize(e) => e.kind.reason(),
             Error::Kube(_) | Error::WriteConflict(_) => Reason::KubernetesApiError,
             Error::InvalidSpec(_) => Reason::InvalidSpec,
+            Error::NotPermitted(_) => Reason::NotPermitted,
+            Error::AccessUnknown(_) => Reason::AccessUnknown,
         }
     }
 
@@ -34,8 +45,8 @@ impl Error {
     pub fn stalled(&self) -> bool {
         match self {
             Error::Personalize(e) => e.kind.stalled(),
-            Error::InvalidSpec(_) => true,
-            Error::Kube(_) | Error::WriteConflict(_) => false,
+            Error::InvalidSpec(_) | Error::NotPermitted(_) => true,
+            Error::Kube(_) | Error::WriteConflict(_) | Error::AccessUnknown(_) => false,
         }
     }
 }

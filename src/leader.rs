@@ -27,7 +27,6 @@ pub async fn lead_then_run(
     lease: &LeaseSettings,
     ctx: Arc<Context>,
     scope: Scope,
-    concurrency: u16,
     shutdown: Shutdown,
 ) -> Result<(), String> {
     let seconds = lease.duration.as_secs().max(2);
@@ -53,7 +52,7 @@ pub async fn lead_then_run(
         ctx.metrics.set_leader(true);
         let term = shutdown.child();
         let end_of_term = lost_leadership(leading.clone(), term.clone(), ctx.clone());
-        controller::run(ctx.clone(), scope.clone(), concurrency, term.wait(), || {}).await;
+        controller::run(ctx.clone(), scope.clone(), term.wait(), || {}).await;
         end_of_term.abort();
         stand_by(&ctx);
         if shutdown.is_triggered() {

@@ -6,15 +6,20 @@
 //! [`status`] (pure), writes it and publishes the [`events`] it decided, and schedules the next
 //! poll. CONTRIBUTING.md has the same tour with the module of each step.
 
+pub mod access;
+pub mod access_sources;
 pub mod admin;
+pub mod arn;
 pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod events;
+pub mod fair;
 pub mod leader;
 pub mod metrics;
 pub mod personalize;
+pub mod policy;
 pub mod ratelimit;
 pub mod reasons;
 pub mod reconcile;

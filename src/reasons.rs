@@ -92,6 +92,10 @@ pub enum Reason {
     ClientError,
     /// The spec could not be used (checked by the operator, not only the schema).
     InvalidSpec,
+    /// The namespace's access policy does not allow the watch's account or ARN.
+    NotPermitted,
+    /// The namespace's policy or the operator's own account is not known yet.
+    AccessUnknown,
     /// Writing status or Events failed.
     KubernetesApiError,
     /// EventsPublished: every decided Event is published.
@@ -101,7 +105,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 23] = [
         Reason::Synced,
         Reason::Suspended,
         Reason::Retrying,
@@ -120,6 +124,8 @@ impl Reason {
         Reason::ServiceError,
         Reason::ClientError,
         Reason::InvalidSpec,
+        Reason::NotPermitted,
+        Reason::AccessUnknown,
         Reason::KubernetesApiError,
         Reason::Published,
         Reason::EventsPending,
@@ -145,6 +151,8 @@ impl Reason {
             Reason::ServiceError => "ServiceError",
             Reason::ClientError => "ClientError",
             Reason::InvalidSpec => "InvalidSpec",
+            Reason::NotPermitted => "NotPermitted",
+            Reason::AccessUnknown => "AccessUnknown",
             Reason::KubernetesApiError => "KubernetesApiError",
             Reason::Published => "Published",
             Reason::EventsPending => "EventsPending",

@@ -10,6 +10,8 @@ use kube::api::{Api, ListParams};
 use personalize_watch_runtime::{Shutdown, telemetry};
 use tracing::{error, info, warn};
 
+use crate::access::Access;
+use crate::access_sources::Sources;
 use crate::admin::{self, AdminState};
 use crate::config::{RetryMode, RunArgs};
 use crate::controller::{self, Scope};
@@ -19,7 +21,7 @@ use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::personalize::{ClientOptions, Personalize};
 use crate::reconcile::spec::PollIntervals;
-use crate::reconcile::{Context, Settings};
+use crate::reconcile::{Context, Parts, Settings};
 
 pub async fn run(args: RunArgs) -> ExitCode {
     crate::install_crypto_provider();
@@ -77,11 +79,24 @@ async fn check_crd_then_control(
         result = check_crd(&client, args) => result?,
         () = shutdown.wait() => return Err("stopped before the API server answered".into()),
     }
-    let ctx = Arc::new(context(args, client, metrics.clone()).await);
+    let ctx = Arc::new(context(args, client.clone(), metrics.clone()).await);
     let scope = Scope {
         namespaces: args.watch_namespace.clone(),
         label_selector: args.label_selector.clone(),
     };
+    let sources = Sources {
+        namespaces: args.watch_namespace.clone(),
+        account_roles: args
+            .account_roles
+            .as_ref()
+            .map(|o| (o.namespace.clone(), o.name.clone())),
+    };
+    // No watch is judged before its namespace's policy and the account roles are known.
+    info!("reading the access policy: namespaces and account roles");
+    tokio::select! {
+        () = sources.start(client, ctx.access.clone(), ctx.access_changes.clone()) => {}
+        () = shutdown.wait() => return Err("stopped before the access policy was read".into()),
+    }
     let announce = shutdown.clone();
     tokio::spawn(async move {
         announce.wait().await;
@@ -98,10 +113,10 @@ async fn check_crd_then_control(
             duration: args.lease_duration,
             identity: instance,
         };
-        return leader::lead_then_run(&lease, ctx, scope, args.concurrency, shutdown.clone()).await;
+        return leader::lead_then_run(&lease, ctx, scope, shutdown.clone()).await;
     }
     metrics.set_leader(true);
-    controller::run(ctx, scope, args.concurrency, shutdown.wait(), move || {
+    controller::run(ctx, scope, shutdown.wait(), move || {
         ready.store(true, Ordering::Relaxed);
         info!("watch cache synced; ready");
     })
@@ -130,7 +145,15 @@ async fn context(args: &RunArgs, client: kube::Client, metrics: Arc<Metrics>) ->
         max_backoff: args.max_backoff,
         status_heartbeat: args.status_heartbeat,
     };
-    Context::new(client, personalize, events, metrics, settings)
+    Context::new(Parts {
+        client,
+        personalize,
+        events,
+        metrics,
+        settings,
+        access: Arc::new(Access::new(args.policy_defaults())),
+        concurrency: usize::from(args.concurrency),
+    })
 }
 
 /// Fails fast, with a message a person can act on, when the CRD is missing: otherwise the

@@ -1,10 +1,17 @@
 //! What can go wrong with a listing: a kind with a static reason, and a message a person can
 //! act on, sorted from the SDK's errors. The messages come from the service or the SDK and never
-//! carry credentials.
+//! carry credentials; namespace users read them, so principal ARNs and accounts other than the
+//! watch's own are redacted (AWS AccessDenied messages name the caller).
+
+use std::error::Error as StdError;
+
+use aws_credential_types::provider::error::CredentialsError;
 
 use aws_sdk_personalize::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_personalize::operation::list_batch_inference_jobs::ListBatchInferenceJobsError;
 
+use super::ListRequest;
+use crate::access::RoleRef;
 use crate::reasons::Reason;
 use crate::text::error_chain;
 
@@ -113,8 +120,22 @@ const CREDENTIAL_CODES: &[&str] = &[
     "IncompleteSignatureException",
 ];
 
-/// Sorts an SDK error into a kind with a message a person can act on.
-pub fn classify(error: &SdkError<ListBatchInferenceJobsError>) -> ListError {
+/// Sorts an SDK error into a kind with a message a person can act on, safe to show in the
+/// watch's namespace.
+pub fn classify(
+    error: &SdkError<ListBatchInferenceJobsError>,
+    request: &ListRequest<'_>,
+) -> ListError {
+    let account = &request.arn.account;
+    if let Some(credentials) = credentials_error(error) {
+        return credentials_failure(credentials, request.role, account);
+    }
+    let mut sorted = sort(error);
+    sorted.message = redact(&sorted.message, account);
+    sorted
+}
+
+fn sort(error: &SdkError<ListBatchInferenceJobsError>) -> ListError {
     use ListErrorKind as K;
     match error {
         SdkError::ServiceError(context) => {
@@ -144,7 +165,7 @@ pub fn classify(error: &SdkError<ListBatchInferenceJobsError>) -> ListError {
         }
         SdkError::ResponseError(_) => ListError::new(
             K::MalformedResponse,
-            "Personalize sent a response that could not be read (cut short or not valid JSON)",
+            "Personalize sent a response that could not be read (cut short, too large or not valid JSON)",
         ),
         SdkError::ConstructionFailure(_) => ListError::new(
             K::ClientError,
@@ -152,6 +173,60 @@ pub fn classify(error: &SdkError<ListBatchInferenceJobsError>) -> ListError {
         ),
         _ => ListError::new(K::ClientError, error_chain(error, 2048)),
     }
+}
+
+/// The credential provider's error, when the call failed for want of credentials.
+fn credentials_error<'e>(error: &'e (dyn StdError + 'static)) -> Option<&'e CredentialsError> {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(found) = e.downcast_ref::<CredentialsError>() {
+            return Some(found);
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// No credentials: without a role, the chain found none (only configuration helps); with one,
+/// STS refused the role (AccessDenied, naming it) or could not be reached (retried).
+fn credentials_failure(
+    error: &CredentialsError,
+    role: Option<&RoleRef>,
+    account: &str,
+) -> ListError {
+    use ListErrorKind as K;
+    let detail = redact(&error_chain(error, 2048), account);
+    let Some(role) = role else {
+        return ListError::new(
+            K::InvalidCredentials,
+            format!("the operator has no AWS credentials: {detail}"),
+        );
+    };
+    let refused = [
+        "AccessDenied",
+        "InvalidClientTokenId",
+        "ValidationError",
+        "RegionDisabled",
+    ]
+    .iter()
+    .any(|code| detail.contains(code));
+    let kind = if refused {
+        K::AccessDenied
+    } else {
+        K::EndpointUnreachable
+    };
+    let hint = if refused {
+        "check the role's trust policy and external ID, and the account-roles ConfigMap"
+    } else {
+        "retrying with backoff"
+    };
+    ListError::new(
+        kind,
+        format!(
+            "could not assume role {} for this account: {detail} ({hint})",
+            role.role_arn
+        ),
+    )
 }
 
 /// An error the service answered, by its code (and the HTTP status when the code says nothing).
@@ -202,4 +277,74 @@ fn service_error(err: &ListBatchInferenceJobsError, status: u16) -> ListError {
     };
     let detail = err.message().unwrap_or("no message");
     ListError::new(kind, format!("{code}: {detail} ({hint})"))
+}
+
+/// What namespace users may read of an AWS message: principal ARNs (`arn:*:iam::` and
+/// `arn:*:sts::`, which name the operator's identity) and 12-digit numbers other than
+/// `account` (the watch's own) are replaced.
+pub fn redact(message: &str, account: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while !rest.is_empty() {
+        let token_end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '"' | '\'' | '(' | ')'))
+            .map_or(rest.len(), |i| i.max(1));
+        let (token, tail) = rest.split_at(token_end);
+        out.push_str(&redact_token(token, account));
+        rest = tail;
+    }
+    out
+}
+
+fn redact_token(token: &str, account: &str) -> String {
+    let service = token.strip_prefix("arn:").and_then(|r| r.split(':').nth(1));
+    if matches!(service, Some("iam" | "sts")) {
+        return "[redacted principal]".into();
+    }
+    // Digit runs of exactly twelve: account IDs.
+    let mut out = String::with_capacity(token.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() == 12 && digits != account {
+            out.push_str("[redacted account]");
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in token.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_messages_lose_the_callers_identity() {
+        let aws = "User: arn:aws:sts::123456789012:assumed-role/operator/i-0abc is not authorized to perform: personalize:ListBatchInferenceJobs on resource: arn:aws:personalize:us-east-1:222222222222:solution/s/v because no identity-based policy allows it (account 123456789012)";
+        let shown = redact(aws, "222222222222");
+        assert!(!shown.contains("123456789012"), "{shown}");
+        assert!(!shown.contains("assumed-role"), "{shown}");
+        assert!(
+            shown.contains("arn:aws:personalize:us-east-1:222222222222:solution/s/v"),
+            "{shown}"
+        );
+        assert!(
+            shown.starts_with("User: [redacted principal] is not authorized"),
+            "{shown}"
+        );
+        assert_eq!(
+            redact("page 1234567890123 of 12", "1"),
+            "page 1234567890123 of 12"
+        );
+    }
 }

@@ -4,25 +4,25 @@
 //! chain (environment, profile, web identity / IRSA, EKS Pod Identity); the endpoint from the
 //! standard overrides (`AWS_ENDPOINT_URL_PERSONALIZE`, `AWS_ENDPOINT_URL`) or `--aws-endpoint-url`.
 
+mod clients;
 mod error;
 mod job;
 
-pub use error::{ListError, ListErrorKind, classify};
+pub use clients::{ClientOptions, Clients, SESSION_NAME};
+pub use error::{ListError, ListErrorKind, classify, redact};
 pub use job::ListedJob;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_personalize::Client;
-use aws_sdk_personalize::config::Region;
 use aws_sdk_personalize::operation::list_batch_inference_jobs::ListBatchInferenceJobsOutput;
 
 use rand::Rng;
 
+use crate::access::RoleRef;
+use crate::arn::SolutionVersionArn;
 use crate::crd::ListingSource;
 use crate::metrics::Metrics;
 use crate::ratelimit::RegionLimiter;
@@ -42,23 +42,18 @@ pub struct Listing {
     pub source: ListingSource,
 }
 
-/// How the SDK retries.
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    pub endpoint_url: Option<String>,
-    pub adaptive_retry: bool,
-    pub max_attempts: u32,
-    pub attempt_timeout: Duration,
-    pub rate_per_second: f64,
-    pub burst: u32,
+/// One listing: where, what, on whose behalf (the namespace's turn at the rate limit), and
+/// with which role.
+#[derive(Clone, Copy, Debug)]
+pub struct ListRequest<'a> {
+    pub arn: &'a SolutionVersionArn,
+    pub namespace: &'a str,
+    pub role: Option<&'a RoleRef>,
 }
 
-/// Shared by every watch: one SDK client per region, one rate limiter per region.
+/// Shared by every watch: the clients, and one fair rate limiter per region.
 pub struct Personalize {
-    base: aws_config::SdkConfig,
-    /// The endpoint override every client uses, if any.
-    endpoint: Option<String>,
-    clients: Mutex<HashMap<String, Client>>,
+    clients: Clients,
     limiter: RegionLimiter,
     metrics: Arc<Metrics>,
 }
@@ -66,12 +61,8 @@ pub struct Personalize {
 impl Personalize {
     /// Credentials, region and endpoint from the standard chain and environment.
     pub async fn new(options: &ClientOptions, metrics: Arc<Metrics>) -> Self {
-        Self::from_loader(
-            aws_config::defaults(BehaviorVersion::latest()),
-            options,
-            metrics,
-        )
-        .await
+        let clients = Clients::from_env(options).await;
+        Self::with_clients(clients, options, metrics)
     }
 
     /// From a prepared loader (tests give it static credentials).
@@ -80,80 +71,55 @@ impl Personalize {
         options: &ClientOptions,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let retry = if options.adaptive_retry {
-            RetryConfig::adaptive()
-        } else {
-            RetryConfig::standard()
-        }
-        .with_max_attempts(options.max_attempts.max(1));
-        let loader = loader.retry_config(retry).timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(options.attempt_timeout)
-                .connect_timeout(Duration::from_secs(5))
-                .build(),
-        );
+        let clients = Clients::load(loader, options).await;
+        Self::with_clients(clients, options, metrics)
+    }
+
+    fn with_clients(clients: Clients, options: &ClientOptions, metrics: Arc<Metrics>) -> Self {
         Personalize {
-            base: loader.load().await,
-            endpoint: options.endpoint_url.clone().or_else(endpoint_from_env),
-            clients: Mutex::default(),
+            clients,
             limiter: RegionLimiter::new(options.rate_per_second, options.burst),
             metrics,
         }
-    }
-
-    fn client(&self, region: &str) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let mut config = aws_sdk_personalize::config::Builder::from(&self.base)
-                    .region(Region::new(region.to_string()));
-                config.set_endpoint_url(self.endpoint.clone());
-                Client::from_conf(config.build())
-            })
-            .clone()
     }
 
     /// Where a listing in `region` goes.
     pub fn source(&self, region: &str) -> ListingSource {
         ListingSource {
             region: region.to_string(),
-            endpoint: self.endpoint.clone().unwrap_or_else(|| "default".into()),
+            endpoint: self.clients.endpoint().unwrap_or("default").to_string(),
         }
+    }
+
+    /// The account of the operator's own identity (STS GetCallerIdentity), asked once.
+    pub async fn own_account(&self) -> Result<String, String> {
+        self.clients.own_account().await
+    }
+
+    /// The operator's own account, if STS has told it already.
+    pub fn known_own_account(&self) -> Option<String> {
+        self.clients.known_own_account()
     }
 
     /// Every job of the solution version: all pages, 100 at a time. An
-    /// InvalidNextTokenException restarts the listing once.
-    pub async fn list_jobs(
-        &self,
-        region: &str,
-        solution_version_arn: &str,
-    ) -> Result<Listing, ListError> {
-        let jobs = self
-            .list_jobs_once_or_twice(region, solution_version_arn)
-            .await?;
-        Ok(Listing {
-            jobs,
-            source: self.source(region),
-        })
-    }
-
-    async fn list_jobs_once_or_twice(
-        &self,
-        region: &str,
-        solution_version_arn: &str,
-    ) -> Result<Vec<ListedJob>, ListError> {
-        let client = self.client(region);
-        match self.list_once(&client, region, solution_version_arn).await {
+    /// InvalidNextTokenException restarts the listing once. A role that cannot be assumed is
+    /// AccessDenied, naming the role.
+    pub async fn list_jobs(&self, request: &ListRequest<'_>) -> Result<Listing, ListError> {
+        let client = self.clients.get(&request.arn.region, request.role).await;
+        let listed = match self.list_once(&client, request).await {
             Err(e) if e.kind == ListErrorKind::InvalidNextToken => {
                 tracing::warn!(
-                    solution_version_arn,
+                    solution_version_arn = request.arn.as_str(),
                     "InvalidNextTokenException: restarting the listing"
                 );
-                self.list_once(&client, region, solution_version_arn).await
+                self.list_once(&client, request).await
             }
             listed => listed,
-        }
+        };
+        Ok(Listing {
+            jobs: listed?,
+            source: self.source(&request.arn.region),
+        })
     }
 
     /// One pass over every page. A token that comes back again is an error: the SDK's
@@ -161,15 +127,14 @@ impl Personalize {
     async fn list_once(
         &self,
         client: &Client,
-        region: &str,
-        solution_version_arn: &str,
+        request: &ListRequest<'_>,
     ) -> Result<Vec<ListedJob>, ListError> {
         let mut jobs = Vec::new();
         let mut token: Option<String> = None;
         let mut seen_tokens = HashSet::new();
         for _ in 0..MAX_PAGES {
             let page = self
-                .page_with_retries(client, region, solution_version_arn, token.take())
+                .page_with_retries(client, request, token.take())
                 .await?;
             let next = page.next_token.clone().filter(|t| !t.is_empty());
             jobs.extend(
@@ -199,18 +164,15 @@ impl Personalize {
     async fn page_with_retries(
         &self,
         client: &Client,
-        region: &str,
-        solution_version_arn: &str,
+        request: &ListRequest<'_>,
         token: Option<String>,
     ) -> Result<ListBatchInferenceJobsOutput, ListError> {
         let mut pause = PAGE_RETRY_PAUSE;
         for _ in 0..PAGE_RETRIES {
-            match self
-                .page(client, region, solution_version_arn, token.clone())
-                .await
-            {
+            match self.page(client, request, token.clone()).await {
                 Err(e) if e.kind.transient() => {
-                    tracing::debug!(solution_version_arn, error = %e, "asking for the page again");
+                    let sv = request.arn.as_str();
+                    tracing::debug!(solution_version_arn = sv, error = %e, "asking for the page again");
                     let jittered = pause.mul_f64(rand::rng().random_range(0.8..=1.0));
                     tokio::time::sleep(jittered).await;
                     pause *= 2;
@@ -218,21 +180,22 @@ impl Personalize {
                 answered => return answered,
             }
         }
-        self.page(client, region, solution_version_arn, token).await
+        self.page(client, request, token).await
     }
 
     /// One page, within the region's rate limit, counted by outcome.
     async fn page(
         &self,
         client: &Client,
-        region: &str,
-        solution_version_arn: &str,
+        request: &ListRequest<'_>,
         token: Option<String>,
     ) -> Result<ListBatchInferenceJobsOutput, ListError> {
-        self.limiter.acquire(region).await;
+        self.limiter
+            .acquire(&request.arn.region, request.namespace)
+            .await;
         let result = client
             .list_batch_inference_jobs()
-            .solution_version_arn(solution_version_arn)
+            .solution_version_arn(request.arn.as_str())
             .max_results(100)
             .set_next_token(token)
             .send()
@@ -243,21 +206,11 @@ impl Personalize {
                 Ok(page)
             }
             Err(e) => {
-                let error = classify(&e);
+                let error = classify(&e, request);
                 self.metrics
                     .personalize_request(OPERATION, error.kind.reason().as_str());
                 Err(error)
             }
         }
     }
-}
-
-/// The standard endpoint overrides, as the SDK reads them: `AWS_ENDPOINT_URL_PERSONALIZE`, then
-/// `AWS_ENDPOINT_URL`, unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is true.
-fn endpoint_from_env() -> Option<String> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return None;
-    }
-    var("AWS_ENDPOINT_URL_PERSONALIZE").or_else(|| var("AWS_ENDPOINT_URL"))
 }

@@ -1,7 +1,8 @@
 //! Reconcile, as a pipeline a reader follows top to bottom:
-//! validate the spec ([`spec`]) -> poll Personalize -> decide the next status (pure, in
-//! [`crate::status`]) -> persist it and publish the Events it decided ([`persist`]) -> schedule
-//! the next poll ([`schedule`]).
+//! wait for a slot in the namespace's turn -> validate the spec ([`spec`]) -> authorize it by
+//! the namespace's access policy ([`crate::access`]) -> poll Personalize -> decide the next
+//! status (pure, in [`crate::status`]) -> persist it and publish the Events it decided
+//! ([`persist`]) -> schedule the next poll ([`schedule`]).
 
 pub mod merge_patch;
 pub mod persist;
@@ -18,11 +19,15 @@ use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
 use tracing::{Instrument, info_span, warn};
 
+use crate::access::{Access, Grant};
+use crate::access_sources::Affected;
+use crate::arn::SolutionVersionArn;
 use crate::crd::{SolutionVersionWatch, SolutionVersionWatchStatus};
 use crate::error::{Error, Result};
 use crate::events::Publisher;
+use crate::fair::Admission;
 use crate::metrics::Metrics;
-use crate::personalize::{Listing, Personalize};
+use crate::personalize::{ListRequest, Listing, Personalize};
 use crate::status::{self, Decision, Observation, PollFailure, PollOutcome};
 use schedule::{AfterListing, Requeue};
 use spec::{PollIntervals, Target};
@@ -46,6 +51,12 @@ pub struct Context {
     pub events: Publisher,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
+    /// Who may watch what, kept current by [`crate::access_sources`].
+    pub access: Arc<Access>,
+    /// Changes of the access inputs, for the controller to reconcile the watches concerned.
+    pub access_changes: tokio::sync::broadcast::Sender<Affected>,
+    /// Reconciles that work at once; the others wait in their namespace's turn.
+    admission: Arc<Admission>,
     /// False once this instance lost its Lease: reconciles still in flight write and publish
     /// nothing more.
     leading: AtomicBool,
@@ -54,20 +65,29 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
 }
 
+/// What a [`Context`] is made of.
+pub struct Parts {
+    pub client: Client,
+    pub personalize: Arc<Personalize>,
+    pub events: Publisher,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    pub access: Arc<Access>,
+    /// Reconciles that may work at once.
+    pub concurrency: usize,
+}
+
 impl Context {
-    pub fn new(
-        client: Client,
-        personalize: Arc<Personalize>,
-        events: Publisher,
-        metrics: Arc<Metrics>,
-        settings: Settings,
-    ) -> Self {
+    pub fn new(parts: Parts) -> Self {
         Context {
-            client,
-            personalize,
-            events,
-            metrics,
-            settings,
+            client: parts.client,
+            personalize: parts.personalize,
+            events: parts.events,
+            metrics: parts.metrics,
+            settings: parts.settings,
+            access: parts.access,
+            access_changes: tokio::sync::broadcast::channel(256).0,
+            admission: Admission::new(parts.concurrency),
             leading: AtomicBool::new(true),
             failures: Mutex::default(),
         }
@@ -134,10 +154,19 @@ pub fn key(watch: &SolutionVersionWatch) -> String {
 }
 
 pub async fn reconcile(watch: Arc<SolutionVersionWatch>, ctx: Arc<Context>) -> Result<Action> {
+    // Every due watch gets here at once (the controller's concurrency is unbounded) and waits
+    // for a slot in its namespace's turn, so a crowded namespace queues behind itself. The
+    // work is boxed so that waiting costs a small future.
+    let _slot = ctx
+        .admission
+        .enter(&watch.namespace().unwrap_or_default())
+        .await;
     let span = info_span!("reconcile", watch = %key(&watch));
     let started = Instant::now();
     ctx.metrics.reconcile_started();
-    let result = reconcile_watch(&watch, &ctx).instrument(span).await;
+    let result = Box::pin(reconcile_watch(&watch, &ctx))
+        .instrument(span)
+        .await;
     ctx.metrics.reconcile_finished(
         started.elapsed().as_secs_f64(),
         result.as_ref().err().map(Error::reason),
@@ -147,8 +176,9 @@ pub async fn reconcile(watch: Arc<SolutionVersionWatch>, ctx: Arc<Context>) -> R
             ctx.forget(&watch.uid().unwrap_or_default());
             Ok(requeue.into())
         }
-        // Only its author can fix the spec: wait for that change instead of retrying.
-        Err(Error::InvalidSpec(_)) => Ok(Action::await_change()),
+        // Only its author can fix the spec, only an admin the policy: wait for that change
+        // (a policy change triggers a reconcile) instead of retrying.
+        Err(Error::InvalidSpec(_) | Error::NotPermitted(_)) => Ok(Action::await_change()),
         Err(e) => Err(e),
     }
 }
@@ -158,7 +188,7 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
         return Ok(Requeue::OnChange);
     }
     let polled = match spec::validate(watch, ctx.settings.default_intervals) {
-        Ok(target) => poll(ctx, target).await,
+        Ok(target) => poll(ctx, watch, target).await,
         Err(problem) => Polled::failed(Error::InvalidSpec(problem)),
     };
     let now = jiff::Timestamp::now();
@@ -167,23 +197,50 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
     schedule(polled, persisted)
 }
 
-/// Lists every job of the watched solution version, unless polling is suspended.
-async fn poll(ctx: &Context, target: Target) -> Polled {
+/// Lists every job of the watched solution version, if its namespace's policy allows it and
+/// polling is not suspended.
+async fn poll(ctx: &Context, watch: &SolutionVersionWatch, target: Target) -> Polled {
     if target.suspended {
         return Polled::Suspended {
             intervals: target.intervals,
         };
     }
-    match ctx
-        .personalize
-        .list_jobs(&target.region, &target.solution_version_arn)
-        .await
-    {
+    let namespace = watch.namespace().unwrap_or_default();
+    let grant = match authorize(ctx, &namespace, &target.arn).await {
+        Ok(grant) => grant,
+        Err(e) => return Polled::failed(e),
+    };
+    let request = ListRequest {
+        arn: &target.arn,
+        namespace: &namespace,
+        role: grant.role.as_ref(),
+    };
+    match ctx.personalize.list_jobs(&request).await {
         Ok(listing) => Polled::Listed {
             listing,
             intervals: target.intervals,
         },
         Err(e) => Polled::failed(e.into()),
+    }
+}
+
+/// Whether the namespace's policy allows the ARN, and with which role. The operator's own
+/// account is asked of STS only when the policy needs it and it is not known yet.
+async fn authorize(ctx: &Context, namespace: &str, arn: &SolutionVersionArn) -> Result<Grant> {
+    let known = ctx.personalize.known_own_account();
+    let first = ctx.access.authorize(namespace, arn, known.as_deref());
+    if known.is_some() || !matches!(first, Err(Error::AccessUnknown(_))) {
+        return first;
+    }
+    match ctx.personalize.own_account().await {
+        Ok(own) => ctx.access.authorize(namespace, arn, Some(&own)),
+        Err(e) => {
+            warn!(error = %e, "could not learn the operator's own account");
+            Err(Error::AccessUnknown(format!(
+                "the policy allows the operator's own account, which STS did not tell: {}",
+                crate::personalize::redact(&e, &arn.account)
+            )))
+        }
     }
 }
 

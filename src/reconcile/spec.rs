@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::arn::SolutionVersionArn;
 use crate::config::parse_duration;
 use crate::crd::SolutionVersionWatch;
 
@@ -16,8 +17,8 @@ pub struct PollIntervals {
 /// A spec that can be polled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
-    pub region: String,
-    pub solution_version_arn: String,
+    /// Strictly parsed: its region and partition decide the endpoint, its account the policy.
+    pub arn: SolutionVersionArn,
     pub intervals: PollIntervals,
     pub suspended: bool,
     pub max_jobs_in_status: usize,
@@ -40,27 +41,22 @@ pub fn validate(watch: &SolutionVersionWatch, defaults: PollIntervals) -> Result
         )?,
     };
     Ok(Target {
-        region: region_of(watch)?,
-        solution_version_arn: spec.solution_version_arn.clone(),
+        arn: arn_of(watch)?,
         intervals,
         suspended: spec.suspend,
         max_jobs_in_status: usize::try_from(spec.max_jobs_in_status).unwrap_or(0),
     })
 }
 
-/// The region to call: spec.region, else the one inside the ARN.
-pub fn region_of(watch: &SolutionVersionWatch) -> Result<String, String> {
-    if let Some(region) = watch.spec.region.as_deref().filter(|r| !r.is_empty()) {
-        return Ok(region.to_string());
+/// The watched ARN, strictly parsed (objects stored before the schema was strict may hold
+/// anything); `spec.region`, if given, may only repeat the ARN's region.
+pub fn arn_of(watch: &SolutionVersionWatch) -> Result<SolutionVersionArn, String> {
+    let arn = SolutionVersionArn::parse(&watch.spec.solution_version_arn)?;
+    match watch.spec.region.as_deref() {
+        Some(region) if region != arn.region => Err(format!(
+            "spec.region {region:?} is not the region inside spec.solutionVersionArn ({})",
+            arn.region
+        )),
+        _ => Ok(arn),
     }
-    watch
-        .spec
-        .solution_version_arn
-        .split(':')
-        .nth(3)
-        .filter(|r| !r.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            "spec.solutionVersionArn has no region (arn:PARTITION:personalize:REGION:ACCOUNT:...) and spec.region is not set".into()
-        })
 }

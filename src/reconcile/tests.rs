@@ -60,6 +60,15 @@ async fn emulator_with(jobs: usize, status: &str) -> String {
 }
 
 async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
+    // The emulator's account for unknown keys; no STS call needed.
+    let defaults = crate::policy::Defaults {
+        accounts: vec![crate::policy::Account::Id("123456789012".into())],
+        arns: vec!["*".into()],
+    };
+    context_with(endpoint, defaults).await
+}
+
+async fn context_with(endpoint: &str, defaults: crate::policy::Defaults) -> (Arc<Context>, Handle) {
     crate::install_crypto_provider();
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
@@ -72,7 +81,9 @@ async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
             None,
             "test",
         ))
-        .region(Region::new("us-east-1"));
+        .region(Region::new("us-east-1"))
+        // Every service, STS included, goes to the test's endpoint: nothing leaves the machine.
+        .endpoint_url(endpoint);
     let options = ClientOptions {
         endpoint_url: Some(endpoint.to_string()),
         adaptive_retry: false,
@@ -92,7 +103,17 @@ async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
         max_backoff: Duration::from_secs(300),
         status_heartbeat: Duration::from_secs(600),
     };
-    let ctx = Context::new(client, personalize, events, metrics, settings);
+    let access = Arc::new(Access::new(defaults));
+    access.set_namespace("default", Default::default());
+    let ctx = Context::new(Parts {
+        client,
+        personalize,
+        events,
+        metrics,
+        settings,
+        access,
+        concurrency: 4,
+    });
     (Arc::new(ctx), handle)
 }
 
@@ -508,14 +529,55 @@ async fn unreachable_endpoint_sets_ready_false_and_warns_once() {
 }
 
 #[test]
-fn region_comes_from_spec_or_arn() {
+fn the_region_is_the_arns_and_spec_region_may_only_repeat_it() {
     let mut w = watch(false);
-    assert_eq!(spec::region_of(&w).unwrap(), "us-east-1");
+    assert_eq!(spec::arn_of(&w).unwrap().region, "us-east-1");
+    w.spec.region = Some("us-east-1".into());
+    assert_eq!(spec::arn_of(&w).unwrap().region, "us-east-1");
     w.spec.region = Some("eu-west-1".into());
-    assert_eq!(spec::region_of(&w).unwrap(), "eu-west-1");
+    assert!(spec::arn_of(&w).unwrap_err().contains("spec.region"));
     w.spec.region = None;
     w.spec.solution_version_arn = "arn:aws:personalize::123:solution/x/y".into();
-    assert!(spec::region_of(&w).unwrap_err().contains("spec.region"));
+    assert!(
+        spec::arn_of(&w)
+            .unwrap_err()
+            .contains("spec.solutionVersionArn")
+    );
+}
+
+/// A watch outside its namespace's policy: Stalled NotPermitted, one Warning Event naming the
+/// policy, no Personalize call (the endpoint is unreachable: a call would say so), and no retry
+/// until the policy changes.
+#[tokio::test]
+async fn a_watch_outside_the_policy_is_refused_without_a_call() {
+    let (ctx, mut handle) = context("http://127.0.0.1:9").await;
+    let mut w = watch(false);
+    w.spec.solution_version_arn = "arn:aws:personalize:us-east-1:222222222222:solution/s/v".into();
+    let api_server = tokio::spawn(async move {
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["reason"], "NotPermitted");
+        assert_eq!(event["type"], "Warning");
+        assert!(
+            event["note"]
+                .as_str()
+                .unwrap()
+                .contains("--default-allowed-accounts")
+        );
+        let (_, status) = expect_status_patch(&mut handle, &Value::Null, "2").await;
+        let conditions = status["conditions"].as_array().unwrap();
+        let get = |t: &str| conditions.iter().find(|c| c["type"] == t).unwrap().clone();
+        assert_eq!(get("Ready")["status"], "False");
+        assert_eq!(get("Ready")["reason"], "NotPermitted");
+        assert_eq!(get("Stalled")["status"], "True");
+    });
+    let action = reconcile(Arc::new(w), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    finish(api_server).await;
+    let scrape = ctx.metrics.encode(0.0);
+    assert!(
+        !scrape.contains("personalize_watch_personalize_requests_total{"),
+        "a call was made:\n{scrape}"
+    );
 }
 
 /// An invalid spec is a Stalled condition and waits for a change of spec, without backoff.
@@ -563,4 +625,25 @@ async fn a_quiet_listing_writes_nothing() {
         synced.contains("personalize_watch_last_sync_timestamp_seconds{"),
         "{synced}"
     );
+}
+
+/// The policy allows `self` and STS cannot be reached: not a refusal but a transient failure
+/// (retried with backoff), the STS error in the message, still no Personalize call.
+#[tokio::test]
+async fn an_unknown_own_account_is_retried_not_refused() {
+    let (ctx, mut handle) =
+        context_with("http://127.0.0.1:9", crate::policy::Defaults::default()).await;
+    let api_server = tokio::spawn(async move {
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["reason"], "AccessUnknown");
+        let (_, status) = expect_status_patch(&mut handle, &Value::Null, "2").await;
+        let conditions = status["conditions"].as_array().unwrap();
+        let get = |t: &str| conditions.iter().find(|c| c["type"] == t).unwrap().clone();
+        assert_eq!(get("Ready")["reason"], "AccessUnknown");
+        assert!(get("Ready")["message"].as_str().unwrap().contains("STS"));
+        assert_eq!(get("Stalled")["status"], "False");
+    });
+    let result = reconcile(Arc::new(watch(false)), ctx.clone()).await;
+    assert!(matches!(result, Err(Error::AccessUnknown(_))), "{result:?}");
+    finish(api_server).await;
 }

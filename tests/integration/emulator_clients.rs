@@ -114,3 +114,152 @@ print(json.dumps({
     assert_eq!(result["tz"], true, "timestamps parse as datetimes");
     assert_eq!(result["error"], "InvalidNextTokenException");
 }
+
+fn two_accounts() -> (Emulator, String) {
+    let emu = Emulator::start_with_state(&support::two_account_state(), &[]);
+    let sv_b = support::solution_version_arn_in(support::ACCOUNT_B, "team-b-recs");
+    (emu, sv_b)
+}
+
+fn run_ok(cmd: &mut Command) -> serde_json::Value {
+    let output = cmd.output().expect("the client runs");
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+/// aws-cli: who am I, AssumeRole into account B with its external ID, then list B's jobs with
+/// the temporary credentials; with the operator's own key the same listing is refused.
+#[tokio::test]
+async fn aws_cli_assumes_a_role_and_lists_the_other_accounts_jobs() {
+    let (emu, sv_b) = two_accounts();
+    emu.generate(&sv_b, 7, "ACTIVE", "b").await;
+    let aws = || {
+        let mut cmd = Command::new(support::tool("aws"));
+        aws_env(&mut cmd);
+        cmd.args(["--endpoint-url", &emu.url, "--output", "json"]);
+        cmd
+    };
+    let me = run_ok(aws().args(["sts", "get-caller-identity"]));
+    assert_eq!(me["Account"], support::ACCOUNT);
+    let assumed = run_ok(aws().args([
+        "sts",
+        "assume-role",
+        "--role-arn",
+        support::ROLE_B,
+        "--role-session-name",
+        "cli",
+        "--external-id",
+        support::TEAM_B_EXTERNAL_ID,
+    ]));
+    let creds = &assumed["Credentials"];
+    let key = creds["AccessKeyId"].as_str().expect("a key");
+    let secret = creds["SecretAccessKey"].as_str().expect("a secret");
+    let token = creds["SessionToken"].as_str().expect("a token");
+    assert!(creds["Expiration"].as_str().is_some_and(|e| e.len() >= 20));
+    let as_b = || {
+        let mut cmd = aws();
+        cmd.env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_SESSION_TOKEN", token);
+        cmd
+    };
+    let who = run_ok(as_b().args(["sts", "get-caller-identity"]));
+    assert_eq!(who["Account"], support::ACCOUNT_B);
+    assert!(
+        who["Arn"]
+            .as_str()
+            .unwrap()
+            .contains(":assumed-role/personalize-watch-reader/cli")
+    );
+    let listed = run_ok(as_b().args([
+        "personalize",
+        "list-batch-inference-jobs",
+        "--solution-version-arn",
+        &sv_b,
+    ]));
+    assert_eq!(
+        listed["batchInferenceJobs"].as_array().map(Vec::len),
+        Some(7)
+    );
+
+    let refused = aws()
+        .args([
+            "personalize",
+            "list-batch-inference-jobs",
+            "--solution-version-arn",
+            &sv_b,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("AccessDeniedException"),
+        "{stderr}"
+    );
+    let wrong_id = aws()
+        .args([
+            "sts",
+            "assume-role",
+            "--role-arn",
+            support::ROLE_B,
+            "--role-session-name",
+            "guesser",
+        ])
+        .args(["--external-id", "guess"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&wrong_id.stderr);
+    assert!(
+        !wrong_id.status.success() && stderr.contains("AccessDenied"),
+        "{stderr}"
+    );
+}
+
+/// boto3: AssumeRole, list with the temporary credentials (a paginator over 250 jobs), and a
+/// client signing for another region sees an empty listing.
+#[tokio::test]
+async fn boto3_assumes_a_role_and_lists_with_temporary_credentials() {
+    let (emu, sv_b) = two_accounts();
+    emu.generate(&sv_b, 250, "ACTIVE", "b").await;
+    let script = r#"
+import json, sys, boto3
+url, sv, role, external_id = sys.argv[1:5]
+sts = boto3.client("sts", endpoint_url=url, region_name="us-east-1")
+creds = sts.assume_role(RoleArn=role, RoleSessionName="boto", ExternalId=external_id)["Credentials"]
+session = boto3.Session(
+    aws_access_key_id=creds["AccessKeyId"],
+    aws_secret_access_key=creds["SecretAccessKey"],
+    aws_session_token=creds["SessionToken"],
+)
+def jobs(region):
+    c = session.client("personalize", endpoint_url=url, region_name=region)
+    pages = c.get_paginator("list_batch_inference_jobs").paginate(solutionVersionArn=sv)
+    return [j for p in pages for j in p["batchInferenceJobs"]]
+account = session.client("sts", endpoint_url=url, region_name="us-east-1").get_caller_identity()["Account"]
+print(json.dumps({
+    "account": account,
+    "jobs": len(jobs("us-east-1")),
+    "other_region": len(jobs("eu-west-1")),
+    "expires": creds["Expiration"].tzinfo is not None,
+}))
+"#;
+    let result = run_ok(aws_env(&mut Command::new(support::tool("python"))).args([
+        "-c",
+        script,
+        &emu.url,
+        &sv_b,
+        support::ROLE_B,
+        support::TEAM_B_EXTERNAL_ID,
+    ]));
+    assert_eq!(result["account"], support::ACCOUNT_B);
+    assert_eq!(result["jobs"], 250);
+    assert_eq!(
+        result["other_region"], 0,
+        "the signature's region must match the ARN's"
+    );
+    assert_eq!(result["expires"], true);
+}

@@ -16,3 +16,4 @@ mod packaging;
 mod production;
 mod reliability;
 mod smoke;
+mod tenancy;

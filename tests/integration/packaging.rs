@@ -131,9 +131,16 @@ async fn chart_renders_value_sets_the_api_server_accepts() {
             );
         }
         if sets.iter().any(|s| s.starts_with("watchNamespace")) {
+            let cluster_roles: Vec<&str> = yaml
+                .split("\n---")
+                .filter(|d| d.contains("\nkind: ClusterRole\n"))
+                .collect();
+            assert_eq!(cluster_roles.len(), 1, "namespaced installs use Roles");
             assert!(
-                !yaml.contains("kind: ClusterRole"),
-                "namespaced installs use Roles"
+                cluster_roles[0].contains("resources: [\"namespaces\"]")
+                    && cluster_roles[0].contains(&format!("resourceNames: [\"{ns}\",\"{other}\"]")),
+                "the only cluster-wide rule reads the watched namespaces, by name: {}",
+                cluster_roles[0]
             );
             assert_eq!(
                 yaml.matches("\nkind: Role\n").count(),
@@ -202,12 +209,18 @@ async fn readme_install_commands_render_and_are_accepted() {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(script.contains("helm install"), "{script}");
+        // Namespaces the commands name may not exist here; the dry run creates nothing.
+        for ns in ["personalize-watch", "team-a", "team-b"] {
+            let _ = kubectl(&["create", "namespace", ns]);
+        }
         let wrapper = format!(
-            "set -euo pipefail\nhelm() {{ if [ \"$1\" = install ]; then shift; \"$PW_HELM_BIN\" template \"$@\"; else \"$PW_HELM_BIN\" \"$@\"; fi; }}\n{script}\n"
+            "set -euo pipefail\nhelm() {{ if [ \"$1\" = install ]; then shift; \"$PW_HELM_BIN\" template \"$@\"; else \"$PW_HELM_BIN\" \"$@\"; fi; }}\nkubectl() {{ \"$PW_KUBECTL_BIN\" \"$@\" >&2; }}\n{script}\n"
         );
         let out = Command::new("bash")
             .args(["-c", &wrapper])
             .env("PW_HELM_BIN", support::tool("helm"))
+            .env("PW_KUBECTL_BIN", support::tool("kubectl"))
+            .env("KUBECONFIG", &support::control_plane().kubeconfig)
             .current_dir(support::repo_root())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -220,10 +233,6 @@ async fn readme_install_commands_render_and_are_accepted() {
         );
         let yaml = String::from_utf8_lossy(&out.stdout);
         assert!(yaml.contains("kind: Deployment"));
-        // Namespaces the commands install into may not exist here; the dry run creates nothing.
-        for ns in ["personalize-watch", "team-a", "team-b"] {
-            let _ = kubectl(&["create", "namespace", ns]);
-        }
         server_dry_run(&yaml);
     }
 }
@@ -236,13 +245,23 @@ async fn operator_works_with_the_charts_rbac_and_nothing_more() {
     support::install_crds(&client).await;
     let ns = support::namespace(&client, "rbac").await;
     let release = format!("pw-{ns}");
-    let yaml = render(&release, &ns, &["replicaCount=2"]);
-    // Only the ServiceAccount and RBAC objects: no pods run on a bare API server.
+    let yaml = render(
+        &release,
+        &ns,
+        &[
+            "replicaCount=2",
+            "accountRoles.222222222222=arn:aws:iam::222222222222:role/reader",
+        ],
+    );
+    let roles_cm = format!("{release}-personalize-watch-account-roles");
+    // Only the ServiceAccount, RBAC objects and the account-roles ConfigMap: no pods run on a
+    // bare API server.
     let docs: Vec<&str> = yaml
         .split("\n---")
         .filter(|d| {
             [
                 "kind: ServiceAccount",
+                "kind: ConfigMap",
                 "kind: ClusterRole",
                 "kind: Role",
                 "Binding",
@@ -296,6 +315,8 @@ async fn operator_works_with_the_charts_rbac_and_nothing_more() {
             release.clone(),
             "--lease-namespace".into(),
             ns.clone(),
+            "--account-roles".into(),
+            format!("{ns}/{roles_cm}"),
         ],
         env: vec![],
     });
@@ -345,10 +366,24 @@ async fn operator_works_with_the_charts_rbac_and_nothing_more() {
         ("delete", "events.events.k8s.io"),
         ("patch", "events.events.k8s.io"),
         ("list", "events"),
+        ("get", "configmaps"),
+        ("watch", "configmaps"),
     ] {
         let CommandOutput { stdout: out, .. } =
             kubectl(&["auth", "can-i", verb, resource, "-n", &ns, "--as", &sa]);
         assert_eq!(out.trim(), "no", "{sa} may {verb} {resource}");
+    }
+    // The account-roles ConfigMap, and only to read it.
+    for (verb, expect) in [
+        ("get", "yes"),
+        ("watch", "yes"),
+        ("update", "no"),
+        ("delete", "no"),
+    ] {
+        let target = format!("configmaps/{roles_cm}");
+        let CommandOutput { stdout: out, .. } =
+            kubectl(&["auth", "can-i", verb, &target, "-n", &ns, "--as", &sa]);
+        assert_eq!(out.trim(), expect, "{sa} may {verb} {target}");
     }
     let CommandOutput {
         success: ok,

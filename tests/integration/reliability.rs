@@ -5,13 +5,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use personalize_emulator::faults::{FaultKind, FaultRule};
 use personalize_emulator::model::Job;
 use personalize_watch::crd::SolutionVersionWatch;
 use serde_json::json;
 
-use crate::support::fixture::start_operator;
 use crate::support::{
     self, CommandOutput, Emulator, FAKE_SECRET_ACCESS_KEY as SECRET, Fixture, Operator,
     OperatorOptions, PrivateControlPlane, condition, free_port, http, kubectl, kubectl_with_input,
@@ -140,6 +139,16 @@ async fn server_errors_timeouts_drops_and_malformed_json() {
         false,
     )
     .await;
+    // An 8 MiB answer is refused after 4 MiB, though it is a valid (empty) page: unbounded, it
+    // would read as "no jobs" and be Synced.
+    fault_then_recover(
+        &f,
+        "transient",
+        FaultKind::Oversized,
+        "MalformedResponse",
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -254,11 +263,14 @@ async fn endpoint_down_at_startup_then_up() {
     let op = Operator::start(OperatorOptions {
         kubeconfig: support::control_plane().kubeconfig.clone(),
         endpoint: &endpoint,
+        // Its own account named, so no STS call is needed with the endpoint down.
         args: vec![
             "--watch-namespace".into(),
             ns.clone(),
             "--aws-max-attempts".into(),
             "1".into(),
+            "--default-allowed-accounts".into(),
+            support::ACCOUNT.into(),
         ],
         env: vec![],
     });
@@ -549,7 +561,13 @@ async fn bad_specs_are_refused_naming_the_field() {
             "spec.solutionVersionArn",
         ),
         ("arn:aws:s3:::bucket".to_string(), "spec.solutionVersionArn"),
-    ] {
+    ]
+    .into_iter()
+    .chain(
+        HOSTILE_ARNS
+            .iter()
+            .map(|a| (format!("\"{a}\""), "spec.solutionVersionArn")),
+    ) {
         let yaml = format!(
             "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: badarn\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n"
         );
@@ -559,6 +577,18 @@ async fn bad_specs_are_refused_naming_the_field() {
             ..
         } = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
         assert!(!ok && err.contains(field), "{arn}: {err}");
+    }
+    // A region that names another host, or another region than the ARN's.
+    for region in ["evil", "evil.test/", "us-east-1.evil.test", "eu-west-1"] {
+        let yaml = format!(
+            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: badregion\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n  region: \"{region}\"\n"
+        );
+        let CommandOutput {
+            success: ok,
+            stderr: err,
+            ..
+        } = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+        assert!(!ok && err.contains("spec.region"), "{region}: {err}");
     }
     // At the bounds: accepted.
     let yaml = format!(
@@ -579,28 +609,129 @@ async fn bad_specs_are_refused_naming_the_field() {
         ..
     } = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml0));
     assert!(ok, "{err}");
-    // Handled as documented: a region missing from both ARN and spec is an InvalidSpec condition.
-    let emu = Emulator::start();
-    let op = start_operator(&ns, &emu, vec![]);
-    op.wait_ready().await;
-    let f = Fixture {
-        client,
-        ns: ns.clone(),
-        emu,
-        op,
-    };
-    f.apply_watch(
-        "noregion",
-        "arn:aws:personalize::123456789012:solution/x/y",
-        "",
+}
+
+/// ARNs a watch's author might use to send the operator's signed requests elsewhere, or to read
+/// what is not a solution version: every one is refused at apply time.
+const HOSTILE_ARNS: &[&str] = &[
+    "arn:aws:personalize:evil.test/:123456789012:solution/a/b",
+    "arn:aws:personalize:evil:123456789012:solution/a/b",
+    "arn:aws:personalize:us-east-1.evil.test:123456789012:solution/a/b",
+    "arn:aws:personalize:us-east-1#@evil.test:123456789012:solution/a/b",
+    "arn:aws:personalize::123456789012:solution/x/y",
+    "arn:aws:personalize:us-east-1:12345678901:solution/a/b",
+    "arn:aws:personalize:us-east-1:123456789012:solution/a/b/c",
+    "arn:aws:personalize:us-east-1:123456789012:dataset/a/b",
+    "arn:evil:personalize:us-east-1:123456789012:solution/a/b",
+    "arn:aws:personalize:us-east-1:123456789012:solution/a/b?x=1",
+    "arn:aws:personalize:us-east-1:123456789012:solution/../b",
+];
+
+/// Objects stored before the schema was strict (an older CRD accepted them) are refused by the
+/// operator itself: Stalled, reason InvalidSpec, and no call at all.
+#[tokio::test]
+async fn watches_stored_before_the_strict_schema_stall_without_a_call() {
+    let cp = PrivateControlPlane::start("oldcrd");
+    let client = support::client_for(&cp.kubeconfig).await;
+    let strict = std::fs::read_to_string(
+        support::repo_root().join("crds/solutionversionwatches.personalize-watch.dev.yaml"),
     )
-    .await;
-    let w = f
-        .wait_status("noregion", Duration::from_secs(20), "InvalidSpec", |w| {
-            ready(w).map(|r| r.1) == Some("InvalidSpec".into())
+    .unwrap();
+    // The pattern of the first release, and no CEL rule tying spec.region to the ARN.
+    let mut lax: serde_json::Value = serde_yaml::from_str(&strict).unwrap();
+    let spec = &mut lax["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    spec["properties"]["solutionVersionArn"]["pattern"] =
+        json!("^arn:([a-z\\d-]+):personalize:.*:.*:.+$");
+    spec.as_object_mut()
+        .unwrap()
+        .remove("x-kubernetes-validations");
+    apply_crd(&cp.kubeconfig, &serde_json::to_string(&lax).unwrap());
+    let ns = support::namespace(&client, "oldcrd").await;
+    let stored = [
+        (
+            "hostname",
+            "arn:aws:personalize:evil:123456789012:solution/a/b",
+        ),
+        ("noregion", "arn:aws:personalize::123456789012:solution/x/y"),
+        (
+            "slash",
+            "arn:aws:personalize:evil.test/:123456789012:solution/a/b",
+        ),
+    ];
+    let watches: Api<SolutionVersionWatch> = Api::namespaced(client.clone(), &ns);
+    for (name, arn) in stored {
+        let w: SolutionVersionWatch = serde_yaml::from_str(&format!(
+            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata: {{name: {name}}}\nspec: {{solutionVersionArn: \"{arn}\"}}\n"
+        ))
+        .unwrap();
+        watches
+            .create(&PostParams::default(), &w)
+            .await
+            .expect("the old schema accepts it");
+    }
+    apply_crd(&cp.kubeconfig, &strict);
+    let emu = Emulator::start();
+    let op = Operator::start(OperatorOptions {
+        kubeconfig: cp.kubeconfig.clone(),
+        endpoint: &emu.url,
+        args: vec!["--watch-namespace".into(), ns.clone()],
+        env: vec![],
+    });
+    op.wait_ready().await;
+    for (name, _) in stored {
+        let watches = watches.clone();
+        let w = wait_for(Duration::from_secs(30), "InvalidSpec", || {
+            let watches = watches.clone();
+            async move {
+                let w = watches.get(name).await.ok()?;
+                (ready(&w).map(|r| r.1) == Some("InvalidSpec".into())).then_some(w)
+            }
         })
         .await;
-    assert_eq!(condition(&w, "Stalled").unwrap().0, "True");
+        assert_eq!(condition(&w, "Stalled").unwrap().0, "True", "{name}");
+    }
+    let calls = emu
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.operation != "GetCallerIdentity")
+        .count();
+    assert_eq!(
+        calls, 0,
+        "no Personalize call for a watch the operator refuses"
+    );
+}
+
+fn apply_crd(kubeconfig: &std::path::Path, yaml: &str) {
+    let out = std::process::Command::new(support::tool("kubectl"))
+        .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(yaml.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let established = std::process::Command::new(support::tool("kubectl"))
+        .args(["wait", "--for=condition=Established", "--timeout=30s"])
+        .arg("crd/solutionversionwatches.personalize-watch.dev")
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("kubectl runs");
+    assert!(established.status.success());
 }
 
 #[tokio::test]
@@ -672,12 +803,18 @@ async fn rbac_revoked_then_restored() {
     let rbac = format!(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: op, namespace: {ns}}}\nrules:\n- {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches], verbs: [list, watch]}}\n- {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches/status], verbs: [patch]}}\n- {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}\n- {{apiGroups: [\"\"], resources: [events], verbs: [list]}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: op, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}}\nsubjects: [{{kind: User, name: \"{sa}\"}}]\n"
     );
-    let CommandOutput {
-        success: ok,
-        stderr: err,
-        ..
-    } = kubectl_with_input(&["apply", "-f", "-"], Some(&rbac));
-    assert!(ok, "{err}");
+    // Its namespace's access-policy annotations, read by name (kept throughout).
+    let namespace_read = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: op-{ns}}}\nrules:\n- {{apiGroups: [\"\"], resources: [namespaces], verbs: [get, list, watch], resourceNames: [{ns}]}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: op-{ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: op-{ns}}}\nsubjects: [{{kind: User, name: \"{sa}\"}}]\n"
+    );
+    for yaml in [&rbac, &namespace_read] {
+        let CommandOutput {
+            success: ok,
+            stderr: err,
+            ..
+        } = kubectl_with_input(&["apply", "-f", "-"], Some(yaml));
+        assert!(ok, "{err}");
+    }
     let kubeconfig = support::impersonating_kubeconfig(&sa, &format!("revoke-{ns}"));
     let emu = Emulator::start();
     let sv = support::solution_version_arn("revoke");

@@ -45,3 +45,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["events"]
   verbs: ["create"]
 {{- end -}}
+
+{{/* The account-roles ConfigMap's name, when the chart makes one. */}}
+{{- define "personalize-watch.accountRolesName" -}}
+{{- if .Values.accountRoles -}}
+{{ include "personalize-watch.fullname" . }}-account-roles
+{{- end -}}
+{{- end -}}

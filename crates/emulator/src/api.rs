@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::EmulatorState;
 use super::faults::{FaultKind, FaultRule};
-use super::model::matches_personalize_arn;
+use super::identity::Caller;
+use super::model::{Job, arn_region_and_account, matches_personalize_arn};
 use super::token::Cursor;
 
 const TARGET_PREFIX: &str = "AmazonPersonalize.";
@@ -87,6 +88,8 @@ pub struct RequestFacts {
     pub solution_version_arn: Option<String>,
     pub had_token: bool,
     pub fault: Option<FaultKind>,
+    pub account: String,
+    pub region: String,
 }
 
 #[derive(Debug)]
@@ -239,22 +242,34 @@ pub fn check_authorization(header: Option<&str>) -> Result<(), (&'static str, &'
     }
 }
 
+/// A Personalize request: its target, its caller (None when it is not signed), its body.
+pub struct Request<'a> {
+    pub target: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub caller: Option<&'a Caller>,
+    pub body: &'a [u8],
+}
+
 /// Handles one API request. `facts` is filled in for the request log as far as it gets.
 pub fn handle(
     state: &mut EmulatorState,
-    target: Option<&str>,
-    authorization: Option<&str>,
-    body: &[u8],
+    request: &Request<'_>,
     facts: &mut RequestFacts,
 ) -> Outcome {
+    let target = request.target;
     let operation = target.and_then(Operation::from_target);
     facts.operation = Some(match operation {
         Some(op) => op.name().to_string(),
         None => target.unwrap_or_default().to_string(),
     });
-    if let Err((code, message)) = check_authorization(authorization) {
+    if let Err((code, message)) = check_authorization(request.authorization) {
         return error_outcome(400, code, message);
     }
+    let Some(caller) = request.caller else {
+        return error_outcome(400, "IncompleteSignatureException", "No credential scope");
+    };
+    facts.account = caller.principal.account.clone();
+    facts.region = caller.region.clone();
     let Some(operation) = operation else {
         let named = target.unwrap_or("(no X-Amz-Target)");
         return error_outcome(
@@ -263,7 +278,7 @@ pub fn handle(
             &format!("Unknown operation {named}"),
         );
     };
-    let input = match parse_body(body) {
+    let input = match parse_body(request.body) {
         Ok(input) => input,
         Err(e) => return e.into_outcome(),
     };
@@ -281,10 +296,13 @@ pub fn handle(
         .take(operation.name(), subject.as_deref(), facts.had_token);
     facts.solution_version_arn = subject;
     facts.fault = fault.as_ref().map(|f| f.kind);
-    if let Some(replaced) = fault.as_ref().and_then(|f| f.kind.replacement(operation)) {
+    if let Some(replaced) = fault
+        .as_ref()
+        .and_then(|f| f.kind.replacement(operation, &caller.principal))
+    {
         return replaced;
     }
-    let outcome = match answer(state, operation, &input, fault.as_ref()) {
+    let outcome = match answer(state, caller, operation, &input, fault.as_ref()) {
         Ok(body) => ok(body),
         Err(e) => e.into_outcome(),
     };
@@ -297,13 +315,14 @@ pub fn handle(
 /// The service's own answer to a well-formed request.
 fn answer(
     state: &mut EmulatorState,
+    caller: &Caller,
     operation: Operation,
     input: &Map<String, Value>,
     fault: Option<&FaultRule>,
 ) -> Result<Value, ApiError> {
     match operation {
-        Operation::ListBatchInferenceJobs => list_batch_inference_jobs(state, input, fault),
-        Operation::DescribeBatchInferenceJob => describe_batch_inference_job(state, input),
+        Operation::ListBatchInferenceJobs => list_batch_inference_jobs(state, caller, input, fault),
+        Operation::DescribeBatchInferenceJob => describe_batch_inference_job(state, caller, input),
         Operation::ListSolutionVersions => list_solution_versions(state, input),
         Operation::DescribeSolutionVersion => describe_solution_version(state, input),
     }
@@ -324,13 +343,50 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// Whether `caller` may see what `arn` names: only its own account's resources. The service
+/// says AccessDenied, naming the caller (the operator redacts that from what it shows).
+fn authorize(caller: &Caller, operation: Operation, arn: &str) -> Result<(), ApiError> {
+    let account = arn_region_and_account(arn).map(|(_, a)| a);
+    if account == Some(caller.principal.account.as_str()) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        400,
+        "AccessDeniedException",
+        format!(
+            "User: {} is not authorized to perform: personalize:{} on resource: {arn}",
+            caller.principal.arn,
+            operation.name()
+        ),
+    ))
+}
+
+/// Whether a job shows in the caller's listing without a solution version: its account and
+/// the region the request was signed for.
+fn in_scope(caller: &Caller, job: &Job) -> bool {
+    job.batch_inference_job_arn
+        .as_deref()
+        .and_then(arn_region_and_account)
+        .is_some_and(|(region, account)| {
+            account == caller.principal.account && region == caller.region
+        })
+}
+
 fn list_batch_inference_jobs(
     state: &mut EmulatorState,
+    caller: &Caller,
     input: &Map<String, Value>,
     fault: Option<&FaultRule>,
 ) -> Result<Value, ApiError> {
     const OP: &str = Operation::ListBatchInferenceJobs.name();
     let sv = arn_member(input, "solutionVersionArn")?;
+    if let Some(sv) = &sv {
+        authorize(caller, Operation::ListBatchInferenceJobs, sv)?;
+        // Resources live in their ARN's region: another region's endpoint has none of them.
+        if arn_region_and_account(sv).is_some_and(|(region, _)| region != caller.region) {
+            return Ok(json!({ "batchInferenceJobs": [] }));
+        }
+    }
     let limit = max_results(input)?;
     let token = next_token(input)?;
     let mut cursor = match &token {
@@ -356,9 +412,14 @@ fn list_batch_inference_jobs(
         _ => {}
     }
     let omitted = state.omitted(cursor.listing);
+    let whole_account = sv.is_none();
+    let visible = |job: &Job| {
+        let arn = job.batch_inference_job_arn.as_deref().unwrap_or_default();
+        !omitted.contains(arn) && (!whole_account || in_scope(caller, job))
+    };
     let page = state
         .store
-        .list_jobs(sv.as_deref(), state.order, cursor.start, limit, &omitted);
+        .list_jobs(sv.as_deref(), state.order, cursor.start, limit, &visible);
     let items: Vec<Value> = page.items.iter().map(|j| j.summary()).collect();
     let mut out = json!({ "batchInferenceJobs": items });
     if fault.is_some_and(|f| f.kind == FaultKind::RepeatToken) {
@@ -372,10 +433,12 @@ fn list_batch_inference_jobs(
 
 fn describe_batch_inference_job(
     state: &EmulatorState,
+    caller: &Caller,
     input: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
     let arn = arn_member(input, "batchInferenceJobArn")?
         .ok_or_else(|| missing("batchInferenceJobArn"))?;
+    authorize(caller, Operation::DescribeBatchInferenceJob, &arn)?;
     let job = state.store.job(&arn).ok_or_else(|| {
         ApiError::new(
             400,
@@ -443,15 +506,32 @@ mod tests {
     const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKID/20261129/us-east-1/personalize/aws4_request, SignedHeaders=host, Signature=abc";
     const SV: &str = "arn:aws:personalize:us-east-1:123456789012:solution/sol/v1";
 
+    fn caller() -> Caller {
+        Caller {
+            principal: state_principal(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    fn state_principal() -> crate::identity::Principal {
+        crate::identity::Identities::default().principal("AKID")
+    }
+
     fn call(state: &mut EmulatorState, op: &str, body: Value) -> (u16, Value) {
         let mut facts = RequestFacts::default();
-        match handle(
-            state,
-            Some(&format!("AmazonPersonalize.{op}")),
-            Some(AUTH),
-            body.to_string().as_bytes(),
-            &mut facts,
-        ) {
+        let target = format!("AmazonPersonalize.{op}");
+        let body = body.to_string();
+        let caller = Caller {
+            principal: state.identities.principal("AKID"),
+            ..caller()
+        };
+        let request = Request {
+            target: Some(&target),
+            authorization: Some(AUTH),
+            caller: Some(&caller),
+            body: body.as_bytes(),
+        };
+        match handle(state, &request, &mut facts) {
             Outcome::Respond { status, body, .. } => {
                 (status, serde_json::from_str(&body).unwrap_or(Value::Null))
             }
@@ -501,13 +581,13 @@ mod tests {
     fn missing_authorization_is_refused() {
         let mut state = EmulatorState::default();
         let mut facts = RequestFacts::default();
-        let outcome = handle(
-            &mut state,
-            Some("AmazonPersonalize.ListBatchInferenceJobs"),
-            None,
-            b"{}",
-            &mut facts,
-        );
+        let request = Request {
+            target: Some("AmazonPersonalize.ListBatchInferenceJobs"),
+            authorization: None,
+            caller: None,
+            body: b"{}",
+        };
+        let outcome = handle(&mut state, &request, &mut facts);
         let Outcome::Respond {
             status,
             body,

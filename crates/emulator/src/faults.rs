@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Operation, Outcome, error_outcome};
+use crate::identity::Principal;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,12 +35,18 @@ pub enum FaultKind {
     ExpiredToken,
     /// 503 ServiceUnavailableException (the SDKs retry it).
     ServiceUnavailable,
+    /// 200 with a valid but enormous body (an empty page padded past 8 MiB with a member the
+    /// model does not have), as a hostile endpoint might send to exhaust a client's memory.
+    Oversized,
 }
+
+/// The size of an `oversized` answer.
+pub const OVERSIZED_BYTES: usize = 8 * 1024 * 1024 + 1;
 
 impl FaultKind {
     /// The answer this fault gives instead of the service's, for the kinds that replace it.
     /// The others change the service's own answer (a page, a token) or only delay it.
-    pub fn replacement(self, operation: Operation) -> Option<Outcome> {
+    pub fn replacement(self, operation: Operation, caller: &Principal) -> Option<Outcome> {
         let outcome = match self {
             FaultKind::Throttle => error_outcome(400, "ThrottlingException", "Rate exceeded"),
             FaultKind::Error500 => error_outcome(
@@ -51,7 +58,8 @@ impl FaultKind {
                 400,
                 "AccessDeniedException",
                 &format!(
-                    "User is not authorized to perform: personalize:{}",
+                    "User: {} is not authorized to perform: personalize:{}",
+                    caller.arn,
                     operation.name()
                 ),
             ),
@@ -80,6 +88,16 @@ impl FaultKind {
                 body: "{\"batchInferenceJobs\": [ {\"jobName\": ".into(),
                 delay_ms: 0,
             },
+            FaultKind::Oversized => {
+                let envelope = "{\"batchInferenceJobs\": [], \"padding\": \"\"}";
+                let padding = "x".repeat(OVERSIZED_BYTES.saturating_sub(envelope.len()));
+                Outcome::Respond {
+                    status: 200,
+                    error_type: None,
+                    body: format!("{{\"batchInferenceJobs\": [], \"padding\": \"{padding}\"}}"),
+                    delay_ms: 0,
+                }
+            }
             FaultKind::Latency
             | FaultKind::RepeatToken
             | FaultKind::EmptyPage

@@ -6,9 +6,11 @@
 pub mod admin;
 pub mod api;
 pub mod faults;
+pub mod identity;
 pub mod model;
 pub mod server;
 pub mod store;
+pub mod sts;
 pub mod token;
 
 use serde::{Deserialize, Serialize};
@@ -16,12 +18,21 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use faults::{FaultKind, Faults};
+use identity::Identities;
 use model::StateFile;
 use store::{ListingOrder, Store};
 use token::TokenCodec;
 
 /// Listings whose omissions are remembered (their later pages need them).
 const REMEMBERED_LISTINGS: usize = 1024;
+
+fn identities_of(state: &StateFile) -> Identities {
+    Identities::new(
+        state.default_account.as_deref(),
+        &state.identities,
+        &state.roles,
+    )
+}
 
 /// One answered API request, as `GET /_emulator/requests` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,7 +44,8 @@ pub struct LoggedRequest {
     /// Milliseconds since the Unix epoch, when the request arrived.
     pub time_ms: i64,
     pub operation: String,
-    /// What the request named (its solution version, solution or job ARN).
+    /// What the request named (its solution version, solution or job ARN; the role for
+    /// AssumeRole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solution_version_arn: Option<String>,
     /// The HTTP status sent, or 0 when the connection was dropped.
@@ -44,6 +56,11 @@ pub struct LoggedRequest {
     pub had_next_token: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultKind>,
+    /// The caller's account and the region its signature names.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
 }
 
 #[derive(Default)]
@@ -53,6 +70,7 @@ pub struct EmulatorState {
     pub tokens: TokenCodec,
     pub requests: Vec<LoggedRequest>,
     pub order: ListingOrder,
+    pub identities: Identities,
     next_seq: u64,
     /// What `POST /_emulator/reset` goes back to.
     initial: StateFile,
@@ -71,6 +89,7 @@ impl EmulatorState {
     pub fn new(initial: StateFile) -> Result<Self, String> {
         Ok(EmulatorState {
             store: Store::from_state(initial.clone())?,
+            identities: identities_of(&initial),
             initial,
             ..Default::default()
         })
@@ -79,6 +98,7 @@ impl EmulatorState {
     pub fn reset(&mut self) {
         // The initial state loaded once already, so it loads again.
         self.store = Store::from_state(self.initial.clone()).unwrap_or_default();
+        self.identities = identities_of(&self.initial);
         self.faults.clear();
         self.requests.clear();
     }
@@ -119,6 +139,8 @@ impl EmulatorState {
             error: error.map(str::to_string),
             had_next_token: facts.had_token,
             fault: facts.fault,
+            account: facts.account,
+            region: facts.region,
         });
     }
 }

@@ -197,7 +197,8 @@ impl SolutionVersion {
     }
 }
 
-/// The state file: `{"batchInferenceJobs": [...], "solutionVersions": [...]}`, JSON or YAML.
+/// The state file: `{"batchInferenceJobs": [...], "solutionVersions": [...], "identities": [...],
+/// "roles": [...], "defaultAccount": "..."}`, JSON or YAML.
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StateFile {
@@ -205,6 +206,13 @@ pub struct StateFile {
     pub batch_inference_jobs: Vec<Job>,
     #[serde(default)]
     pub solution_versions: Vec<SolutionVersion>,
+    /// The account of access keys not listed in `identities` (default 123456789012).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<crate::identity::IdentitySpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<crate::identity::RoleSpec>,
 }
 
 impl StateFile {
@@ -254,6 +262,13 @@ pub fn matches_personalize_arn(value: &str) -> bool {
             }
         })
     })
+}
+
+/// The account and region fields of an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:...`).
+pub fn arn_region_and_account(arn: &str) -> Option<(&str, &str)> {
+    let mut parts = arn.split(':');
+    let region = parts.nth(3)?;
+    Some((region, parts.next()?))
 }
 
 #[cfg(test)]

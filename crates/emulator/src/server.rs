@@ -12,8 +12,9 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tracing::info;
 
-use super::EmulatorState;
 use super::api::{self, Outcome, RequestFacts};
+use super::identity::{self, Caller};
+use super::{EmulatorState, sts};
 
 /// Largest request body accepted (the admin API takes large job arrays).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -110,18 +111,41 @@ async fn serve(
     respond(&facts, outcome, started).await
 }
 
-/// Runs one API request against the state and logs it.
+/// Runs one API request against the state and logs it: Personalize when it names a target,
+/// STS otherwise.
 fn call_api(state: &Shared, parts: &Parts, body: &[u8]) -> (RequestFacts, Outcome) {
     let header_str = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let mut facts = RequestFacts::default();
     let mut state = state.lock();
-    let outcome = api::handle(
-        &mut state,
-        header_str("x-amz-target"),
-        header_str("authorization"),
-        body,
-        &mut facts,
-    );
+    let authorization = header_str("authorization");
+    let caller = authorization.and_then(identity::scope).map(|scope| Caller {
+        principal: state.identities.principal(&scope.access_key_id),
+        region: scope.region,
+    });
+    let target = header_str("x-amz-target");
+    let outcome = match (target, &caller) {
+        (None, Some(caller)) => {
+            facts.account = caller.principal.account.clone();
+            facts.region = caller.region.clone();
+            let (action, outcome) = sts::handle(
+                &mut state,
+                &caller.principal,
+                body,
+                &mut facts.solution_version_arn,
+            );
+            facts.operation = action.map(|a| a.name().to_string());
+            outcome
+        }
+        _ => {
+            let request = api::Request {
+                target,
+                authorization,
+                caller: caller.as_ref(),
+                body,
+            };
+            api::handle(&mut state, &request, &mut facts)
+        }
+    };
     let (status, error) = match &outcome {
         Outcome::Respond {
             status, error_type, ..
@@ -160,7 +184,12 @@ async fn respond(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );
-    let mut resp = response(status, "application/x-amz-json-1.1", body);
+    let content_type = if body.starts_with('<') {
+        "text/xml"
+    } else {
+        "application/x-amz-json-1.1"
+    };
+    let mut resp = response(status, content_type, body);
     if let Some(code) = error_type
         && let Ok(value) = http::HeaderValue::from_str(code)
     {

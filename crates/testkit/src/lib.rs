@@ -52,6 +52,26 @@ pub fn kube_version() -> &'static str {
     })
 }
 
+/// A second account, for tenancy tests: its role trusts the emulator's default account
+/// ([`ACCOUNT`]) when it carries the external ID [`TEAM_B_EXTERNAL_ID`].
+pub const ACCOUNT_B: &str = "222222222222";
+pub const ROLE_B: &str = "arn:aws:iam::222222222222:role/personalize-watch-reader";
+pub const TEAM_B_EXTERNAL_ID: &str = "team-b";
+/// A role in a third account that trusts nobody.
+pub const UNTRUSTING_ROLE: &str = "arn:aws:iam::444444444444:role/untrusting";
+
+/// The emulator state of a two-account world: the roles above.
+pub fn two_account_state() -> String {
+    format!(
+        "roles:\n- roleArn: {ROLE_B}\n  trustedAccounts: [\"{ACCOUNT}\"]\n  externalId: {TEAM_B_EXTERNAL_ID}\n- roleArn: {UNTRUSTING_ROLE}\n  trustedAccounts: []\n"
+    )
+}
+
+/// A solution version ARN in `account`.
+pub fn solution_version_arn_in(account: &str, solution: &str) -> String {
+    format!("arn:aws:personalize:us-east-1:{account}:solution/{solution}/v1")
+}
+
 pub fn solution_version_arn(solution: &str) -> String {
     format!("arn:aws:personalize:us-east-1:{ACCOUNT}:solution/{solution}/v1")
 }

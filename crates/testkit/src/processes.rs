@@ -98,6 +98,20 @@ impl Emulator {
         Emulator { child, url }
     }
 
+    /// With a state file holding `yaml` (identities, roles, jobs).
+    pub fn start_with_state(yaml: &str, args: &[&str]) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "personalize-emulator-state-{}-{:08x}.yaml",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::write(&path, yaml).expect("write the emulator state file");
+        let path = path.display().to_string();
+        let mut all = vec!["--state", path.as_str()];
+        all.extend_from_slice(args);
+        Self::start_with(&all)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -230,6 +244,7 @@ impl Operator {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_ENDPOINT_URL_PERSONALIZE", options.endpoint)
+            .env("AWS_ENDPOINT_URL_STS", options.endpoint)
             .env("RUST_LOG", "info,personalize_watch=debug")
             .envs(options.env)
             .stdout(Stdio::null())

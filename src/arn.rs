@@ -1,0 +1,347 @@
+//! Solution version ARNs, strictly: the partition, region and account a watch names decide
+//! which endpoint gets signed requests and whose jobs are read, so nothing else gets through.
+//! The CRD's pattern ([`PATTERN`]) refuses the same strings at apply time; the operator checks
+//! again for objects stored before a CRD upgrade.
+
+use std::fmt;
+
+/// `arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME/ID`, as the CRD's pattern.
+pub const PATTERN: &str = r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f):personalize:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:solution/[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}/[a-zA-Z0-9_-]{1,63}$";
+/// A region, as `spec.region`'s pattern.
+pub const REGION_PATTERN: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+
+/// An AWS partition, the DNS suffix of its endpoints, and the regions in it: a region whose
+/// dash-separated words start with `region_prefix` and hold one word more (as the SDK's
+/// partition regexes say); regions no other partition claims are `aws`'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partition {
+    pub name: &'static str,
+    pub dns_suffix: &'static str,
+    region_prefix: &'static str,
+}
+
+/// Every partition a watch may name; `aws` (first) takes the regions the others do not.
+pub const PARTITIONS: [Partition; 7] = [
+    Partition {
+        name: "aws",
+        dns_suffix: "amazonaws.com",
+        region_prefix: "",
+    },
+    Partition {
+        name: "aws-cn",
+        dns_suffix: "amazonaws.com.cn",
+        region_prefix: "cn",
+    },
+    Partition {
+        name: "aws-us-gov",
+        dns_suffix: "amazonaws.com",
+        region_prefix: "us-gov",
+    },
+    Partition {
+        name: "aws-iso",
+        dns_suffix: "c2s.ic.gov",
+        region_prefix: "us-iso",
+    },
+    Partition {
+        name: "aws-iso-b",
+        dns_suffix: "sc2s.sgov.gov",
+        region_prefix: "us-isob",
+    },
+    Partition {
+        name: "aws-iso-e",
+        dns_suffix: "cloud.adc-e.uk",
+        region_prefix: "eu-isoe",
+    },
+    Partition {
+        name: "aws-iso-f",
+        dns_suffix: "csp.hci.ic.gov",
+        region_prefix: "us-isof",
+    },
+];
+
+impl Partition {
+    /// The regex of its regions (for a region that already matches [`REGION_PATTERN`]).
+    fn region_regex(&self) -> String {
+        format!("^{}-[a-z]+-[0-9]+$", self.region_prefix)
+    }
+}
+
+/// The partition a region belongs to, as the SDK's endpoint rules decide it.
+pub fn partition_of_region(region: &str) -> &'static Partition {
+    PARTITIONS[1..]
+        .iter()
+        .find(|p| {
+            region
+                .strip_prefix(p.region_prefix)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|rest| rest.split('-').count() == 2)
+        })
+        .unwrap_or(&PARTITIONS[0])
+}
+
+/// The CEL rule (on `spec.solutionVersionArn`) that the ARN's partition is its region's.
+pub fn partition_rule() -> String {
+    let region = "self.split(':')[3]";
+    let mut expression = String::from("'aws'");
+    for p in PARTITIONS[1..].iter().rev() {
+        expression = format!(
+            "{region}.matches('{}') ? '{}' : ({expression})",
+            p.region_regex(),
+            p.name
+        );
+    }
+    format!("self.split(':')[1] == ({expression})")
+}
+
+/// A solution version ARN that passed [`SolutionVersionArn::parse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SolutionVersionArn {
+    text: String,
+    pub partition: Partition,
+    pub region: String,
+    pub account: String,
+    pub solution: String,
+    pub version: String,
+}
+
+impl SolutionVersionArn {
+    /// Parses a solution version ARN; the error says what is wrong with it.
+    pub fn parse(arn: &str) -> Result<Self, String> {
+        let wrong = |why: &str| {
+            Err(format!(
+                "spec.solutionVersionArn {arn:?} is not arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME/ID: {why}"
+            ))
+        };
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let [prefix, partition, service, region, account, resource] = parts[..] else {
+            return wrong("it does not have six colon-separated parts");
+        };
+        if prefix != "arn" || service != "personalize" {
+            return wrong("not a Personalize ARN");
+        }
+        let Some(partition) = PARTITIONS.iter().find(|p| p.name == partition) else {
+            return wrong("unknown partition");
+        };
+        if !is_region(region) {
+            return wrong("the region is not like us-east-1");
+        }
+        if partition_of_region(region).name != partition.name {
+            return wrong("the region is not in the partition");
+        }
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return wrong("the account is not 12 digits");
+        }
+        let Some((solution, version)) = resource
+            .strip_prefix("solution/")
+            .and_then(|r| r.split_once('/'))
+        else {
+            return wrong("the resource is not solution/NAME/ID");
+        };
+        if !is_name(solution, 63, true) || !is_name(version, 63, false) {
+            return wrong(
+                "the solution name or version id has characters Personalize does not allow",
+            );
+        }
+        Ok(SolutionVersionArn {
+            text: arn.to_string(),
+            partition: *partition,
+            region: region.to_string(),
+            account: account.to_string(),
+            solution: solution.to_string(),
+            version: version.to_string(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The Personalize endpoint of its region, the only host (besides a configured override)
+    /// that may get signed requests for it.
+    pub fn endpoint(&self) -> String {
+        let suffix = partition_of_region(&self.region).dns_suffix;
+        format!("https://personalize.{}.{suffix}", self.region)
+    }
+}
+
+impl fmt::Display for SolutionVersionArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// `[a-z]{2}(-[a-z]+)+-[0-9]+`: a DNS label, so it cannot name another host.
+pub fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let lower = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase());
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[1..parts.len() - 1].iter().all(|p| lower(p))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+/// Personalize's name characters: letters, digits, `_` and `-`, at most `max`; a name starts
+/// with a letter or digit.
+fn is_name(name: &str, max: usize, leading_alnum: bool) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && (!leading_alnum || name.as_bytes()[0].is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn good_and_hostile_arns() {
+        let ok = SolutionVersionArn::parse(
+            "arn:aws:personalize:us-east-1:123456789012:solution/movie-recs/8f2a1c3d",
+        )
+        .unwrap();
+        assert_eq!(ok.endpoint(), "https://personalize.us-east-1.amazonaws.com");
+        let cn = SolutionVersionArn::parse(
+            "arn:aws-cn:personalize:cn-north-1:123456789012:solution/s/v",
+        )
+        .unwrap();
+        assert_eq!(
+            cn.endpoint(),
+            "https://personalize.cn-north-1.amazonaws.com.cn"
+        );
+        let gov = SolutionVersionArn::parse(
+            "arn:aws-us-gov:personalize:us-gov-west-1:123456789012:solution/s/v",
+        )
+        .unwrap();
+        assert_eq!(
+            gov.endpoint(),
+            "https://personalize.us-gov-west-1.amazonaws.com"
+        );
+        for hostile in [
+            "arn:aws:personalize:evil.test/:123456789012:solution/a/b",
+            "arn:aws:personalize:evil:123456789012:solution/a/b",
+            "arn:aws:personalize:us-east-1.evil.test:123456789012:solution/a/b",
+            "arn:aws:personalize::123456789012:solution/a/b",
+            "arn:aws:personalize:us-east-1:1234:solution/a/b",
+            "arn:aws:personalize:us-east-1:123456789012:solution/a/b/c",
+            "arn:aws:personalize:us-east-1:123456789012:dataset/a/b",
+            "arn:evil:personalize:us-east-1:123456789012:solution/a/b",
+            "arn:aws:s3:us-east-1:123456789012:solution/a/b",
+            "arn:aws:personalize:us-east-1:123456789012:solution/a/b\n",
+            "arn:aws:personalize:US-EAST-1:123456789012:solution/a/b",
+            "arn:aws:personalize:us-east-1:123456789012:solution/-a/b",
+            "arn:aws:personalize:cn-north-1:123456789012:solution/a/b",
+            "arn:aws-cn:personalize:us-east-1:123456789012:solution/a/b",
+            "arn:aws-cn:personalize:cn-north-west-1:123456789012:solution/a/b",
+        ] {
+            assert!(
+                SolutionVersionArn::parse(hostile).is_err(),
+                "{hostile:?} accepted"
+            );
+        }
+    }
+
+    /// Strings near a solution version ARN: about half are one, the rest are one part off.
+    pub(crate) fn near_arn() -> impl Strategy<Value = String> {
+        let part = |choices: &'static [&'static str]| {
+            prop::sample::select(choices).prop_map(str::to_string)
+        };
+        let region = prop_oneof![
+            1 => "[a-z.-]{0,3}(-[a-z/]{0,5}){0,3}-?[0-9]{0,2}",
+            4 => part(&["us", "eu", "cn", "us-gov", "us-iso", "us-isob", "eu-isoe", "us-isof", "eusc-de", "u1"])
+                .prop_flat_map(|p| "(-[a-z]{1,5}){1,2}-[0-9]{1,2}".prop_map(move |r| format!("{p}{r}"))),
+        ];
+        // The region's own partition most of the time, so that most strings get past it.
+        let partition_and_region = (
+            region,
+            prop::bool::weighted(0.7),
+            part(&["aws", "aws-cn", "aws-us-gov", "aws-iso-f", "aws-x", ""]),
+        )
+            .prop_map(|(region, own, other)| {
+                let partition = if own {
+                    partition_of_region(&region).name.to_string()
+                } else {
+                    other
+                };
+                (partition, region)
+            });
+        (
+            prop_oneof![6 => Just("arn".to_string()), 1 => part(&["ARN", "arn ", ""])],
+            partition_and_region,
+            prop_oneof![6 => Just("personalize".to_string()), 1 => part(&["s3", "personalize ", "iam"])],
+            prop_oneof![4 => "[0-9]{12}", 1 => "[0-9a]{10,13}"],
+            prop_oneof![6 => Just("solution/".to_string()), 1 => part(&["solution", "dataset/", "solution//"])],
+            prop_oneof![4 => "[a-zA-Z0-9][a-zA-Z0-9_-]{0,8}", 1 => "[a-zA-Z0-9_./-]{0,5}"],
+            prop_oneof![4 => "[a-zA-Z0-9_-]{1,8}", 1 => "[a-zA-Z0-9_./-]{0,5}"],
+        )
+            .prop_map(|(a, (p, r), s, acct, kind, name, id)| {
+                format!("{a}:{p}:{s}:{r}:{acct}:{kind}{name}/{id}")
+            })
+    }
+
+    /// The generator reaches both sides of the line, so the properties below test something.
+    #[test]
+    fn near_arns_are_often_accepted_and_often_not() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = near_arn();
+        let accepted = (0..2000)
+            .filter(|_| {
+                let arn = proptest::strategy::ValueTree::current(
+                    &strategy.new_tree(&mut runner).unwrap(),
+                );
+                SolutionVersionArn::parse(&arn).is_ok()
+            })
+            .count();
+        assert!(
+            (300..1700).contains(&accepted),
+            "{accepted} of 2000 accepted"
+        );
+    }
+
+    /// What the CRD checks: the pattern, then the CEL partition rule (read with the regex
+    /// crate, which speaks the RE2 syntax CEL's matches() uses).
+    fn schema_accepts(arn: &str) -> bool {
+        let pattern = regex::Regex::new(PATTERN).unwrap();
+        if !pattern.is_match(arn) {
+            return false;
+        }
+        let fields: Vec<&str> = arn.split(':').collect();
+        let region_partition = PARTITIONS[1..]
+            .iter()
+            .find(|p| {
+                regex::Regex::new(&p.region_regex())
+                    .unwrap()
+                    .is_match(fields[3])
+            })
+            .map_or("aws", |p| p.name);
+        fields[1] == region_partition
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn the_schema_and_the_parser_agree(arn in near_arn()) {
+            prop_assert_eq!(schema_accepts(&arn), SolutionVersionArn::parse(&arn).is_ok(), "{:?}", arn);
+        }
+    }
+
+    #[test]
+    fn the_partition_rule_is_cel_over_the_same_regexes() {
+        let rule = partition_rule();
+        assert!(
+            rule.starts_with(
+                "self.split(':')[1] == (self.split(':')[3].matches('^cn-[a-z]+-[0-9]+$') ? 'aws-cn'"
+            ),
+            "{rule}"
+        );
+        assert!(
+            rule.contains("'^us-isof-[a-z]+-[0-9]+$') ? 'aws-iso-f' : ('aws')"),
+            "{rule}"
+        );
+    }
+}
