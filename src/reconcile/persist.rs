@@ -256,6 +256,38 @@ pub fn status_patch(
     merge_patch::diff(&old, &new)
 }
 
+/// Whether `status` holds nothing `base` does not: equal but for the job list, whose digest
+/// is the same (the cache's copy of `base` has no job list).
+fn unchanged(
+    base: Option<&SolutionVersionWatchStatus>,
+    status: &SolutionVersionWatchStatus,
+) -> bool {
+    let Some(base) = base else {
+        return false;
+    };
+    // Destructured so that a new field cannot be left out of the comparison.
+    let SolutionVersionWatchStatus {
+        observed_generation,
+        conditions,
+        counts,
+        jobs: _,
+        jobs_truncated,
+        jobs_digest,
+        last_sync_time,
+        stale,
+        ledger,
+    } = status;
+    jobs_digest.is_some()
+        && *jobs_digest == base.jobs_digest
+        && *observed_generation == base.observed_generation
+        && *conditions == base.conditions
+        && *counts == base.counts
+        && *jobs_truncated == base.jobs_truncated
+        && *last_sync_time == base.last_sync_time
+        && *stale == base.stale
+        && *ledger == base.ledger
+}
+
 /// Writes what changed since `base` as a merge patch, on condition that the stored object is
 /// still `base` (its resourceVersion). Nothing to write is a write done.
 async fn write_status(
@@ -263,6 +295,10 @@ async fn write_status(
     base: &SolutionVersionWatch,
     status: &SolutionVersionWatchStatus,
 ) -> Result<Written> {
+    // The common case, a quiet poll: nothing to write, found without serializing anything.
+    if unchanged(base.status.as_ref(), status) {
+        return Ok(Written::Done);
+    }
     let diff = status_patch(base.status.as_ref(), status);
     if merge_patch::is_empty(&diff) {
         return Ok(Written::Done);

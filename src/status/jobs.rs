@@ -90,16 +90,70 @@ pub fn newest_first(a: &ListedJob, b: &ListedJob) -> std::cmp::Ordering {
     b.created.cmp(&a.created).then_with(|| a.arn.cmp(&b.arn))
 }
 
-/// A digest of the job list as status shows it (FNV-1a over its JSON, with the truncation
-/// flag): equal digests mean the same list.
+/// A digest of the job list as status shows it (FNV-1a over every field of every summary, with
+/// the truncation flag): equal digests mean the same list. Fields are hashed directly, not
+/// through JSON: this runs on every poll, and serializing was most of its cost.
 pub fn digest(jobs: &[JobSummary], truncated: bool) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let json = serde_json::to_vec(jobs).unwrap_or_default();
-    for byte in json.iter().chain([&u8::from(truncated)]) {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut hash = Fnv::default();
+    for job in jobs {
+        // Destructured so that a new field cannot be left out of the digest.
+        let JobSummary {
+            name,
+            arn,
+            status,
+            mode,
+            creation_time,
+            last_updated_time,
+            failure_reason,
+            solution_version_arn,
+        } = job;
+        hash.text(name);
+        hash.text(arn);
+        hash.text(status);
+        hash.optional(mode.as_deref().map(str::as_bytes));
+        for time in [creation_time, last_updated_time] {
+            let seconds = time.as_ref().map(|t| t.0.as_nanosecond().to_le_bytes());
+            hash.optional(seconds.as_ref().map(|b| &b[..]));
+        }
+        hash.optional(failure_reason.as_deref().map(str::as_bytes));
+        hash.optional(solution_version_arn.as_deref().map(str::as_bytes));
     }
-    format!("{hash:016x}-{}", jobs.len())
+    hash.bytes(&[u8::from(truncated)]);
+    format!("{:016x}-{}", hash.0, jobs.len())
+}
+
+/// FNV-1a, 64 bits; each value is length-prefixed so that fields cannot run into each other.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn bytes(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        self.bytes(&(text.len() as u64).to_le_bytes());
+        self.bytes(text.as_bytes());
+    }
+
+    fn optional(&mut self, value: Option<&[u8]>) {
+        match value {
+            None => self.bytes(&[0]),
+            Some(bytes) => {
+                self.bytes(&[1]);
+                self.bytes(&(bytes.len() as u64).to_le_bytes());
+                self.bytes(bytes);
+            }
+        }
+    }
 }
 
 /// The newest `max` jobs as status shows them.
@@ -137,4 +191,73 @@ pub fn relevant_jobs(jobs: &[ListedJob], solution_version_arn: &str) -> Vec<List
 fn further_along(a: &ListedJob, b: &ListedJob) -> bool {
     let finished = |j: &ListedJob| JobState::of(&j.status).finished();
     (finished(a), a.updated) > (finished(b), b.updated)
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    /// A change of any one field, or of the truncation flag, changes the digest; moving bytes
+    /// from one field to the next does too.
+    #[test]
+    fn every_field_counts() {
+        let t = |s: i64| Some(Time(jiff::Timestamp::from_second(s).unwrap()));
+        let base = JobSummary {
+            name: "job".into(),
+            arn: "arn".into(),
+            status: "ACTIVE".into(),
+            mode: Some("BATCH_INFERENCE".into()),
+            creation_time: t(1),
+            last_updated_time: t(2),
+            failure_reason: Some("why".into()),
+            solution_version_arn: Some("sv".into()),
+        };
+        let d = |j: &JobSummary| digest(std::slice::from_ref(j), false);
+        let variants: Vec<JobSummary> = vec![
+            JobSummary {
+                name: "jo".into(),
+                ..base.clone()
+            },
+            JobSummary {
+                arn: "arm".into(),
+                ..base.clone()
+            },
+            JobSummary {
+                status: "FAILED".into(),
+                ..base.clone()
+            },
+            JobSummary {
+                mode: None,
+                ..base.clone()
+            },
+            JobSummary {
+                creation_time: t(3),
+                ..base.clone()
+            },
+            JobSummary {
+                last_updated_time: None,
+                ..base.clone()
+            },
+            JobSummary {
+                failure_reason: Some("".into()),
+                ..base.clone()
+            },
+            JobSummary {
+                solution_version_arn: None,
+                ..base.clone()
+            },
+            JobSummary {
+                name: "jobarn".into(),
+                arn: "".into(),
+                ..base.clone()
+            },
+        ];
+        for v in &variants {
+            assert_ne!(d(v), d(&base), "{v:?}");
+        }
+        assert_eq!(d(&base), d(&base.clone()));
+        assert_ne!(digest(std::slice::from_ref(&base), true), d(&base));
+    }
 }
