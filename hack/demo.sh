@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the operator doing its job on an embedded default, start to finish.
 # Starts a local control plane and the Personalize emulator with sample jobs, installs the CRD,
-# runs the operator, applies examples/demo.yaml, shows `kubectl get svw` and the Events, then
-# fails a job in the emulator and shows the new Warning Event. Ctrl-C stops everything it
-# started; with DEMO_EXIT=1 it stops by itself at the end.
+# runs the operator, applies examples/demo.yaml and shows `kubectl get svw` and the Events. The
+# emulator simulates a living service (the `simulation` block of the state file): new jobs start,
+# run and finish, one fails, and the Events follow, with no script touching the emulator. Ctrl-C
+# stops everything it started; with DEMO_EXIT=1 it stops by itself at the end.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -64,15 +65,23 @@ kubectl get svw
 step "kubectl get events"
 kubectl get events --sort-by=.lastTimestamp -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
 
-step "failing job nightly-2026-11-28 in the emulator"
-curl -fsS "$EMULATOR/_emulator/jobs" -H 'Content-Type: application/json' \
-  -d "{\"solutionVersionArn\":\"$SV\",\"jobName\":\"nightly-2026-11-28\",\"status\":\"CREATE FAILED\",\"failureReason\":\"AccessDenied: the role cannot read s3://recs-input/2026-11-28/\"}" >/dev/null
-for _ in $(seq 1 100); do
-  kubectl get events --field-selector reason=BatchInferenceJobFailed -o name 2>/dev/null | grep -q . && break
-  sleep 0.2
+step "watching the simulated service: jobs start, run and finish by themselves (no script touches the emulator)"
+last=""
+for _ in $(seq 1 60); do
+  now=$(kubectl get svw movie-recs --no-headers 2>/dev/null || true)
+  if [ "$now" != "$last" ]; then echo "$(date +%T)  $now"; last=$now; fi
+  reasons=$(kubectl get events -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' 2>/dev/null || true)
+  if grep -qx BatchInferenceJobFailed <<<"$reasons" && grep -qx BatchInferenceJobCompleted <<<"$reasons"; then
+    break
+  fi
+  sleep 2
 done
-step "the new Warning Event"
-kubectl get events --field-selector type=Warning -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
+step "the Events"
+kubectl get events --sort-by=.metadata.creationTimestamp -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
+step "kubectl personalize-watch jobs movie-recs (the kubectl plugin: this binary as kubectl-personalize_watch)"
+mkdir -p "$demo_dir/plugins"
+ln -sf "$bin/personalize-watch" "$demo_dir/plugins/kubectl-personalize_watch"
+PATH="$demo_dir/plugins:$PATH" kubectl personalize-watch jobs movie-recs
 step "kubectl get svw"
 kubectl get svw
 

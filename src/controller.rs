@@ -246,6 +246,8 @@ mod tests {
                 active_poll_interval: None,
                 suspend: false,
                 max_jobs_in_status: 200,
+                stuck_after: None,
+                expect_new_job_within: None,
             },
         );
         w.metadata.managed_fields = Some(vec![Default::default()]);
@@ -264,6 +266,7 @@ mod tests {
                     id: "arn".into(),
                     job_name: "j".into(),
                     note: "y".repeat(1024),
+                    duration_seconds: None,
                 }],
                 ..Default::default()
             }),

@@ -57,6 +57,17 @@ pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
         type_ = "integer",
         json_path = ".status.counts.failed"
     ),
+    printcolumn(
+        name = "Stuck",
+        type_ = "integer",
+        json_path = ".status.counts.stuck",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Latest",
+        type_ = "string",
+        json_path = ".status.latestJob.status"
+    ),
     printcolumn(name = "Last Sync", type_ = "date", json_path = ".status.lastSyncTime"),
     printcolumn(
         name = "Age",
@@ -115,6 +126,22 @@ pub struct SolutionVersionWatchSpec {
     #[serde(default = "default_max_jobs_in_status")]
     #[schemars(range(min = 0, max = 200))]
     pub max_jobs_in_status: i32,
+
+    /// A job PENDING or IN PROGRESS for longer than this since its creation is stuck: it is
+    /// counted in status.counts.stuck and announced once (Warning BatchInferenceJobStuck).
+    /// At least 5s; unset: no job is ever stuck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('5s')").message("stuckAfter must be at least 5s"))]
+    pub stuck_after: Option<String>,
+
+    /// A new job is expected at least this often: when the newest job (or, without jobs, the
+    /// watch itself) is older, the condition Overdue is True and one Warning
+    /// NoRecentBatchInferenceJob Event announces the episode. At least 1m; unset: never overdue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[x_kube(validation = kube::core::Rule::new("duration(self) >= duration('1m')").message("expectNewJobWithin must be at least 1m"))]
+    pub expect_new_job_within: Option<String>,
 }
 
 fn default_max_jobs_in_status() -> i32 {
@@ -129,7 +156,8 @@ pub struct SolutionVersionWatchStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Ready, Stalled, Reconciling and EventsPublished, one of each.
+    /// Ready, Stalled, Reconciling, EventsPublished and (with spec.expectNewJobWithin) Overdue,
+    /// one of each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -137,6 +165,10 @@ pub struct SolutionVersionWatchStatus {
     /// Exact counts over all jobs of the solution version, from the last complete listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<JobCounts>,
+
+    /// The newest job of all (also when spec.maxJobsInStatus is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_job: Option<LatestJob>,
 
     /// The newest jobs, newest first, at most spec.maxJobsInStatus.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -181,6 +213,23 @@ pub struct JobCounts {
     pub failed: i64,
     /// Jobs in any other state (a state this operator does not know yet).
     pub other: i64,
+    /// Jobs PENDING or IN PROGRESS for longer than spec.stuckAfter (also in pending or
+    /// inProgress).
+    #[serde(default)]
+    pub stuck: i64,
+}
+
+/// The newest job, for people and printer columns.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatestJob {
+    /// jobName.
+    pub name: String,
+    /// status, as AWS reports it.
+    pub status: String,
+    /// creationDateTime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_time: Option<Time>,
 }
 
 /// One batch inference job, as ListBatchInferenceJobs summarises it.
@@ -208,6 +257,9 @@ pub struct JobSummary {
     /// solutionVersionArn (always the watched one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solution_version_arn: Option<String>,
+    /// For a finished job: lastUpdatedDateTime minus creationDateTime, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i64>,
 }
 
 /// What has been announced, kept in status so that Events happen exactly once even when the
@@ -232,6 +284,10 @@ pub struct EventLedger {
     /// listing that leaves a job out.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub finished: BTreeMap<String, i64>,
+    /// Ids of unfinished jobs already announced as stuck; an id leaves with its job's id in
+    /// `open`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stuck: Vec<String>,
     /// Events decided but not yet published (an outbox, bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<PendingEvent>,
@@ -251,7 +307,7 @@ pub struct ListingSource {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingEvent {
-    /// Failed, Completed or Discovered.
+    /// Failed, Completed, Discovered, Stuck or Overdue.
     pub kind: AnnouncementKind,
     /// What the Event is about: the job's ARN (its name when the listing gave no ARN), or the
     /// baseline for Discovered. With the watch's UID and the kind it names the Event, so a
@@ -262,6 +318,10 @@ pub struct PendingEvent {
     pub job_name: String,
     /// The Event's note.
     pub note: String,
+    /// A finished job's duration in seconds, for the duration histogram when its Event is
+    /// first published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i64>,
 }
 
 /// What an Event announces.
@@ -273,6 +333,10 @@ pub enum AnnouncementKind {
     Completed,
     /// The first listing's summary of jobs that had already finished.
     Discovered,
+    /// A job PENDING or IN PROGRESS for longer than spec.stuckAfter.
+    Stuck,
+    /// No new job within spec.expectNewJobWithin: one per episode.
+    Overdue,
 }
 
 /// The CRD as YAML, as `personalize-watch crd` prints it and crds/ holds it.

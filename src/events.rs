@@ -32,6 +32,8 @@ pub fn reason(kind: AnnouncementKind) -> &'static str {
         AnnouncementKind::Failed => event::JOB_FAILED,
         AnnouncementKind::Completed => event::JOB_COMPLETED,
         AnnouncementKind::Discovered => event::JOBS_DISCOVERED,
+        AnnouncementKind::Stuck => event::JOB_STUCK,
+        AnnouncementKind::Overdue => event::NO_RECENT_JOB,
     }
 }
 
@@ -59,7 +61,9 @@ impl Announcement {
         Announcement {
             id: pending.id.clone(),
             severity: match pending.kind {
-                AnnouncementKind::Failed => Severity::Warning,
+                AnnouncementKind::Failed | AnnouncementKind::Stuck | AnnouncementKind::Overdue => {
+                    Severity::Warning
+                }
                 AnnouncementKind::Completed | AnnouncementKind::Discovered => Severity::Normal,
             },
             reason: reason(pending.kind).to_string(),

@@ -19,6 +19,7 @@ pub mod fair;
 pub mod leader;
 pub mod metrics;
 pub mod personalize;
+pub mod plugin;
 pub mod policy;
 pub mod ratelimit;
 pub mod reasons;

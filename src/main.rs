@@ -1,5 +1,6 @@
 //! personalize-watch: the operator binary. `run` is the controller (see `run.rs`); `crd` prints
-//! the CustomResourceDefinition.
+//! the CustomResourceDefinition; `jobs` prints a watch's jobs (also as the kubectl plugin
+//! `kubectl-personalize_watch`, see `plugin`).
 
 use std::process::ExitCode;
 
@@ -24,12 +25,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime.block_on(personalize_watch::run::run(*args)),
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Run(args) => block_on(personalize_watch::run::run(*args)),
+        Command::Jobs(args) => block_on(personalize_watch::plugin::run(args)),
+    }
+}
+
+fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -46,6 +46,12 @@ pub struct WatchLabels {
     pub name: String,
 }
 
+/// How a finished job ended: `completed` or `failed`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobStateLabels {
     pub namespace: String,
@@ -63,13 +69,26 @@ pub struct WatchView<'a> {
     /// A suspended watch is not polled, so its last sync does not age into staleness.
     pub suspended: bool,
     pub pending_events: usize,
+    /// When the newest job was created, seconds since the epoch.
+    pub newest_job: Option<f64>,
+    /// spec.expectNewJobWithin in seconds, if set: the overdue alert compares the age of the
+    /// newest job with it.
+    pub expect_new_job_within: Option<f64>,
+}
+
+/// What the per-watch ages are computed from when /metrics is read.
+#[derive(Clone, Debug, Default)]
+struct Known {
+    uid: String,
+    /// None while suspended.
+    last_sync: Option<f64>,
+    newest_job: Option<f64>,
 }
 
 /// The per-watch bookkeeping behind the per-watch series.
 #[derive(Default)]
 struct Watches {
-    /// UID and (unless suspended) last sync of every watch with series.
-    known: HashMap<WatchLabels, (String, Option<f64>)>,
+    known: HashMap<WatchLabels, Known>,
     deleted: HashSet<String>,
     deleted_order: VecDeque<String>,
 }
@@ -87,6 +106,10 @@ pub struct Metrics {
     seconds_since_sync: Family<WatchLabels, Gauge<f64, AtomicU64>>,
     last_sync: Family<WatchLabels, Gauge<f64, AtomicU64>>,
     pending_events: Family<WatchLabels, Gauge>,
+    jobs_stuck: Family<WatchLabels, Gauge>,
+    seconds_since_newest_job: Family<WatchLabels, Gauge<f64, AtomicU64>>,
+    expect_new_job_within: Family<WatchLabels, Gauge<f64, AtomicU64>>,
+    job_duration: Family<OutcomeLabels, Histogram, fn() -> Histogram>,
     status_writes: Counter,
     status_conflicts: Counter,
     events: Family<ReasonLabels, Counter>,
@@ -101,9 +124,81 @@ impl Default for Metrics {
     }
 }
 
-/// Makes a metric and registers it under `name`.
-fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
-    registry.register(name, help, metric.clone());
+/// Every series' name (after the `personalize_watch_` prefix) and help text.
+pub mod series {
+    /// A metric's name and help text.
+    pub type Series = (&'static str, &'static str);
+
+    pub const RECONCILES: Series = ("reconciles", "Reconciles run");
+    pub const RECONCILE_ERRORS: Series = (
+        "reconcile_errors",
+        "Reconciles that failed, by static reason",
+    );
+    pub const RECONCILE_DURATION: Series = (
+        "reconcile_duration_seconds",
+        "Time a reconcile takes, listing included",
+    );
+    pub const PERSONALIZE_REQUESTS: Series = (
+        "personalize_requests",
+        "Personalize calls by operation and outcome (Success or an error reason)",
+    );
+    pub const PERSONALIZE_THROTTLED: Series = (
+        "personalize_throttled_requests",
+        "Personalize calls that failed throttled after the SDK's retries",
+    );
+    pub const JOBS: Series = ("jobs", "Batch inference jobs by state, per watch");
+    pub const WATCH_COUNT: Series = ("watches", "SolutionVersionWatches known to this instance");
+    pub const LEADER: Series = (
+        "leader",
+        "1 when this instance leads (or runs without leader election)",
+    );
+    pub const SECONDS_SINCE_SYNC: Series = (
+        "seconds_since_last_sync",
+        "Seconds since each watch's last complete listing (suspended watches have none)",
+    );
+    pub const LAST_SYNC: Series = (
+        "last_sync_timestamp_seconds",
+        "When each watch's last complete listing finished, in seconds since the epoch",
+    );
+    pub const PENDING_EVENTS: Series = (
+        "pending_events",
+        "Decided Events that wait to be published, per watch",
+    );
+    pub const JOBS_STUCK: Series = (
+        "jobs_stuck",
+        "Jobs PENDING or IN PROGRESS for longer than spec.stuckAfter, per watch",
+    );
+    pub const SECONDS_SINCE_NEWEST_JOB: Series = (
+        "seconds_since_newest_job",
+        "Seconds since the newest job of each watch was created",
+    );
+    pub const EXPECT_NEW_JOB_WITHIN: Series = (
+        "expect_new_job_within_seconds",
+        "spec.expectNewJobWithin of each watch that sets it, in seconds",
+    );
+    pub const JOB_DURATION: Series = (
+        "job_duration_seconds",
+        "Durations of finished jobs (last update less creation), by outcome; each job once, when its Event is published",
+    );
+    pub const STATUS_WRITES: Series = ("status_writes", "Status writes to the API server");
+    pub const STATUS_CONFLICTS: Series = (
+        "status_conflicts",
+        "Status writes refused with 409 Conflict (the object changed since it was read)",
+    );
+    pub const EVENTS: Series = ("events", "Kubernetes Events published, by reason");
+    pub const EVENT_FAILURES: Series = (
+        "event_publish_failures",
+        "Event creations the API server refused, by its reason (the Event stays pending)",
+    );
+    pub const OMISSIONS: Series = (
+        "listing_omissions",
+        "Jobs seen before that a complete listing left out",
+    );
+}
+
+/// Makes a metric and registers it as `series` says.
+fn registered<M: Metric + Clone>(registry: &mut Registry, series: series::Series, metric: M) -> M {
+    registry.register(series.0, series.1, metric.clone());
     metric
 }
 
@@ -112,97 +207,38 @@ impl Metrics {
         let mut registry = Registry::with_prefix("personalize_watch");
         let r = &mut registry;
         Metrics {
-            reconciles: registered(r, "reconciles", "Reconciles run", Counter::default()),
-            reconcile_errors: registered(
-                r,
-                "reconcile_errors",
-                "Reconciles that failed, by static reason",
-                Family::default(),
-            ),
+            reconciles: registered(r, series::RECONCILES, Counter::default()),
+            reconcile_errors: registered(r, series::RECONCILE_ERRORS, Family::default()),
             reconcile_duration: registered(
                 r,
-                "reconcile_duration_seconds",
-                "Time a reconcile takes, listing included",
+                series::RECONCILE_DURATION,
                 Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             ),
-            personalize_requests: registered(
+            personalize_requests: registered(r, series::PERSONALIZE_REQUESTS, Family::default()),
+            personalize_throttled: registered(r, series::PERSONALIZE_THROTTLED, Family::default()),
+            jobs: registered(r, series::JOBS, Family::default()),
+            watch_count: registered(r, series::WATCH_COUNT, Gauge::default()),
+            leader: registered(r, series::LEADER, Gauge::default()),
+            seconds_since_sync: registered(r, series::SECONDS_SINCE_SYNC, Family::default()),
+            last_sync: registered(r, series::LAST_SYNC, Family::default()),
+            pending_events: registered(r, series::PENDING_EVENTS, Family::default()),
+            jobs_stuck: registered(r, series::JOBS_STUCK, Family::default()),
+            seconds_since_newest_job: registered(
                 r,
-                "personalize_requests",
-                "Personalize calls by operation and outcome (Success or an error reason)",
+                series::SECONDS_SINCE_NEWEST_JOB,
                 Family::default(),
             ),
-            personalize_throttled: registered(
+            expect_new_job_within: registered(r, series::EXPECT_NEW_JOB_WITHIN, Family::default()),
+            job_duration: registered(
                 r,
-                "personalize_throttled_requests",
-                "Personalize calls that failed throttled after the SDK's retries",
-                Family::default(),
+                series::JOB_DURATION,
+                Family::new_with_constructor(duration_histogram),
             ),
-            jobs: registered(
-                r,
-                "jobs",
-                "Batch inference jobs by state, per watch",
-                Family::default(),
-            ),
-            watch_count: registered(
-                r,
-                "watches",
-                "SolutionVersionWatches known to this instance",
-                Gauge::default(),
-            ),
-            leader: registered(
-                r,
-                "leader",
-                "1 when this instance leads (or runs without leader election)",
-                Gauge::default(),
-            ),
-            seconds_since_sync: registered(
-                r,
-                "seconds_since_last_sync",
-                "Seconds since each watch's last complete listing (suspended watches have none)",
-                Family::default(),
-            ),
-            last_sync: registered(
-                r,
-                "last_sync_timestamp_seconds",
-                "When each watch's last complete listing finished, in seconds since the epoch",
-                Family::default(),
-            ),
-            pending_events: registered(
-                r,
-                "pending_events",
-                "Decided Events that wait to be published, per watch",
-                Family::default(),
-            ),
-            status_writes: registered(
-                r,
-                "status_writes",
-                "Status writes to the API server",
-                Counter::default(),
-            ),
-            status_conflicts: registered(
-                r,
-                "status_conflicts",
-                "Status writes refused with 409 Conflict (the object changed since it was read)",
-                Counter::default(),
-            ),
-            events: registered(
-                r,
-                "events",
-                "Kubernetes Events published, by reason",
-                Family::default(),
-            ),
-            event_failures: registered(
-                r,
-                "event_publish_failures",
-                "Event creations the API server refused, by its reason (the Event stays pending)",
-                Family::default(),
-            ),
-            omissions: registered(
-                r,
-                "listing_omissions",
-                "Jobs seen before that a complete listing left out",
-                Counter::default(),
-            ),
+            status_writes: registered(r, series::STATUS_WRITES, Counter::default()),
+            status_conflicts: registered(r, series::STATUS_CONFLICTS, Counter::default()),
+            events: registered(r, series::EVENTS, Family::default()),
+            event_failures: registered(r, series::EVENT_FAILURES, Family::default()),
+            omissions: registered(r, series::OMISSIONS, Counter::default()),
             watches: Mutex::default(),
             registry,
         }
@@ -264,6 +300,16 @@ impl Metrics {
             .inc();
     }
 
+    /// A job finished after the watch's first listing: observed once, when its Event is first
+    /// published (a second publish finds the Event there and observes nothing).
+    pub fn job_finished(&self, outcome: &str, seconds: f64) {
+        self.job_duration
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .observe(seconds);
+    }
+
     pub fn listing_omitted(&self, jobs: usize) {
         self.omissions.inc_by(jobs as u64);
     }
@@ -289,6 +335,7 @@ impl Metrics {
         }
         if let Some(counts) = view.counts {
             self.set_jobs(key, counts);
+            self.jobs_stuck.get_or_create(key).set(counts.stuck);
         }
         self.pending_events
             .get_or_create(key)
@@ -300,9 +347,23 @@ impl Metrics {
         if ages.is_none() {
             self.seconds_since_sync.remove(key);
         }
-        watches
-            .known
-            .insert(key.clone(), (view.uid.to_string(), ages));
+        if view.newest_job.is_none() {
+            self.seconds_since_newest_job.remove(key);
+        }
+        match view.expect_new_job_within {
+            Some(seconds) => {
+                self.expect_new_job_within.get_or_create(key).set(seconds);
+            }
+            None => {
+                self.expect_new_job_within.remove(key);
+            }
+        }
+        let known = Known {
+            uid: view.uid.to_string(),
+            last_sync: ages,
+            newest_job: view.newest_job,
+        };
+        watches.known.insert(key.clone(), known);
     }
 
     fn set_jobs(&self, key: &WatchLabels, counts: &JobCounts) {
@@ -329,7 +390,7 @@ impl Metrics {
                 watches.deleted.remove(&oldest);
             }
         }
-        if watches.known.get(key).is_some_and(|(u, _)| u == uid) {
+        if watches.known.get(key).is_some_and(|k| k.uid == uid) {
             watches.known.remove(key);
             self.remove_series(key);
         }
@@ -342,7 +403,7 @@ impl Metrics {
         let gone: Vec<WatchLabels> = watches
             .known
             .iter()
-            .filter(|(key, (uid, _))| !keep(key, uid))
+            .filter(|(key, known)| !keep(key, &known.uid))
             .map(|(key, _)| key.clone())
             .collect();
         for key in gone {
@@ -364,13 +425,21 @@ impl Metrics {
         self.seconds_since_sync.remove(key);
         self.last_sync.remove(key);
         self.pending_events.remove(key);
+        self.jobs_stuck.remove(key);
+        self.seconds_since_newest_job.remove(key);
+        self.expect_new_job_within.remove(key);
     }
 
     /// The text exposition, with ages computed now.
     pub fn encode(&self, now_epoch_seconds: f64) -> String {
-        for (key, (_, last_sync)) in &self.watches().known {
-            if let Some(at) = last_sync {
+        for (key, known) in &self.watches().known {
+            if let Some(at) = known.last_sync {
                 self.seconds_since_sync
+                    .get_or_create(key)
+                    .set((now_epoch_seconds - at).max(0.0));
+            }
+            if let Some(at) = known.newest_job {
+                self.seconds_since_newest_job
                     .get_or_create(key)
                     .set((now_epoch_seconds - at).max(0.0));
             }
@@ -382,6 +451,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Batch inference runs for minutes to days: 1 minute to about 68 hours.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(60.0, 2.0, 13))
 }
 
 fn job_labels(key: &WatchLabels, state: &str) -> JobStateLabels {
@@ -410,6 +484,8 @@ mod tests {
             last_sync: at,
             suspended: false,
             pending_events: 0,
+            newest_job: None,
+            expect_new_job_within: None,
         }
     }
 

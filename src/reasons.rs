@@ -15,14 +15,17 @@ pub enum ConditionType {
     Reconciling,
     /// False while decided Events wait in the outbox because publishing them failed.
     EventsPublished,
+    /// True while no new job came within spec.expectNewJobWithin (only with that field).
+    Overdue,
 }
 
 impl ConditionType {
-    pub const ALL: [ConditionType; 4] = [
+    pub const ALL: [ConditionType; 5] = [
         ConditionType::Ready,
         ConditionType::Stalled,
         ConditionType::Reconciling,
         ConditionType::EventsPublished,
+        ConditionType::Overdue,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -31,6 +34,7 @@ impl ConditionType {
             ConditionType::Stalled => "Stalled",
             ConditionType::Reconciling => "Reconciling",
             ConditionType::EventsPublished => "EventsPublished",
+            ConditionType::Overdue => "Overdue",
         }
     }
 }
@@ -102,10 +106,14 @@ pub enum Reason {
     Published,
     /// EventsPublished: Events wait in the outbox; the message says why.
     EventsPending,
+    /// Overdue True: the newest job is older than spec.expectNewJobWithin.
+    NoRecentJob,
+    /// Overdue False: a job came within spec.expectNewJobWithin.
+    RecentJob,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 25] = [
         Reason::Synced,
         Reason::Suspended,
         Reason::Retrying,
@@ -129,6 +137,8 @@ impl Reason {
         Reason::KubernetesApiError,
         Reason::Published,
         Reason::EventsPending,
+        Reason::NoRecentJob,
+        Reason::RecentJob,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -156,6 +166,8 @@ impl Reason {
             Reason::KubernetesApiError => "KubernetesApiError",
             Reason::Published => "Published",
             Reason::EventsPending => "EventsPending",
+            Reason::NoRecentJob => "NoRecentJob",
+            Reason::RecentJob => "RecentJob",
         }
     }
 }
@@ -174,6 +186,10 @@ pub mod event {
     pub const JOB_COMPLETED: &str = "BatchInferenceJobCompleted";
     /// Normal: the first listing's summary of jobs that had already finished.
     pub const JOBS_DISCOVERED: &str = "JobsDiscovered";
+    /// Warning: a job PENDING or IN PROGRESS for longer than spec.stuckAfter.
+    pub const JOB_STUCK: &str = "BatchInferenceJobStuck";
+    /// Warning: no new job within spec.expectNewJobWithin, once per episode.
+    pub const NO_RECENT_JOB: &str = "NoRecentBatchInferenceJob";
 }
 
 #[cfg(test)]

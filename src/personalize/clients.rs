@@ -206,6 +206,8 @@ mod tests {
                 active_poll_interval: None,
                 suspend: false,
                 max_jobs_in_status: 50,
+                stuck_after: None,
+                expect_new_job_within: None,
             },
         )
     }

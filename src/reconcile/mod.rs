@@ -265,6 +265,9 @@ fn decide(
             max_jobs_in_status: usize::try_from(watch.spec.max_jobs_in_status).unwrap_or(0),
             now,
             outcome,
+            // validate() refused a spec whose durations do not parse: it never lists.
+            expectations: spec::expectations(&watch.spec).unwrap_or_default(),
+            watch_created: watch.metadata.creation_timestamp.as_ref().map(|t| t.0),
         },
     )
 }

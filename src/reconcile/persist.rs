@@ -17,7 +17,9 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::controller;
-use crate::crd::{SolutionVersionWatch, SolutionVersionWatchStatus};
+use crate::crd::{
+    AnnouncementKind, PendingEvent, SolutionVersionWatch, SolutionVersionWatchStatus,
+};
 use crate::error::{Error, Result};
 use crate::events::{Announcement, Published};
 use crate::metrics::{WatchLabels, WatchView};
@@ -158,6 +160,7 @@ async fn publish_outbox(
             Ok(published) => {
                 if published == Published::Created {
                     ctx.metrics.event_published(&announcement.reason);
+                    observe_duration(ctx, pending);
                     info!(
                         reason = announcement.reason,
                         job = pending.job_name,
@@ -187,6 +190,19 @@ async fn publish_outbox(
         }
     }
     delivery
+}
+
+/// A finished job's duration goes into the histogram when its Event is created: once per job,
+/// across restarts and replicas (a later publish finds the Event there).
+fn observe_duration(ctx: &Context, pending: &PendingEvent) {
+    let outcome = match pending.kind {
+        AnnouncementKind::Completed => "completed",
+        AnnouncementKind::Failed => "failed",
+        _ => return,
+    };
+    if let Some(seconds) = pending.duration_seconds {
+        ctx.metrics.job_finished(outcome, seconds as f64);
+    }
 }
 
 /// What the API server said when it refused an Event (its message, not the whole status).
@@ -270,6 +286,7 @@ fn unchanged(
         observed_generation,
         conditions,
         counts,
+        latest_job,
         jobs: _,
         jobs_truncated,
         jobs_digest,
@@ -282,6 +299,7 @@ fn unchanged(
         && *observed_generation == base.observed_generation
         && *conditions == base.conditions
         && *counts == base.counts
+        && *latest_job == base.latest_job
         && *jobs_truncated == base.jobs_truncated
         && *last_sync_time == base.last_sync_time
         && *stale == base.stale
@@ -369,6 +387,15 @@ fn record_metrics(
             last_sync,
             suspended: watch.spec.suspend,
             pending_events: status.ledger.as_ref().map_or(0, |l| l.outbox.len()),
+            newest_job: status
+                .latest_job
+                .as_ref()
+                .and_then(|j| j.creation_time.as_ref())
+                .map(|t| t.0.as_second() as f64),
+            expect_new_job_within: super::spec::expectations(&watch.spec)
+                .ok()
+                .and_then(|e| e.new_job_within)
+                .map(|d| d.as_secs_f64()),
         },
     );
 }

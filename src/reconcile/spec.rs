@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::arn::SolutionVersionArn;
 use crate::config::parse_duration;
-use crate::crd::SolutionVersionWatch;
+use crate::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
+use crate::status::Expectations;
 
 /// How often to poll: while no job runs, and while any job is PENDING or IN PROGRESS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,7 @@ pub fn validate(watch: &SolutionVersionWatch, defaults: PollIntervals) -> Result
             defaults.active,
         )?,
     };
+    expectations(spec)?;
     Ok(Target {
         arn: arn_of(watch)?,
         intervals,
@@ -59,4 +61,26 @@ pub fn arn_of(watch: &SolutionVersionWatch) -> Result<SolutionVersionArn, String
         )),
         _ => Ok(arn),
     }
+}
+
+/// spec.stuckAfter and spec.expectNewJobWithin, parsed; the error says which field to fix.
+pub fn expectations(spec: &SolutionVersionWatchSpec) -> Result<Expectations, String> {
+    let parse = |field: &str, text: &Option<String>, min: Duration| -> Result<_, String> {
+        let Some(text) = text else { return Ok(None) };
+        let d = parse_duration(text).map_err(|e| format!("spec.{field}: {e}"))?;
+        if d < min {
+            return Err(format!("spec.{field} must be at least {}s", min.as_secs()));
+        }
+        jiff::SignedDuration::try_from(d)
+            .map(Some)
+            .map_err(|e| format!("spec.{field}: {e}"))
+    };
+    Ok(Expectations {
+        stuck_after: parse("stuckAfter", &spec.stuck_after, Duration::from_secs(5))?,
+        new_job_within: parse(
+            "expectNewJobWithin",
+            &spec.expect_new_job_within,
+            Duration::from_secs(60),
+        )?,
+    })
 }

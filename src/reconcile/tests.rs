@@ -31,6 +31,8 @@ fn watch(suspend: bool) -> SolutionVersionWatch {
             active_poll_interval: Some("1m".into()),
             suspend,
             max_jobs_in_status: 50,
+            stuck_after: None,
+            expect_new_job_within: None,
         },
     );
     w.metadata.namespace = Some("default".into());

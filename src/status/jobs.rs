@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::crd::{JobCounts, JobSummary};
+use crate::crd::{JobCounts, JobSummary, LatestJob};
 use crate::personalize::ListedJob;
 use crate::text::truncate_utf8;
 
@@ -82,6 +82,27 @@ fn summary(job: &ListedJob) -> JobSummary {
             .as_deref()
             .map(|r| truncate_utf8(r, MAX_FAILURE_REASON_BYTES).to_string()),
         solution_version_arn: job.solution_version_arn.clone(),
+        duration_seconds: super::ledger::duration_seconds(job),
+    }
+}
+
+/// The newest job of all, as status.latestJob shows it. A listing that leaves out the newest
+/// job seen before (or lists none) keeps that one: the newest job only gets newer, so one
+/// incomplete listing cannot make a watch look overdue.
+pub fn latest(jobs: &[ListedJob], prev: Option<&LatestJob>) -> Option<LatestJob> {
+    let listed = jobs
+        .iter()
+        .min_by(|a, b| newest_first(a, b))
+        .map(|newest| LatestJob {
+            name: newest.name.clone(),
+            status: newest.status.clone(),
+            creation_time: newest.created.map(|t| Time(whole_seconds(t))),
+        });
+    let created = |j: &LatestJob| j.creation_time.as_ref().map(|t| t.0);
+    match (listed, prev) {
+        (Some(l), Some(p)) if created(p) > created(&l) => Some(p.clone()),
+        (None, p) => p.cloned(),
+        (l, _) => l,
     }
 }
 
@@ -106,6 +127,7 @@ pub fn digest(jobs: &[JobSummary], truncated: bool) -> String {
             last_updated_time,
             failure_reason,
             solution_version_arn,
+            duration_seconds,
         } = job;
         hash.text(name);
         hash.text(arn);
@@ -117,6 +139,8 @@ pub fn digest(jobs: &[JobSummary], truncated: bool) -> String {
         }
         hash.optional(failure_reason.as_deref().map(str::as_bytes));
         hash.optional(solution_version_arn.as_deref().map(str::as_bytes));
+        let duration = duration_seconds.map(i64::to_le_bytes);
+        hash.optional(duration.as_ref().map(|b| &b[..]));
     }
     hash.bytes(&[u8::from(truncated)]);
     format!("{:016x}-{}", hash.0, jobs.len())
@@ -213,6 +237,7 @@ mod digest_tests {
             last_updated_time: t(2),
             failure_reason: Some("why".into()),
             solution_version_arn: Some("sv".into()),
+            duration_seconds: Some(1),
         };
         let d = |j: &JobSummary| digest(std::slice::from_ref(j), false);
         let variants: Vec<JobSummary> = vec![
@@ -246,6 +271,10 @@ mod digest_tests {
             },
             JobSummary {
                 solution_version_arn: None,
+                ..base.clone()
+            },
+            JobSummary {
+                duration_seconds: Some(2),
                 ..base.clone()
             },
             JobSummary {

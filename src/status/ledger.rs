@@ -50,6 +50,8 @@ pub struct Listed<'a> {
     pub counts: &'a JobCounts,
     pub source: &'a ListingSource,
     pub now: Timestamp,
+    /// spec.stuckAfter: unfinished jobs older than this are announced as stuck, once.
+    pub stuck_after: Option<SignedDuration>,
 }
 
 /// The ledger after a complete listing.
@@ -105,6 +107,7 @@ pub fn next_ledger(prev: Option<&EventLedger>, listed: &Listed<'_>) -> LedgerUpd
             omitted: 0,
         },
     };
+    update.deferred += announce_stuck(&mut update.ledger, listed);
     settle(&mut update.ledger, listed);
     update
 }
@@ -233,6 +236,96 @@ fn settle(ledger: &mut EventLedger, listed: &Listed<'_>) {
     }
     let excess = ledger.open.len().saturating_sub(MAX_OPEN);
     ledger.open.drain(..excess);
+    if !ledger.stuck.is_empty() {
+        let open: HashSet<&String> = ledger.open.iter().collect();
+        ledger.stuck.retain(|id| open.contains(id));
+    }
+}
+
+/// How long an unfinished job has existed, when that is longer than `stuck_after`.
+pub fn stuck_for(
+    job: &ListedJob,
+    stuck_after: SignedDuration,
+    now: Timestamp,
+) -> Option<SignedDuration> {
+    let state = JobState::of(&job.status);
+    if !matches!(state, JobState::Pending | JobState::InProgress) {
+        return None;
+    }
+    let age = whole_seconds(now).duration_since(whole_seconds(job.created?));
+    (age > stuck_after).then_some(age)
+}
+
+/// Announces the jobs that became stuck, once each, while the outbox has room; returns how
+/// many wait for room.
+fn announce_stuck(ledger: &mut EventLedger, listed: &Listed<'_>) -> usize {
+    let Some(stuck_after) = listed.stuck_after else {
+        return 0;
+    };
+    let announced: HashSet<String> = ledger.stuck.iter().cloned().collect();
+    let mut waiting = 0;
+    for job in listed.jobs {
+        let Some(age) = stuck_for(job, stuck_after, listed.now) else {
+            continue;
+        };
+        let Some(id) = job_id(job) else { continue };
+        // A finished job's old, unfinished view (a lagging listing) is not stuck.
+        if announced.contains(&id) || ledger.finished.contains_key(&id) {
+            continue;
+        }
+        if ledger.outbox.len() >= MAX_OUTBOX {
+            waiting += 1;
+            continue;
+        }
+        ledger
+            .outbox
+            .push(stuck_announcement(job, age, stuck_after));
+        ledger.stuck.push(id);
+    }
+    waiting
+}
+
+/// The Event for a job that has not finished in time.
+fn stuck_announcement(
+    job: &ListedJob,
+    age: SignedDuration,
+    stuck_after: SignedDuration,
+) -> PendingEvent {
+    let created = job
+        .created
+        .map(whole_seconds)
+        .map_or_else(String::new, |t| format!(" (created {t})"));
+    let note = format!(
+        "Batch inference job {} has been {} for {}{created}, longer than spec.stuckAfter {}",
+        job.name,
+        job.status,
+        human_duration(age),
+        human_duration(stuck_after),
+    );
+    PendingEvent {
+        kind: AnnouncementKind::Stuck,
+        id: job_key(job).unwrap_or_default(),
+        job_name: job.name.clone(),
+        note: truncate_utf8(&note, MAX_NOTE_BYTES).to_string(),
+        duration_seconds: None,
+    }
+}
+
+/// "2h5m10s", "45s": whole seconds, largest units first.
+pub fn human_duration(d: SignedDuration) -> String {
+    let total = d.as_secs().max(0);
+    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
 }
 
 /// The baseline's summary Event: one per source, exactly once.
@@ -248,6 +341,7 @@ fn discovered(listed: &Listed<'_>, horizon: Timestamp) -> PendingEvent {
             "First listing found {}: jobs that had already finished are not announced one by one",
             describe_counts(listed.counts)
         ),
+        duration_seconds: None,
     }
 }
 
@@ -275,5 +369,15 @@ fn announcement(job: &ListedJob) -> PendingEvent {
         id: job_key(job).unwrap_or_default(),
         job_name: job.name.clone(),
         note: truncate_utf8(&note, MAX_NOTE_BYTES).to_string(),
+        duration_seconds: duration_seconds(job),
     }
+}
+
+/// A finished job's duration: its last update less its creation, in whole seconds.
+pub fn duration_seconds(job: &ListedJob) -> Option<i64> {
+    if !JobState::of(&job.status).finished() {
+        return None;
+    }
+    let (created, updated) = (job.created?, job.updated?);
+    Some((updated.as_second() - created.as_second()).max(0))
 }

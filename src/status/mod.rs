@@ -8,6 +8,7 @@ pub mod budget;
 pub mod conditions;
 pub mod jobs;
 pub mod ledger;
+pub mod timeliness;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -19,6 +20,7 @@ use crate::reasons::{ConditionStatus, ConditionType, Reason};
 pub use conditions::{Conditions, condition};
 pub use jobs::{JobState, counts};
 pub use ledger::{LedgerUpdate, job_id};
+pub use timeliness::Expectations;
 
 use ConditionStatus::{False, True};
 use ConditionType::{EventsPublished, Ready, Reconciling, Stalled};
@@ -49,6 +51,10 @@ pub struct Observation<'a> {
     pub max_jobs_in_status: usize,
     pub now: Timestamp,
     pub outcome: PollOutcome<'a>,
+    /// spec.stuckAfter and spec.expectNewJobWithin.
+    pub expectations: Expectations,
+    /// metadata.creationTimestamp: a watch that never saw a job is overdue from then.
+    pub watch_created: Option<Timestamp>,
 }
 
 /// What a reconcile decided: the next status, whose ledger's outbox holds every Event still to
@@ -90,18 +96,21 @@ fn after_listing(
     obs: &Observation<'_>,
 ) -> Decision {
     let jobs = jobs::relevant_jobs(&listing.jobs, obs.solution_version_arn);
-    let counts = counts(&jobs);
+    let mut counts = counts(&jobs);
+    counts.stuck = timeliness::stuck_count(&jobs, &obs.expectations, obs.now);
     let listed = ledger::Listed {
         jobs: &jobs,
         counts: &counts,
         source: &listing.source,
         now: obs.now,
+        stuck_after: obs.expectations.stuck_after,
     };
     let update = ledger::next_ledger(prev.ledger.as_ref(), &listed);
     let described = jobs::describe_counts(&counts);
     let g = obs.generation;
     let mut status = SolutionVersionWatchStatus {
         observed_generation: Some(g),
+        latest_job: jobs::latest(&jobs, prev.latest_job.as_ref()),
         jobs: jobs::newest(&jobs, obs.max_jobs_in_status),
         jobs_truncated: jobs.len() > obs.max_jobs_in_status,
         counts: Some(counts),
@@ -119,6 +128,12 @@ fn after_listing(
         Reason::Synced,
         &format!("Generation {g} listed"),
     );
+    let clock = timeliness::Clock {
+        now: obs.now,
+        generation: g,
+        watch_created: obs.watch_created,
+    };
+    timeliness::assess_overdue(&mut status, &obs.expectations, &clock);
     budget::fit(&mut status);
     status.jobs_digest = Some(jobs::digest(&status.jobs, status.jobs_truncated));
     Decision {

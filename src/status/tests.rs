@@ -1,6 +1,7 @@
 use super::*;
 use crate::crd::{AnnouncementKind, EventLedger, ListingSource, PendingEvent};
 use crate::personalize::ListedJob;
+use jiff::SignedDuration;
 use ledger::{CLOCK_ALLOWANCE, MAX_FINISHED, MAX_OPEN, MAX_OUTBOX, RETENTION};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -47,12 +48,40 @@ fn observe<'a>(outcome: PollOutcome<'a>, now: i64, max: usize) -> Observation<'a
         max_jobs_in_status: max,
         now: t(now),
         outcome,
+        expectations: Expectations::default(),
+        watch_created: None,
     }
 }
 
 /// The next status after listing `jobs` at `now`.
 fn listed(prev: Option<&SolutionVersionWatchStatus>, jobs: &[ListedJob], now: i64) -> Decision {
     next_status(prev, &observe(PollOutcome::Listed(&listing(jobs)), now, 50))
+}
+
+/// Jobs running longer than this are stuck, in the tests that say so.
+const STUCK_AFTER: SignedDuration = SignedDuration::from_secs(30);
+
+fn expecting() -> Expectations {
+    Expectations {
+        stuck_after: Some(STUCK_AFTER),
+        new_job_within: Some(SignedDuration::from_secs(60)),
+    }
+}
+
+/// The next status after listing `jobs` at `now`, with spec.stuckAfter 30s and
+/// spec.expectNewJobWithin 1m; the watch was created at 0.
+fn listed_expecting(
+    prev: Option<&SolutionVersionWatchStatus>,
+    jobs: &[ListedJob],
+    now: i64,
+) -> Decision {
+    let listing = listing(jobs);
+    let obs = Observation {
+        expectations: expecting(),
+        watch_created: Some(t(0)),
+        ..observe(PollOutcome::Listed(&listing), now, 50)
+    };
+    next_status(prev, &obs)
 }
 
 fn outbox(status: &SolutionVersionWatchStatus) -> Vec<PendingEvent> {
@@ -183,8 +212,11 @@ fn conditions_keep_transition_time_and_status_is_stable() {
     let mut a = first.clone();
     a.last_sync_time = second.last_sync_time.clone();
     assert_eq!(a, second);
-    // Each condition type once.
-    for c in ConditionType::ALL {
+    // Each condition type once (Overdue only with spec.expectNewJobWithin).
+    for c in ConditionType::ALL
+        .into_iter()
+        .filter(|c| *c != ConditionType::Overdue)
+    {
         assert_eq!(
             second
                 .conditions
@@ -463,9 +495,11 @@ fn largest_status() -> SolutionVersionWatchStatus {
             ),
             job_name: format!("{long_name}{n}"),
             note: "x".repeat(1024),
+            duration_seconds: Some(i64::MAX),
         })
         .collect();
     ledger.open = (0..MAX_OPEN).map(|n| format!("{n:016x}")).collect();
+    ledger.stuck = ledger.open.clone();
     ledger.finished = (0..MAX_FINISHED)
         .map(|n| (format!("{:016x}", (n + 1) << 32), 1_700_000_000 + n as i64))
         .collect();
@@ -559,6 +593,8 @@ struct World {
     unrecorded: HashMap<String, i64>,
     /// Jobs a written listing showed unfinished (maybe an old view): the ledger awaits them.
     seen_unfinished: HashSet<String>,
+    /// Stuck Events created per job (apart from `created`: a stuck job also finishes).
+    stuck_created: HashMap<String, usize>,
 }
 
 impl World {
@@ -616,7 +652,12 @@ impl World {
                 .is_some_and(|at| self.clock - at < EVENT_TTL);
             if !exists {
                 self.events.insert(key, self.clock);
-                if e.kind != AnnouncementKind::Discovered {
+                if e.kind == AnnouncementKind::Stuck {
+                    *self.stuck_created.entry(e.job_name.clone()).or_default() += 1;
+                } else if !matches!(
+                    e.kind,
+                    AnnouncementKind::Discovered | AnnouncementKind::Overdue
+                ) {
                     self.created
                         .entry(e.job_name.clone())
                         .or_default()
@@ -629,7 +670,7 @@ impl World {
     fn poll(&mut self, shape: &PollShape) {
         self.clock += 1;
         let listed = self.listing(shape);
-        let decision = super::tests::listed(self.stored.as_ref(), &listed, self.clock);
+        let decision = listed_expecting(self.stored.as_ref(), &listed, self.clock);
         let counts = decision.status.counts.clone().unwrap();
         let unique: HashSet<&str> = listed.iter().map(|j| j.arn.as_str()).collect();
         assert_eq!(counts.total as usize, unique.len());
@@ -657,12 +698,9 @@ impl World {
             },
         };
         if shape.ending == 1 {
-            for e in outbox
-                .iter()
-                .filter(|e| e.kind != AnnouncementKind::Discovered)
-            {
+            for e in outbox.iter().filter(|e| !e.job_name.is_empty()) {
                 self.unrecorded
-                    .entry(e.job_name.clone())
+                    .entry(unrecorded_key(e))
                     .or_insert(self.clock);
             }
             return;
@@ -677,16 +715,31 @@ impl World {
         // Recorded as published: accounted for in `finished`, and not waiting in the outbox.
         let ledger = status.ledger.clone().unwrap_or_default();
         let jobs = &self.jobs;
-        self.unrecorded.retain(|name, _| {
-            let pending = ledger.outbox.iter().any(|e| e.job_name == *name);
-            let accounted = jobs
+        self.unrecorded.retain(|key, _| {
+            let pending = ledger.outbox.iter().any(|e| unrecorded_key(e) == *key);
+            let (stuck, name) = match key.strip_prefix("stuck:") {
+                Some(name) => (true, name),
+                None => (false, key.as_str()),
+            };
+            let id = jobs
                 .iter()
-                .find(|j| j.now.name == *name)
-                .and_then(|j| job_id(&j.now))
-                .is_some_and(|id| ledger.finished.contains_key(&id));
+                .find(|j| j.now.name == name)
+                .and_then(|j| job_id(&j.now));
+            let accounted = id.is_some_and(|id| match stuck {
+                true => ledger.stuck.contains(&id) || ledger.finished.contains_key(&id),
+                false => ledger.finished.contains_key(&id),
+            });
             pending || !accounted
         });
         self.stored = Some(status);
+    }
+}
+
+/// What `World::unrecorded` calls an Event: the job's name, prefixed for a stuck Event.
+fn unrecorded_key(e: &PendingEvent) -> String {
+    match e.kind {
+        AnnouncementKind::Stuck => format!("stuck:{}", e.job_name),
+        _ => e.job_name.clone(),
     }
 }
 
@@ -702,6 +755,7 @@ fn check_announcements(steps: Vec<Step>) -> Result<(), TestCaseError> {
         first_publishable: HashMap::new(),
         unrecorded: HashMap::new(),
         seen_unfinished: HashSet::new(),
+        stuck_created: HashMap::new(),
     };
     for s in steps {
         match s {
@@ -761,6 +815,8 @@ fn check_announcements(steps: Vec<Step>) -> Result<(), TestCaseError> {
     }
     let baseline = w.baseline.unwrap();
     for j in &w.jobs {
+        let stuck = w.stuck_created.get(&j.now.name).copied().unwrap_or(0);
+        prop_assert!(stuck <= 1, "{} announced stuck {} times", j.now.name, stuck);
         let created = w.created.get(&j.now.name).cloned().unwrap_or_default();
         prop_assert!(created.len() <= 1, "{} announced {:?}", j.now.name, created);
         let state = JobState::of(&j.now.status);
@@ -852,4 +908,143 @@ fn a_quiet_listing_keeps_its_last_sync_until_the_heartbeat() {
         "a change is written at once"
     );
     assert_ne!(changed.jobs_digest, first.jobs_digest);
+}
+
+/// The job Events in the outbox of a decision, as (kind, job name) pairs.
+fn decided(status: &SolutionVersionWatchStatus) -> Vec<(AnnouncementKind, String)> {
+    announced(status)
+        .into_iter()
+        .filter(|(kind, _)| *kind != AnnouncementKind::Overdue)
+        .collect()
+}
+
+#[test]
+fn a_stuck_job_is_announced_once_and_its_failure_still_comes() {
+    let running = job(1, "IN PROGRESS", 0);
+    let first = published(listed_expecting(None, std::slice::from_ref(&running), 20).status);
+    assert_eq!(
+        first.counts.as_ref().unwrap().stuck,
+        0,
+        "20s is not past 30s"
+    );
+    let stuck = listed_expecting(Some(&first), std::slice::from_ref(&running), 45).status;
+    assert_eq!(stuck.counts.as_ref().unwrap().stuck, 1);
+    assert_eq!(
+        decided(&stuck),
+        [(AnnouncementKind::Stuck, "job-1".to_string())]
+    );
+    let note = &outbox(&stuck)[0].note;
+    assert!(
+        note.contains("job-1 has been IN PROGRESS for 45s") && note.contains("stuckAfter 30s"),
+        "{note}"
+    );
+    // Later listings, also one that leaves the job out, decide nothing more.
+    let mut status = published(stuck);
+    for (jobs, now) in [
+        (vec![running.clone()], 60),
+        (vec![], 70),
+        (vec![running.clone()], 80),
+    ] {
+        status = listed_expecting(Some(&status), &jobs, now).status;
+        assert!(
+            decided(&status).is_empty(),
+            "at {now}: {:?}",
+            outbox(&status)
+        );
+        status = published(status);
+    }
+    let mut failed = job(1, "CREATE FAILED", 0);
+    failed.updated = Some(t(90));
+    let done = listed_expecting(Some(&status), &[failed], 95).status;
+    assert_eq!(
+        decided(&done),
+        [(AnnouncementKind::Failed, "job-1".to_string())]
+    );
+    assert_eq!(outbox(&done)[0].duration_seconds, Some(90));
+    assert_eq!(done.counts.as_ref().unwrap().stuck, 0);
+    assert!(done.ledger.as_ref().unwrap().stuck.is_empty());
+}
+
+#[test]
+fn without_stuck_after_nothing_is_stuck() {
+    let status = listed(None, &[job(1, "PENDING", 0)], 100_000).status;
+    assert_eq!(status.counts.as_ref().unwrap().stuck, 0);
+    assert!(condition(&status, ConditionType::Overdue).is_none());
+}
+
+#[test]
+fn an_overdue_episode_is_announced_once_and_a_new_job_ends_it() {
+    let old = job(1, "ACTIVE", 10);
+    let first = listed_expecting(None, std::slice::from_ref(&old), 100).status;
+    let overdue = condition(&first, ConditionType::Overdue).unwrap();
+    assert_eq!(
+        (overdue.status.as_str(), overdue.reason.as_str()),
+        ("True", "NoRecentJob")
+    );
+    assert!(
+        overdue.message.contains(&format!("since {}", t(10))),
+        "{}",
+        overdue.message
+    );
+    let episodes = |s: &SolutionVersionWatchStatus| {
+        outbox(s)
+            .iter()
+            .filter(|e| e.kind == AnnouncementKind::Overdue)
+            .count()
+    };
+    assert_eq!(episodes(&first), 1);
+    // Decided again (a write conflict, a restart before the write): the same Event.
+    let again = listed_expecting(None, std::slice::from_ref(&old), 105).status;
+    assert_eq!(outbox(&again)[1].id, outbox(&first)[1].id);
+    let mut status = published(first);
+    status = listed_expecting(Some(&status), std::slice::from_ref(&old), 130).status;
+    assert_eq!(episodes(&status), 0, "the episode goes on");
+    let new = job(2, "PENDING", 140);
+    status = listed_expecting(Some(&published(status)), &[old.clone(), new], 150).status;
+    let c = condition(&status, ConditionType::Overdue).unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "RecentJob")
+    );
+    assert_eq!(
+        status.latest_job.as_ref().map(|j| j.name.as_str()),
+        Some("job-2")
+    );
+    assert_eq!(
+        condition(&status, ConditionType::Ready).unwrap().status,
+        "True",
+        "Ready keeps meaning the listing worked"
+    );
+}
+
+#[test]
+fn a_watch_that_never_saw_a_job_is_overdue_from_its_creation() {
+    let fresh = listed_expecting(None, &[], 30).status;
+    assert_eq!(
+        condition(&fresh, ConditionType::Overdue).unwrap().status,
+        "False"
+    );
+    let later = listed_expecting(Some(&published(fresh)), &[], 90).status;
+    let c = condition(&later, ConditionType::Overdue).unwrap();
+    assert_eq!(c.status, "True");
+    assert!(
+        c.message.contains("no job was ever listed"),
+        "{}",
+        c.message
+    );
+}
+
+#[test]
+fn finished_jobs_show_their_duration_and_the_latest_job_is_named() {
+    let mut done = job(1, "ACTIVE", 10);
+    done.updated = Some(t(3_610));
+    let status = listed(None, &[done, job(2, "IN PROGRESS", 20)], 4_000).status;
+    let by_name = |n: &str| status.jobs.iter().find(|j| j.name == n).unwrap();
+    assert_eq!(by_name("job-1").duration_seconds, Some(3_600));
+    assert_eq!(by_name("job-2").duration_seconds, None);
+    let latest = status.latest_job.unwrap();
+    assert_eq!(
+        (latest.name.as_str(), latest.status.as_str()),
+        ("job-2", "IN PROGRESS")
+    );
 }

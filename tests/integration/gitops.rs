@@ -85,6 +85,36 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     f.apply_watch("progressing", &progressing, "").await;
     f.apply_watch("suspended", &healthy, "  suspend: true\n")
         .await;
+    // A job running for 10 minutes, past stuckAfter; a newest job 10 minutes old, past
+    // expectNewJobWithin.
+    let stuck = support::solution_version_arn("stuck");
+    let late = support::solution_version_arn("late");
+    for (sv, status) in [(&stuck, "IN PROGRESS"), (&late, "ACTIVE")] {
+        f.emu
+            .generate_batch(&personalize_emulator::store::Batch {
+                solution_version_arn: sv.clone(),
+                count: 1,
+                status: Some(status.into()),
+                name_prefix: Some("old".into()),
+                age_seconds: 600,
+                ..Default::default()
+            })
+            .await;
+    }
+    f.apply_watch("stuck", &stuck, "  stuckAfter: 5m\n").await;
+    f.apply_watch("late", &late, "  expectNewJobWithin: 5m\n")
+        .await;
+    f.wait_status("stuck", Duration::from_secs(30), "a stuck job", |w| {
+        w.status
+            .as_ref()
+            .and_then(|s| s.counts.as_ref())
+            .is_some_and(|c| c.stuck == 1)
+    })
+    .await;
+    f.wait_status("late", Duration::from_secs(30), "overdue", |w| {
+        condition(w, "Overdue").map(|c| c.0) == Some("True".into())
+    })
+    .await;
     f.wait_status("healthy", Duration::from_secs(30), "healthy listed", |w| {
         total(w) == Some(3)
     })
@@ -134,6 +164,8 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     assert_eq!(argo["degraded"], "Degraded", "{out}");
     assert_eq!(argo["progressing"], "Progressing", "{out}");
     assert_eq!(argo["suspended"], "Suspended", "{out}");
+    assert_eq!(argo["stuck"], "Degraded", "{out}");
+    assert_eq!(argo["late"], "Degraded", "{out}");
     // A watch no controller has touched yet is Progressing too.
     let unlisted = json!({"items": [{"apiVersion": "personalize-watch.dev/v1alpha1", "kind": "SolutionVersionWatch",
         "metadata": {"name": "new", "generation": 1}, "spec": {"solutionVersionArn": healthy}}]});
@@ -225,6 +257,10 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     assert_eq!(flux["suspended"], "Current", "{out}");
     assert_eq!(flux["degraded"], "Failed", "{out}");
     assert_eq!(flux["progressing"], "InProgress", "{out}");
+    // kstatus reads Ready, Reconciling and Stalled only: a stuck or overdue watch that lists
+    // is Current (its Overdue condition and counts.stuck are for Argo CD and alerts).
+    assert_eq!(flux["stuck"], "Current", "{out}");
+    assert_eq!(flux["late"], "Current", "{out}");
 
     // kubectl wait on the Ready condition.
     let CommandOutput {
@@ -268,10 +304,30 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         .collect();
     names.sort();
     names.dedup();
-    assert!(names.len() >= 4);
+    assert!(names.len() >= 6);
     for name in names {
         assert!(metrics.has(name), "{name} is not an exported metric");
     }
+    // What the stuck and overdue rules compare, as /metrics says it.
+    let series = |name: &str, watch: &str| {
+        metrics.value(&format!(
+            "{name}{{namespace=\"{}\",name=\"{watch}\"}}",
+            f.ns
+        ))
+    };
+    assert_eq!(series("personalize_watch_jobs_stuck", "stuck"), Some(1.0));
+    assert_eq!(series("personalize_watch_jobs_stuck", "late"), Some(0.0));
+    let age = series("personalize_watch_seconds_since_newest_job", "late").unwrap_or(0.0);
+    let within = series("personalize_watch_expect_new_job_within_seconds", "late");
+    assert!(
+        within == Some(300.0) && age > 300.0,
+        "{age} {within:?}\n{}",
+        metrics.text()
+    );
+    assert_eq!(
+        series("personalize_watch_expect_new_job_within_seconds", "healthy"),
+        None
+    );
 }
 
 #[tokio::test]
@@ -363,7 +419,7 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 6 rules found"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 8 rules found"));
     // A broken expression is refused, so the check can fail.
     let broken = std::env::temp_dir().join(format!("pw-broken-rules-{}.yaml", std::process::id()));
     std::fs::write(
@@ -410,9 +466,10 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
     assert!(ok, "{err}");
 }
 
-/// `make demo`, non-interactively, as a new user runs it.
+/// `make demo`, non-interactively, as a new user runs it: the simulated service starts, runs,
+/// completes and fails jobs with no script touching the emulator, and the Events follow.
 #[test]
-fn demo_shows_counts_and_the_failure_event() {
+fn demo_shows_counts_and_the_simulated_service_moving() {
     let out = Command::new("bash")
         .arg(support::repo_root().join("hack/demo.sh"))
         .env("DEMO_EXIT", "1")
@@ -432,7 +489,8 @@ fn demo_shows_counts_and_the_failure_event() {
         "==> installing the SolutionVersionWatch CRD",
         "==> running the operator",
         "==> applying examples/demo.yaml",
-        "==> the new Warning Event",
+        "==> watching the simulated service",
+        "==> kubectl personalize-watch jobs movie-recs",
         "==> stopping everything the demo started",
     ] {
         assert!(
@@ -444,11 +502,59 @@ fn demo_shows_counts_and_the_failure_event() {
         stdout.contains("movie-recs   True    12      2         1         8        1"),
         "{stdout}"
     );
-    assert!(stdout.contains("Warning   BatchInferenceJobFailed   movie-recs   Batch inference job nightly-2026-11-28 failed"), "{stdout}");
+    let event = |reason: &str, text: &str| {
+        stdout
+            .lines()
+            .any(|l| l.contains(reason) && l.contains("movie-recs") && l.contains(text))
+    };
     assert!(
-        stdout.contains("movie-recs   True    12      2         0         8        2"),
+        event(
+            "BatchInferenceJobCompleted",
+            "Batch inference job live-1 completed"
+        ),
         "{stdout}"
     );
+    assert!(
+        event(
+            "BatchInferenceJobFailed",
+            "Batch inference job live-2 failed: AccessDenied"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        event(
+            "BatchInferenceJobStuck",
+            "nightly-2026-11-28 has been IN PROGRESS for"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        event(
+            "NoRecentBatchInferenceJob",
+            "No new batch inference job since 2026-11-28T04:00:00Z"
+        ),
+        "{stdout}"
+    );
+    // The plugin's table shows the simulated jobs, then the counts and conditions.
+    let table = stdout
+        .split("==> kubectl personalize-watch jobs movie-recs")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .starts_with("NAME "),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("live-2 ") && l.contains("CREATE FAILED")),
+        "{table}"
+    );
+    assert!(table.contains("Overdue"), "{table}");
 }
 
 /// docs/gitops/argo-events run by Argo Events' own code (hack/argo-events-check): the resource

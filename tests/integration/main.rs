@@ -17,3 +17,4 @@ mod production;
 mod reliability;
 mod smoke;
 mod tenancy;
+mod timeliness;

@@ -323,6 +323,8 @@ async fn watch_namespace_and_label_selector_scope_the_operator() {
                 active_poll_interval: Some("1m".into()),
                 suspend: false,
                 max_jobs_in_status: 50,
+                stuck_after: None,
+                expect_new_job_within: None,
             },
         );
         w.metadata.labels = Some([("shard".to_string(), shard.to_string())].into());
@@ -381,6 +383,8 @@ async fn rate_limit_holds_for_200_watches_and_all_converge() {
                 active_poll_interval: Some("1m".into()),
                 suspend: false,
                 max_jobs_in_status: 5,
+                stuck_after: None,
+                expect_new_job_within: None,
             },
         );
         api.create(&PostParams::default(), &w).await.unwrap();

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod identity;
 pub mod model;
 pub mod server;
+pub mod simulation;
 pub mod store;
 pub mod sts;
 pub mod token;
@@ -32,6 +33,21 @@ fn identities_of(state: &StateFile) -> Identities {
         &state.identities,
         &state.roles,
     )
+}
+
+/// The simulation, started now.
+fn simulation_of(state: &StateFile) -> Option<simulation::Simulation> {
+    state
+        .simulation
+        .clone()
+        .map(|spec| simulation::Simulation::new(spec, model::EpochMillis::now()))
+}
+
+/// Advances the simulation (if any) to now.
+pub fn simulate(state: &mut EmulatorState) {
+    if let Some(sim) = state.simulation.as_mut() {
+        sim.advance(&mut state.store, model::EpochMillis::now());
+    }
 }
 
 /// One answered API request, as `GET /_emulator/requests` shows it.
@@ -71,6 +87,8 @@ pub struct EmulatorState {
     pub requests: Vec<LoggedRequest>,
     pub order: ListingOrder,
     pub identities: Identities,
+    /// Moves jobs by themselves when the state file has a `simulation` block.
+    pub simulation: Option<simulation::Simulation>,
     next_seq: u64,
     /// What `POST /_emulator/reset` goes back to.
     initial: StateFile,
@@ -87,9 +105,13 @@ struct Omissions {
 
 impl EmulatorState {
     pub fn new(initial: StateFile) -> Result<Self, String> {
+        if let Some(spec) = &initial.simulation {
+            spec.check()?;
+        }
         Ok(EmulatorState {
             store: Store::from_state(initial.clone())?,
             identities: identities_of(&initial),
+            simulation: simulation_of(&initial),
             initial,
             ..Default::default()
         })
@@ -99,6 +121,7 @@ impl EmulatorState {
         // The initial state loaded once already, so it loads again.
         self.store = Store::from_state(self.initial.clone()).unwrap_or_default();
         self.identities = identities_of(&self.initial);
+        self.simulation = simulation_of(&self.initial);
         self.faults.clear();
         self.requests.clear();
     }

@@ -213,6 +213,9 @@ pub struct StateFile {
     pub identities: Vec<crate::identity::IdentitySpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<crate::identity::RoleSpec>,
+    /// Jobs that move by themselves; see [`crate::simulation`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<crate::simulation::SimulationSpec>,
 }
 
 impl StateFile {

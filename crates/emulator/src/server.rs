@@ -27,12 +27,16 @@ impl Shared {
         Shared(Arc::new(Mutex::new(state)))
     }
 
+    /// The state as of now: a simulation moves jobs whenever anyone looks.
     fn lock(&self) -> MutexGuard<'_, EmulatorState> {
         // A panic while holding the lock cannot leave the state half-written in a way that
         // matters for an emulator; keep serving.
-        self.0
+        let mut state = self
+            .0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        super::simulate(&mut state);
+        state
     }
 
     /// Looks at (or changes) the state, as in-process tests do.

@@ -180,6 +180,8 @@ impl Fleet {
                 active_poll_interval: Some(format!("{}s", self.interval_secs)),
                 suspend: false,
                 max_jobs_in_status: self.max_jobs_in_status,
+                stuck_after: None,
+                expect_new_job_within: None,
             },
         )
     }

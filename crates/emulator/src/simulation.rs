@@ -1,0 +1,289 @@
+//! A living service: with a `simulation` block in the state file, new jobs are created on each
+//! schedule and move PENDING -> IN PROGRESS -> ACTIVE or CREATE FAILED after the configured
+//! durations (jobs from the state file or the admin API stay as they are told). Which jobs fail is a hash of the seed
+//! and the job's name, so the same state file gives the same run.
+//!
+//! Time is the emulator's clock: [`Simulation::advance`] applies every step due by `now`, with
+//! the times the steps were due (a late tick does not shift them).
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{EpochMillis, Job};
+use super::store::Store;
+
+/// The `simulation` block.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimulationSpec {
+    /// Seeds which jobs fail.
+    #[serde(default)]
+    pub seed: u64,
+    /// Seconds a job stays PENDING.
+    #[serde(default = "default_pending")]
+    pub pending_seconds: f64,
+    /// Seconds a job stays IN PROGRESS.
+    #[serde(default = "default_running")]
+    pub running_seconds: f64,
+    /// The share of jobs that end CREATE FAILED, 0 to 1.
+    #[serde(default)]
+    pub failure_rate: f64,
+    /// The failed jobs' failureReason.
+    #[serde(default = "default_reason")]
+    pub failure_reason: String,
+    /// New jobs per solution version.
+    #[serde(default)]
+    pub schedules: Vec<Schedule>,
+}
+
+/// New jobs for one solution version: `PREFIX-1`, `PREFIX-2`, ... every `everySeconds`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Schedule {
+    pub solution_version_arn: String,
+    pub every_seconds: f64,
+    /// When the first job comes, after the emulator starts.
+    #[serde(default)]
+    pub first_after_seconds: f64,
+    #[serde(default = "default_prefix")]
+    pub name_prefix: String,
+    /// At most this many jobs (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+fn default_pending() -> f64 {
+    5.0
+}
+fn default_running() -> f64 {
+    10.0
+}
+fn default_reason() -> String {
+    "Simulated failure: the input data could not be read".into()
+}
+fn default_prefix() -> String {
+    "scheduled".into()
+}
+
+impl SimulationSpec {
+    pub fn check(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "simulation.{name} must be a number of seconds, at least 0"
+                ))
+            }
+        };
+        positive("pendingSeconds", self.pending_seconds)?;
+        positive("runningSeconds", self.running_seconds)?;
+        if !(0.0..=1.0).contains(&self.failure_rate) {
+            return Err("simulation.failureRate must be between 0 and 1".into());
+        }
+        for s in &self.schedules {
+            if !(s.every_seconds.is_finite() && s.every_seconds >= 1.0) {
+                return Err("simulation.schedules[].everySeconds must be at least 1".into());
+            }
+            positive("schedules[].firstAfterSeconds", s.first_after_seconds)?;
+        }
+        Ok(())
+    }
+}
+
+/// A running simulation: its spec, when it started, and how many jobs each schedule made.
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    spec: SimulationSpec,
+    started: EpochMillis,
+    made: Vec<u64>,
+    /// ARNs of the jobs it created, the ones it moves, oldest first.
+    own: Vec<String>,
+}
+
+fn millis(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
+
+impl Simulation {
+    pub fn new(spec: SimulationSpec, started: EpochMillis) -> Self {
+        Simulation {
+            made: vec![0; spec.schedules.len()],
+            spec,
+            started,
+            own: Vec::new(),
+        }
+    }
+
+    /// Applies every step due by `now`: scheduled jobs first, then state changes.
+    pub fn advance(&mut self, store: &mut Store, now: EpochMillis) {
+        self.create_due_jobs(store, now);
+        let moving: Vec<Job> = self
+            .own
+            .iter()
+            .filter_map(|arn| store.job(arn))
+            .filter(|j| matches!(j.status.as_deref(), Some("PENDING" | "IN PROGRESS")))
+            .cloned()
+            .collect();
+        for job in moving {
+            if let Some(next) = self.next_state(&job, now)
+                && let Err(e) = store.upsert_job(next)
+            {
+                tracing::warn!(error = %e, "simulation step refused");
+            }
+        }
+    }
+
+    fn create_due_jobs(&mut self, store: &mut Store, now: EpochMillis) {
+        for (i, schedule) in self.spec.schedules.iter().enumerate() {
+            loop {
+                let n = self.made[i];
+                if schedule.count.is_some_and(|max| n >= max) {
+                    break;
+                }
+                let due = self.started.0
+                    + millis(schedule.first_after_seconds)
+                    + millis(schedule.every_seconds) * n as i64;
+                if due > now.0 {
+                    break;
+                }
+                self.made[i] += 1;
+                let job = Job {
+                    job_name: Some(format!("{}-{}", schedule.name_prefix, n + 1)),
+                    solution_version_arn: Some(schedule.solution_version_arn.clone()),
+                    status: Some("PENDING".into()),
+                    creation_date_time: Some(EpochMillis(due)),
+                    last_updated_date_time: Some(EpochMillis(due)),
+                    ..Default::default()
+                };
+                match store.upsert_job(job) {
+                    Ok(job) => self.own.extend(job.batch_inference_job_arn.clone()),
+                    Err(e) => tracing::warn!(error = %e, "simulated job refused"),
+                }
+            }
+        }
+    }
+
+    /// The job after every step due by `now` (PENDING may go straight to its end when the
+    /// emulator was not asked for a while), or None when nothing is due.
+    fn next_state(&self, job: &Job, now: EpochMillis) -> Option<Job> {
+        let mut status = job.status.clone()?;
+        let mut at = job.last_updated_date_time.or(job.creation_date_time)?.0;
+        let mut failure_reason = None;
+        loop {
+            let (wait, next) = match status.as_str() {
+                "PENDING" => (self.spec.pending_seconds, "IN PROGRESS"),
+                "IN PROGRESS" if self.fails(job) => (self.spec.running_seconds, "CREATE FAILED"),
+                "IN PROGRESS" => (self.spec.running_seconds, "ACTIVE"),
+                _ => break,
+            };
+            if at + millis(wait) > now.0 {
+                break;
+            }
+            at += millis(wait);
+            status = next.to_string();
+            if next == "CREATE FAILED" {
+                failure_reason = Some(self.spec.failure_reason.clone());
+            }
+        }
+        (Some(&status) != job.status.as_ref()).then(|| Job {
+            batch_inference_job_arn: job.batch_inference_job_arn.clone(),
+            status: Some(status),
+            last_updated_date_time: Some(EpochMillis(at)),
+            failure_reason,
+            ..Default::default()
+        })
+    }
+
+    /// Whether a job ends CREATE FAILED: FNV-1a of the seed and its name, against the rate.
+    fn fails(&self, job: &Job) -> bool {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let name = job.job_name.as_deref().unwrap_or_default();
+        for byte in self.spec.seed.to_le_bytes().iter().chain(name.as_bytes()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        (hash % 10_000) as f64 / 10_000.0 < self.spec.failure_rate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SV: &str = "arn:aws:personalize:us-east-1:123456789012:solution/sim/v1";
+
+    fn spec(rate: f64) -> SimulationSpec {
+        SimulationSpec {
+            seed: 7,
+            pending_seconds: 2.0,
+            running_seconds: 3.0,
+            failure_rate: rate,
+            failure_reason: "boom".into(),
+            schedules: vec![Schedule {
+                solution_version_arn: SV.into(),
+                every_seconds: 10.0,
+                first_after_seconds: 1.0,
+                name_prefix: "sim".into(),
+                count: Some(3),
+            }],
+        }
+    }
+
+    fn status_of(store: &Store, name: &str) -> Option<String> {
+        let arn = format!("arn:aws:personalize:us-east-1:123456789012:batch-inference-job/{name}");
+        store.job(&arn).and_then(|j| j.status.clone())
+    }
+
+    #[test]
+    fn jobs_are_created_on_schedule_and_move_through_their_states() {
+        let mut store = Store::default();
+        let mut sim = Simulation::new(spec(0.0), EpochMillis(0));
+        let mut at = |store: &mut Store, s: i64| sim.advance(store, EpochMillis(s * 1000));
+        at(&mut store, 0);
+        assert_eq!(status_of(&store, "sim-1"), None);
+        at(&mut store, 1);
+        assert_eq!(status_of(&store, "sim-1").as_deref(), Some("PENDING"));
+        at(&mut store, 3);
+        assert_eq!(status_of(&store, "sim-1").as_deref(), Some("IN PROGRESS"));
+        at(&mut store, 6);
+        assert_eq!(status_of(&store, "sim-1").as_deref(), Some("ACTIVE"));
+        // A late tick applies every step at the time it was due.
+        at(&mut store, 100);
+        assert_eq!(status_of(&store, "sim-3").as_deref(), Some("ACTIVE"));
+        assert_eq!(status_of(&store, "sim-4"), None, "count: 3");
+        let arn = "arn:aws:personalize:us-east-1:123456789012:batch-inference-job/sim-3";
+        let job = store.job(arn).unwrap();
+        assert_eq!(job.creation_date_time, Some(EpochMillis(21_000)));
+        assert_eq!(job.last_updated_date_time, Some(EpochMillis(26_000)));
+    }
+
+    #[test]
+    fn the_seed_decides_which_jobs_fail_and_runs_repeat() {
+        let run = || {
+            let mut store = Store::default();
+            let mut sim = Simulation::new(spec(0.5), EpochMillis(0));
+            sim.advance(&mut store, EpochMillis(100_000));
+            (1..=3)
+                .map(|n| status_of(&store, &format!("sim-{n}")).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let first = run();
+        assert_eq!(first, run());
+        assert!(first.iter().all(|s| s == "ACTIVE" || s == "CREATE FAILED"));
+        let mut all_fail = Store::default();
+        Simulation::new(spec(1.0), EpochMillis(0)).advance(&mut all_fail, EpochMillis(100_000));
+        assert_eq!(
+            status_of(&all_fail, "sim-2").as_deref(),
+            Some("CREATE FAILED")
+        );
+    }
+
+    #[test]
+    fn bad_numbers_are_refused() {
+        assert!(spec(1.5).check().is_err());
+        let mut s = spec(0.1);
+        s.schedules[0].every_seconds = 0.0;
+        assert!(s.check().is_err());
+        assert!(spec(0.1).check().is_ok());
+    }
+}

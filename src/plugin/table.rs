@@ -1,0 +1,315 @@
+//! The job table and the summary under it, rendered from a watch without I/O.
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use serde_json::json;
+
+use crate::crd::{JobSummary, SolutionVersionWatch};
+use crate::status::jobs::describe_counts;
+use crate::status::ledger::human_duration;
+
+/// Columns are separated as kubectl separates them.
+const GAP: &str = "   ";
+
+/// The table, the counts and the conditions, as `kubectl personalize-watch jobs` prints them.
+/// `width`: cut the last column (failure reason, message) to fit it.
+pub fn render(
+    watch: &SolutionVersionWatch,
+    now: Timestamp,
+    width: Option<usize>,
+    wide: bool,
+) -> String {
+    let Some(status) = watch.status.as_ref() else {
+        return format!(
+            "{} has no status yet: is the operator running, and does its policy allow this namespace?\n",
+            watch.name_any()
+        );
+    };
+    let mut out = String::new();
+    if status.jobs.is_empty() {
+        out.push_str("No jobs in status.jobs");
+        if watch.spec.max_jobs_in_status == 0 {
+            out.push_str(" (spec.maxJobsInStatus is 0)");
+        }
+        out.push_str(".\n");
+    } else {
+        let rows: Vec<Vec<String>> = status.jobs.iter().map(|j| job_row(j, now, wide)).collect();
+        out.push_str(&columns(&job_header(wide), &rows, width));
+    }
+    out.push('\n');
+    out.push_str(&summary(watch, now));
+    out.push('\n');
+    let rows: Vec<Vec<String>> = status
+        .conditions
+        .iter()
+        .map(|c| {
+            vec![
+                c.type_.clone(),
+                c.status.clone(),
+                c.reason.clone(),
+                c.message.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&columns(
+        &["CONDITION", "STATUS", "REASON", "MESSAGE"],
+        &rows,
+        width,
+    ));
+    out
+}
+
+fn job_header(wide: bool) -> Vec<&'static str> {
+    let mut header = vec!["NAME", "STATUS", "MODE", "CREATED", "DURATION"];
+    if wide {
+        header.extend(["UPDATED", "ARN"]);
+    }
+    header.push("FAILURE REASON");
+    header
+}
+
+fn job_row(job: &JobSummary, now: Timestamp, wide: bool) -> Vec<String> {
+    let age = |t: &Option<Time>| t.as_ref().map_or("<unknown>".into(), |t| age(now, t.0));
+    let mut row = vec![
+        job.name.clone(),
+        job.status.clone(),
+        job.mode.clone().unwrap_or_else(|| "<none>".into()),
+        age(&job.creation_time),
+        job.duration_seconds
+            .map_or("-".into(), |s| human_duration(SignedDuration::from_secs(s))),
+    ];
+    if wide {
+        row.push(age(&job.last_updated_time));
+        row.push(job.arn.clone());
+    }
+    let reason = job.failure_reason.as_deref().unwrap_or("");
+    // One line per job: a reason's own line breaks would break the table.
+    row.push(reason.split_whitespace().collect::<Vec<_>>().join(" "));
+    row
+}
+
+/// Counts, truncation, the latest job and when it was listed.
+fn summary(watch: &SolutionVersionWatch, now: Timestamp) -> String {
+    let Some(status) = watch.status.as_ref() else {
+        return String::new();
+    };
+    let mut out = String::new();
+    if let Some(counts) = &status.counts {
+        out.push_str(&format!("Counts:    {}", describe_counts(counts)));
+        if counts.stuck > 0 {
+            out.push_str(&format!("; {} stuck", counts.stuck));
+        }
+        out.push('\n');
+        let shown = status.jobs.len() as i64;
+        if status.jobs_truncated && counts.total > shown {
+            out.push_str(&format!(
+                "Shown:     the newest {shown} of {} (spec.maxJobsInStatus)\n",
+                counts.total
+            ));
+        }
+    }
+    if let Some(latest) = &status.latest_job {
+        let created = latest.creation_time.as_ref().map_or(String::new(), |t| {
+            format!(", created {} ago", age(now, t.0))
+        });
+        out.push_str(&format!(
+            "Latest:    {} ({}{created})\n",
+            latest.name, latest.status
+        ));
+    }
+    if let Some(synced) = &status.last_sync_time {
+        let stale = if status.stale {
+            " (stale: the last poll failed)"
+        } else {
+            ""
+        };
+        out.push_str(&format!("Last sync: {} ago{stale}\n", age(now, synced.0)));
+    }
+    out
+}
+
+/// Left-aligned columns; the last one is cut to fit `width`.
+fn columns<S: AsRef<str>>(header: &[S], rows: &[Vec<String>], width: Option<usize>) -> String {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.as_ref().chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let lead: usize = widths[..n - 1].iter().map(|w| w + GAP.len()).sum();
+    let room = width.map(|w| w.saturating_sub(lead).max(10));
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| h.as_ref().to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < n {
+                line.push_str(&format!("{cell:<w$}{GAP}", w = widths[i]));
+            } else {
+                line.push_str(&cut(cell, room));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `text` cut to `room` characters, ending in "..." when cut.
+fn cut(text: &str, room: Option<usize>) -> String {
+    match room {
+        Some(room) if text.chars().count() > room => {
+            let kept: String = text.chars().take(room.saturating_sub(3)).collect();
+            format!("{kept}...")
+        }
+        _ => text.to_string(),
+    }
+}
+
+/// How long ago, as kubectl's AGE column says it: 45s, 12m, 5h3m, 3d.
+fn age(now: Timestamp, then: Timestamp) -> String {
+    let s = now.duration_since(then).as_secs().max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86_400);
+    match s {
+        0..120 => format!("{s}s"),
+        120..600 => format!("{m}m{}s", s % 60),
+        600..10_800 => format!("{m}m"),
+        10_800..28_800 => format!("{h}h{}m", m % 60),
+        28_800..172_800 => format!("{h}h"),
+        172_800..691_200 => format!("{d}d{}h", h % 24),
+        _ => format!("{d}d"),
+    }
+}
+
+/// `-o json`: what the table shows, as JSON (the status without the operator's bookkeeping).
+pub fn json(watch: &SolutionVersionWatch) -> Result<String, serde_json::Error> {
+    let status = watch.status.clone().unwrap_or_default();
+    let value = json!({
+        "name": watch.name_any(),
+        "namespace": watch.namespace(),
+        "solutionVersionArn": watch.spec.solution_version_arn,
+        "counts": status.counts,
+        "latestJob": status.latest_job,
+        "jobs": status.jobs,
+        "jobsTruncated": status.jobs_truncated,
+        "lastSyncTime": status.last_sync_time,
+        "stale": status.stale,
+        "conditions": status.conditions,
+    });
+    let mut text = serde_json::to_string_pretty(&value)?;
+    text.push('\n');
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{JobCounts, SolutionVersionWatchSpec, SolutionVersionWatchStatus};
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap()
+    }
+
+    fn watch(jobs: usize) -> SolutionVersionWatch {
+        let mut w = SolutionVersionWatch::new(
+            "nightly",
+            SolutionVersionWatchSpec {
+                solution_version_arn: "arn:aws:personalize:us-east-1:123456789012:solution/s/v"
+                    .into(),
+                region: None,
+                poll_interval: None,
+                active_poll_interval: None,
+                suspend: false,
+                max_jobs_in_status: 2,
+                stuck_after: None,
+                expect_new_job_within: None,
+            },
+        );
+        let summaries = (0..jobs)
+            .map(|i| JobSummary {
+                name: format!("job-{i}"),
+                arn: format!("arn:job-{i}"),
+                status: if i == 0 { "CREATE FAILED" } else { "ACTIVE" }.into(),
+                mode: Some("BATCH_INFERENCE".into()),
+                creation_time: Some(Time(at(1_000 - 100 * i as i64))),
+                last_updated_time: Some(Time(at(1_050))),
+                failure_reason: (i == 0)
+                    .then(|| "AccessDenied:\nthe role cannot read the bucket".repeat(3)),
+                duration_seconds: Some(3_725),
+                ..Default::default()
+            })
+            .collect();
+        w.status = Some(SolutionVersionWatchStatus {
+            counts: Some(JobCounts {
+                total: 5,
+                active: 4,
+                failed: 1,
+                ..Default::default()
+            }),
+            jobs: summaries,
+            jobs_truncated: true,
+            ..Default::default()
+        });
+        w
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_job_and_cuts_the_reason_to_the_width() {
+        let text = render(&watch(2), at(1_100), Some(80), false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("NAME"), "{text}");
+        assert!(lines[0].ends_with("FAILURE REASON"), "{text}");
+        assert!(
+            lines[1].starts_with(
+                "job-0   CREATE FAILED   BATCH_INFERENCE   100s      1h2m5s     AccessDenied:"
+            ),
+            "{text}"
+        );
+        assert!(lines[1].ends_with("..."), "{text}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 80), "{text}");
+        assert!(
+            text.contains("Counts:    5 jobs: 4 active, 1 failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the newest 2 of 5 (spec.maxJobsInStatus)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn wide_adds_the_arn_and_no_width_cuts_nothing() {
+        let text = render(&watch(2), at(1_100), None, true);
+        assert!(
+            text.lines().next().unwrap().contains("UPDATED   ARN"),
+            "{text}"
+        );
+        assert!(text.contains("arn:job-1"), "{text}");
+        assert!(!text.contains("..."), "{text}");
+    }
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        for (s, want) in [
+            (5, "5s"),
+            (130, "2m10s"),
+            (3_000, "50m"),
+            (18_000, "5h0m"),
+            (90_000, "25h"),
+            (200_000, "2d7h"),
+            (900_000, "10d"),
+        ] {
+            assert_eq!(age(at(s), at(0)), want);
+        }
+    }
+
+    #[test]
+    fn json_leaves_out_the_ledger() {
+        let text = json(&watch(1)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["jobs"][0]["name"], "job-0");
+        assert!(v.get("ledger").is_none());
+    }
+}

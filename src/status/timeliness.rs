@@ -1,0 +1,105 @@
+//! What the spec expects of the jobs' timing: a job that runs too long is stuck
+//! (spec.stuckAfter, announced by the [`super::ledger`]), and a solution version without a new
+//! job for too long is overdue (spec.expectNewJobWithin, the Overdue condition and one Event per
+//! episode).
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::crd::{AnnouncementKind, PendingEvent, SolutionVersionWatchStatus};
+use crate::personalize::ListedJob;
+use crate::reasons::{ConditionStatus, ConditionType, Reason};
+
+use super::conditions::{Conditions, condition};
+use super::ledger::{human_duration, stuck_for};
+use super::whole_seconds;
+
+/// spec.stuckAfter and spec.expectNewJobWithin, parsed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expectations {
+    pub stuck_after: Option<SignedDuration>,
+    pub new_job_within: Option<SignedDuration>,
+}
+
+/// How many jobs are stuck now.
+pub fn stuck_count(jobs: &[ListedJob], expectations: &Expectations, now: Timestamp) -> i64 {
+    let Some(after) = expectations.stuck_after else {
+        return 0;
+    };
+    jobs.iter()
+        .filter(|j| stuck_for(j, after, now).is_some())
+        .count() as i64
+}
+
+/// The inputs of the overdue check besides the status.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub now: Timestamp,
+    pub generation: i64,
+    /// When the watch was created: what "no job for that long" counts from.
+    pub watch_created: Option<Timestamp>,
+}
+
+/// Sets Overdue from status.latestJob; a new episode (Overdue turning True, or True since
+/// another time) also goes into the outbox as one Event, named by when the episode's silence
+/// began, so it is published once however often it is decided.
+pub fn assess_overdue(
+    status: &mut SolutionVersionWatchStatus,
+    expectations: &Expectations,
+    clock: &Clock,
+) {
+    let Some(within) = expectations.new_job_within else {
+        status
+            .conditions
+            .retain(|c| c.type_ != ConditionType::Overdue.as_str());
+        return;
+    };
+    let newest = status.latest_job.as_ref();
+    let newest_created = newest.and_then(|j| j.creation_time.as_ref()).map(|t| t.0);
+    let Some(since) = newest_created.or(clock.watch_created).map(whole_seconds) else {
+        return;
+    };
+    let what = match newest {
+        Some(job) => format!("the newest job, {}, was created then", job.name),
+        None => "no job was ever listed; the watch was created then".to_string(),
+    };
+    let silent_for = whole_seconds(clock.now).duration_since(since);
+    let within_text = human_duration(within);
+    if silent_for <= within {
+        let message = format!("A job came within {within_text}: at {since} ({what})");
+        let mut c = Conditions::new(&mut status.conditions, clock.generation, clock.now);
+        c.set(
+            ConditionType::Overdue,
+            ConditionStatus::False,
+            Reason::RecentJob,
+            &message,
+        );
+        return;
+    }
+    let message = format!(
+        "No new batch inference job since {since} ({what}); one was expected within {within_text}"
+    );
+    let episode = format!("overdue:{since}");
+    let announced = condition(status, ConditionType::Overdue).is_some_and(|c| {
+        c.status == ConditionStatus::True.as_str() && c.message.contains(&format!("since {since} "))
+    });
+    let mut c = Conditions::new(&mut status.conditions, clock.generation, clock.now);
+    c.set(
+        ConditionType::Overdue,
+        ConditionStatus::True,
+        Reason::NoRecentJob,
+        &message,
+    );
+    if !announced {
+        let ledger = status.ledger.get_or_insert_with(Default::default);
+        if !ledger.outbox.iter().any(|e| e.id == episode) {
+            // Over MAX_OUTBOX by at most one: an episode is decided once, here.
+            ledger.outbox.push(PendingEvent {
+                kind: AnnouncementKind::Overdue,
+                id: episode,
+                job_name: String::new(),
+                note: message,
+                duration_seconds: None,
+            });
+        }
+    }
+}
