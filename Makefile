@@ -4,7 +4,7 @@ PW_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/personalize-watch
 export PW_CACHE
 export CARGO_TARGET_DIR ?= $(PW_CACHE)/target
 
-.PHONY: help build test lint fmt crds tools control-plane cluster-up cluster-down demo bench bench-emulator
+.PHONY: help build test lint fmt crds tools control-plane cluster-up cluster-down image demo bench bench-emulator
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,11 +32,14 @@ tools: ## build kube-apiserver, etcd, kubectl; install aws-cli and boto3 (into $
 control-plane: ## build kube-apiserver, etcd and kubectl only
 	hack/control-plane/build.sh
 
-cluster-up: ## start a local control plane; the last line is `export KUBECONFIG=...`
-	@hack/cluster.sh up
+cluster-up: ## start a local control plane (NODE=1: and a real node); the last line is `export KUBECONFIG=...`
+	@PW_NODE=$(NODE) hack/cluster.sh up
 
-cluster-down: ## stop the local control plane and remove its state
+cluster-down: ## stop the local control plane (and its node) and remove its state
 	@hack/cluster.sh down
+
+image: ## the operator's image as an OCI archive (no Docker engine), loaded into the node if one runs; prints its reference
+	@hack/image.sh
 
 demo: ## the operator on an embedded default: control plane, emulator, sample watch (Ctrl-C stops)
 	hack/demo.sh

@@ -2,7 +2,9 @@
 # A local Kubernetes control plane (etcd + kube-apiserver), started the way
 # controller-runtime's envtest starts it.
 #
-#   hack/cluster.sh up     start (or find running) and print `export KUBECONFIG=...` as the last stdout line
+#   hack/cluster.sh up     start (or find running) and print `export KUBECONFIG=...` as the last stdout line;
+#                          with PW_NODE=1 also a real node (hack/node.sh), and `export PW_HOST_IP=...` before
+#                          it: the address on the node's bridge where the API server listens and pods reach the host
 #   hack/cluster.sh down   stop both processes and remove their state
 #   hack/cluster.sh status exit 0 when the API server answers /readyz
 #   hack/cluster.sh restart-apiserver [--down-for S]  kill kube-apiserver and start it again
@@ -20,18 +22,22 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
+api_host() { cat "$dir/apiserver.host" 2>/dev/null || echo 127.0.0.1; }
+
 ready() {
   [ -f "$dir/apiserver.port" ] || return 1
   curl -fsS --max-time 2 --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" \
-    "https://127.0.0.1:$(cat "$dir/apiserver.port")/readyz" >/dev/null 2>&1
+    "https://$(api_host):$(cat "$dir/apiserver.port")/readyz" >/dev/null 2>&1
 }
 
 stop() {
+  [ -d "$dir/node" ] && "$REPO_ROOT/hack/node.sh" down "$dir" || true
   for p in reaper apiserver etcd; do
     if alive "$p"; then
       pid=$(cat "$dir/$p.pid")
-      # The reaper runs `down` itself: do not kill our own parent.
-      [ "$pid" = "$PPID" ] && continue
+      # The reaper runs `down` itself (bash may exec it in the reaper's own process): kill
+      # neither our parent nor ourselves.
+      if [ "$pid" = "$PPID" ] || [ "$pid" = "$$" ]; then continue; fi
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
@@ -45,7 +51,7 @@ make_pki() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=personalize-watch-local-ca" \
     -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout "$pki/serving.key" -out "$pki/serving.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > "$pki/serving.ext"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,IP:10.249.0.1,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > "$pki/serving.ext"
   openssl x509 -req -in "$pki/serving.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 3650 \
     -extfile "$pki/serving.ext" -out "$pki/serving.crt" 2>/dev/null
   # The admin user: authenticated by client certificate, in group system:masters.
@@ -58,7 +64,8 @@ make_pki() {
 }
 
 write_kubeconfig() {
-  local port=$1 pki="$dir/pki"
+  local port=$1 pki="$dir/pki" host
+  host=$(api_host)
   b64() { base64 -w0 < "$1"; }
   cat > "$kubeconfig.tmp" <<KC
 apiVersion: v1
@@ -66,7 +73,7 @@ kind: Config
 clusters:
 - name: personalize-watch-local
   cluster:
-    server: https://127.0.0.1:$port
+    server: https://$host:$port
     certificate-authority-data: $(b64 "$pki/ca.crt")
 users:
 - name: admin
@@ -111,10 +118,17 @@ restart_apiserver() {
   wait_ready
 }
 
+# The node's address when it runs (the API server listens there too).
+print_exports() {
+  if [ -f "$dir/node/ready" ]; then echo "export PW_HOST_IP=$(api_host)"; fi
+  echo "export KUBECONFIG=$kubeconfig"
+}
+
 up() {
-  if alive apiserver && alive etcd && ready; then
+  local want_node=${PW_NODE:-0}
+  if alive apiserver && alive etcd && ready && { [ "$want_node" != 1 ] || [ -f "$dir/node/ready" ]; }; then
     log "control plane already running in $dir"
-    echo "export KUBECONFIG=$kubeconfig"
+    print_exports
     return
   fi
   stop
@@ -123,6 +137,19 @@ up() {
   # shellcheck disable=SC1090
   source <("$REPO_ROOT/hack/control-plane/build.sh" --env | sed 's/^/export /')
   make_pki
+  local host=127.0.0.1 node_args=(--disable-admission-plugins ServiceAccount --endpoint-reconciler-type none)
+  if [ "$want_node" = 1 ]; then
+    if lacks=$("$REPO_ROOT/hack/node.sh" check 2>&1); then
+      "$REPO_ROOT/hack/node.sh" net-up "$dir"
+      host=$("$REPO_ROOT/hack/node.sh" ip)
+      # Pods reach the API server through the kubernetes Service, so it advertises itself there.
+      node_args=(--advertise-address "$host")
+    else
+      log "no node: $lacks"
+      echo "$lacks" > "$dir/node-missing"
+    fi
+  fi
+  echo "$host" > "$dir/apiserver.host"
 
   local etcd_port etcd_peer api_port
   etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
@@ -140,19 +167,19 @@ up() {
     sleep 0.2
   done
 
-  log "starting kube-apiserver $KUBE_VERSION on https://127.0.0.1:$api_port"
+  log "starting kube-apiserver $KUBE_VERSION on https://$host:$api_port"
   local pki="$dir/pki"
   local args=(
     "$TEST_ASSET_KUBE_APISERVER"
     --etcd-servers "http://127.0.0.1:$etcd_port"
-    --bind-address 127.0.0.1 --secure-port "$api_port"
+    --bind-address "$host" --secure-port "$api_port"
     --tls-cert-file "$pki/serving.crt" --tls-private-key-file "$pki/serving.key"
     --client-ca-file "$pki/ca.crt"
     --authorization-mode RBAC
     --service-account-issuer https://kubernetes.default.svc.cluster.local
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key"
     --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true
-    --disable-admission-plugins ServiceAccount --endpoint-reconciler-type none
+    "${node_args[@]}"
   )
   # Kept so `restart-apiserver` starts it again the same way.
   printf '%q ' "${args[@]}" > "$dir/apiserver.cmd"
@@ -169,7 +196,11 @@ up() {
   wait_ready
   write_kubeconfig "$api_port"
   log "control plane ready; admin kubeconfig at $kubeconfig"
-  echo "export KUBECONFIG=$kubeconfig"
+  if [ -d "$dir/node" ]; then
+    TEST_ASSET_KUBECTL="$TEST_ASSET_KUBECTL" "$REPO_ROOT/hack/node.sh" up "$dir"
+    touch "$dir/node/ready"
+  fi
+  print_exports
 }
 
 down() {

@@ -18,8 +18,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 export PW_CLUSTER_DIR="$PW_CACHE/test-cluster-$$"
 cleanup() { PW_CLUSTER_DIR="$PW_CLUSTER_DIR" "$REPO_ROOT/hack/cluster.sh" down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-eval "$(PW_OWNER_PID=$$ hack/cluster.sh up | tail -n 1)"
-export KUBECONFIG
+# With a real node (hack/node.sh) for the tests that install the chart; PW_HOST_IP is its address.
+eval "$(PW_NODE=1 PW_OWNER_PID=$$ hack/cluster.sh up)"
+export KUBECONFIG PW_HOST_IP="${PW_HOST_IP:-}"
 
 log "running the tests (unit, integration, end-to-end) of every crate"
 cargo test --locked --workspace -- ${TEST_ARGS:-}

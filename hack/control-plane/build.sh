@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, etcd and kubectl of the pinned Kubernetes version from the Go
-# module proxy into $PW_CACHE/k8s/$KUBE_VERSION, unless they are already there.
+# module proxy into $PW_CACHE/k8s/$KUBE_VERSION, unless they are already there; with --node
+# (before --env) also kubelet, kube-proxy, kube-scheduler and kube-controller-manager, for a
+# real node (hack/node.sh).
 # Honours envtest's variables: KUBEBUILDER_ASSETS (a folder with all three) and
 # TEST_ASSET_KUBE_APISERVER / TEST_ASSET_ETCD / TEST_ASSET_KUBECTL (single binaries).
 # Prints, on standard output, the folder holding the three binaries (or a line per binary
@@ -25,10 +27,17 @@ apiserver=$(resolve kube-apiserver TEST_ASSET_KUBE_APISERVER)
 etcd=$(resolve etcd TEST_ASSET_ETCD)
 kubectl=$(resolve kubectl TEST_ASSET_KUBECTL)
 
+node_parts=(kubelet kube-proxy kube-scheduler kube-controller-manager)
+with_node=false
+if [ "${1:-}" = "--node" ]; then with_node=true; shift; fi
+
 need_build=()
 [ -x "$apiserver" ] || need_build+=(kube-apiserver)
 [ -x "$etcd" ] || need_build+=(etcd)
 [ -x "$kubectl" ] || need_build+=(kubectl)
+if $with_node; then
+  for name in "${node_parts[@]}"; do [ -x "$out/$name" ] || need_build+=("$name"); done
+fi
 
 if [ ${#need_build[@]} -gt 0 ]; then
   command -v go >/dev/null || die "go is not installed; Go >= 1.25 is needed to build ${need_build[*]}"
@@ -46,6 +55,7 @@ if [ ${#need_build[@]} -gt 0 ]; then
       kube-apiserver) pkg=k8s.io/kubernetes/cmd/kube-apiserver; dest=$apiserver ;;
       kubectl) pkg=k8s.io/kubernetes/cmd/kubectl; dest=$kubectl ;;
       etcd) pkg=go.etcd.io/etcd/server/v3; dest=$etcd ;;
+      *) pkg=k8s.io/kubernetes/cmd/$name; dest=$out/$name ;;
     esac
     [ "$(dirname "$dest")" = "$out" ] || die "$dest is named by the environment but is not an executable file"
     log "building $name $KUBE_VERSION from the Go module proxy into $out (a cold build takes 10-15 minutes on 2 cores)"
@@ -56,6 +66,12 @@ if [ ${#need_build[@]} -gt 0 ]; then
   done
 else
   log "control-plane binaries present: $apiserver, $etcd, $kubectl"
+fi
+
+if $with_node && [ "${1:-}" = "--env" ]; then
+  for name in "${node_parts[@]}"; do
+    echo "PW_$(echo "$name" | tr 'a-z-' 'A-Z_')=$out/$name"
+  done
 fi
 
 if [ "${1:-}" = "--env" ]; then

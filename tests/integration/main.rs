@@ -11,6 +11,7 @@ mod emulator_clients;
 mod emulator_sdk;
 mod exactly_once;
 mod gitops;
+mod node;
 mod operator;
 mod packaging;
 mod production;

@@ -12,6 +12,9 @@ pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     /// The hack/cluster.sh state folder, when known (tests that restart the API server need it).
     pub dir: Option<PathBuf>,
+    /// The real node's address on its bridge (PW_HOST_IP), where pods reach the host; None
+    /// without a node.
+    pub host_ip: Option<String>,
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -29,22 +32,52 @@ fn start_control_plane() -> Result<ControlPlane, String> {
         return Ok(ControlPlane {
             kubeconfig: PathBuf::from(kubeconfig),
             dir: std::env::var("PW_CLUSTER_DIR").ok().map(PathBuf::from),
+            host_ip: std::env::var("PW_HOST_IP").ok().filter(|ip| !ip.is_empty()),
         });
     }
     let dir = std::env::temp_dir().join(format!("personalize-watch-test-{}", std::process::id()));
+    let up = cluster_up(&dir, true)?;
     Ok(ControlPlane {
-        kubeconfig: cluster_up(&dir)?,
+        kubeconfig: up.kubeconfig,
         dir: Some(dir),
+        host_ip: up.host_ip,
     })
 }
 
-/// `hack/cluster.sh up` in `dir`, torn down by its reaper when this process ends; returns the
-/// kubeconfig path from its last line.
-fn cluster_up(dir: &Path) -> Result<PathBuf, String> {
+/// The real node of the test run's control plane: its address, and the folder of its state.
+/// Panics saying what is missing when there is none.
+pub fn node() -> (String, PathBuf) {
+    let cp = control_plane();
+    let missing = cp
+        .dir
+        .as_ref()
+        .and_then(|d| std::fs::read_to_string(d.join("node-missing")).ok());
+    match (&cp.host_ip, &cp.dir, missing) {
+        (Some(ip), Some(dir), _) => (ip.clone(), dir.clone()),
+        (_, _, Some(why)) => panic!(
+            "no node: this machine cannot run containers:\n{why}\nThe node tests need root, cgroups and overlayfs (README, prerequisites)."
+        ),
+        _ => panic!(
+            "no node: the control plane at KUBECONFIG has none. Run `make test` (it starts one), or \
+             `eval \"$(make -s cluster-up NODE=1)\"` and export PW_CLUSTER_DIR with it"
+        ),
+    }
+}
+
+/// What `hack/cluster.sh up` printed.
+struct Up {
+    kubeconfig: PathBuf,
+    host_ip: Option<String>,
+}
+
+/// `hack/cluster.sh up` in `dir` (with a node when `node`), torn down by its reaper when this
+/// process ends; returns the kubeconfig path from its last line and the node's address.
+fn cluster_up(dir: &Path, node: bool) -> Result<Up, String> {
     let output = Command::new("bash")
         .arg(repo_root().join("hack/cluster.sh"))
         .arg("up")
         .env("PW_CLUSTER_DIR", dir)
+        .env("PW_NODE", if node { "1" } else { "0" })
         .env("PW_OWNER_PID", std::process::id().to_string())
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -58,9 +91,18 @@ fn cluster_up(dir: &Path) -> Result<PathBuf, String> {
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    last.strip_prefix("export KUBECONFIG=")
+    let kubeconfig = last
+        .strip_prefix("export KUBECONFIG=")
         .map(PathBuf::from)
-        .ok_or_else(|| format!("unexpected last line from hack/cluster.sh up: {last:?}"))
+        .ok_or_else(|| format!("unexpected last line from hack/cluster.sh up: {last:?}"))?;
+    let host_ip = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("export PW_HOST_IP="))
+        .map(str::to_string);
+    Ok(Up {
+        kubeconfig,
+        host_ip,
+    })
 }
 
 /// A copy of the admin kubeconfig that impersonates `user` (e.g. a ServiceAccount).
@@ -90,8 +132,12 @@ pub struct PrivateControlPlane {
 impl PrivateControlPlane {
     pub fn start(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("pw-{name}-{}", std::process::id()));
-        let kubeconfig = cluster_up(&dir).unwrap_or_else(|e| panic!("{e}"));
-        PrivateControlPlane { kubeconfig, dir }
+        // Never a node: there is one per machine, the test run's.
+        let up = cluster_up(&dir, false).unwrap_or_else(|e| panic!("{e}"));
+        PrivateControlPlane {
+            kubeconfig: up.kubeconfig,
+            dir,
+        }
     }
 
     pub fn apiserver_pid(&self) -> u32 {

@@ -23,7 +23,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-pub use cluster::{ControlPlane, PrivateControlPlane, control_plane, impersonating_kubeconfig};
+pub use cluster::{
+    ControlPlane, PrivateControlPlane, control_plane, impersonating_kubeconfig, node,
+};
 pub use command::{CommandOutput, kubectl, kubectl_with_input};
 pub use fixture::{Fixture, condition, total};
 pub use processes::{Emulator, Operator, OperatorOptions, free_port};

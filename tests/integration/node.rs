@@ -1,0 +1,553 @@
+//! On a real node (hack/node.sh, started by `make test`): the chart installed with the image that
+//! `make image` assembles, the operator running in a pod with its ServiceAccount token and the
+//! chart's RBAC, against the emulator on the host reached through the node's bridge.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams};
+
+use crate::support::command::run;
+use crate::support::{self, CommandOutput, Emulator, control_plane, kubectl, node, tool, wait_for};
+
+/// `make image`, once per test run: the image reference, loaded into the node's containerd.
+fn image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let (_, dir) = node();
+        let mut command = Command::new("bash");
+        command
+            .arg(support::repo_root().join("hack/image.sh"))
+            .env("PW_CLUSTER_DIR", &dir);
+        let out = run(command, None).expect_success();
+        out.lines().last().unwrap_or_default().trim().to_string()
+    })
+}
+
+/// helm against the test control plane.
+fn helm(args: &[&str]) -> CommandOutput {
+    let mut command = Command::new(tool("helm"));
+    command
+        .args(args)
+        .current_dir(support::repo_root())
+        .env("KUBECONFIG", &control_plane().kubeconfig);
+    run(command, None)
+}
+
+/// A release of the chart in its own namespace, with the emulator on the node's address.
+struct Release {
+    name: String,
+    ns: String,
+    emu: Emulator,
+    client: kube::Client,
+}
+
+impl Release {
+    async fn install(name: &str, extra: &[&str]) -> Self {
+        let (host_ip, _) = node();
+        let client = support::client().await;
+        support::install_crds(&client).await;
+        let ns = support::namespace(&client, name).await;
+        let emu = Emulator::start_with(&["--listen", &format!("{host_ip}:0")]);
+        let (repository, tag) = image()
+            .rsplit_once(':')
+            .expect("image reference with a tag");
+        let mut args = vec![
+            "install".to_string(),
+            name.to_string(),
+            "charts/personalize-watch".into(),
+            "-n".into(),
+            ns.clone(),
+            "--wait".into(),
+            "--timeout".into(),
+            "180s".into(),
+        ];
+        for set in [
+            format!("image.repository={repository}"),
+            format!("image.tag={tag}"),
+            "image.pullPolicy=Never".into(),
+            format!("aws.endpointUrl={}", emu.url),
+            format!("aws.stsEndpointUrl={}", emu.url),
+            "aws.region=us-east-1".into(),
+            format!("watchNamespace={{{ns}}}"),
+            "extraEnv[0].name=AWS_ACCESS_KEY_ID".into(),
+            format!("extraEnv[0].value={}", support::FAKE_ACCESS_KEY_ID),
+            "extraEnv[1].name=AWS_SECRET_ACCESS_KEY".into(),
+            format!("extraEnv[1].value={}", support::FAKE_SECRET_ACCESS_KEY),
+            "defaultActivePollInterval=5s".into(),
+            "defaultPollInterval=5s".into(),
+        ] {
+            args.push("--set".into());
+            args.push(set);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = helm(&args);
+        assert!(out.success, "helm install failed:\n{}", out.text());
+        Release {
+            name: name.to_string(),
+            ns,
+            emu,
+            client,
+        }
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn running_pods(&self) -> Vec<Pod> {
+        let lp = ListParams::default().labels("app.kubernetes.io/name=personalize-watch");
+        let pods = self.pods().list(&lp).await.expect("list pods").items;
+        pods.into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .collect()
+    }
+
+    async fn leader(&self) -> Option<String> {
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), &self.ns);
+        leases
+            .get_opt(&format!("{}-personalize-watch", self.name))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
+    }
+
+    async fn watch(&self, name: &str, sv: &str) {
+        let yaml = format!(
+            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {}\nspec:\n  solutionVersionArn: {sv}\n  activePollInterval: 5s\n  pollInterval: 5s\n",
+            self.ns
+        );
+        let out = support::kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+        assert!(out.success, "{}", out.text());
+    }
+
+    async fn synced(&self, name: &str, total: i64) {
+        let api: Api<personalize_watch::crd::SolutionVersionWatch> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        wait_for(
+            Duration::from_secs(90),
+            "the watch synced by the pod",
+            || async {
+                let w = api.get_opt(name).await.ok().flatten()?;
+                (support::total(&w) == Some(total)).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Failed Events per job in the release's namespace.
+    async fn failures(&self) -> HashMap<String, u32> {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let mut by_job = HashMap::new();
+        for e in events
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+        {
+            if e.reason.as_deref() == Some("BatchInferenceJobFailed")
+                && let Some(job) = e.related.and_then(|r| r.name)
+            {
+                *by_job.entry(job).or_insert(0) += 1;
+            }
+        }
+        by_job
+    }
+
+    async fn wait_failure(&self, job: &str, within: Duration) {
+        wait_for(within, &format!("the Failed Event of {job}"), || async {
+            self.failures().await.contains_key(job).then_some(())
+        })
+        .await;
+    }
+}
+
+/// The operator container's process on the node: its pid, from containerd.
+fn container_pid(dir: &std::path::Path, container_id: &str) -> u32 {
+    let sock = dir.join("node/containerd.sock");
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(&sock)
+        .args(["-n", "k8s.io", "tasks", "ls"])
+        .output()
+        .expect("ctr runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find(|l| l.starts_with(container_id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no task {container_id} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn the_chart_runs_the_operator_in_a_pod_that_syncs_and_announces() {
+    let r = Release::install("node-one", &[]).await;
+    let pods = r.running_pods().await;
+    assert_eq!(pods.len(), 1, "one Ready pod after helm --wait");
+    let pod = &pods[0];
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    assert!(ready, "Ready through the chart's readiness probe");
+
+    let sv = support::solution_version_arn("node-one");
+    let running = r.emu.generate(&sv, 2, "IN PROGRESS", "run").await;
+    r.emu.generate(&sv, 3, "ACTIVE", "done").await;
+    r.watch("nightly", &sv).await;
+    r.synced("nightly", 5).await;
+    r.emu
+        .set_status(&running[0], "CREATE FAILED", Some("from the pod"))
+        .await;
+    r.wait_failure("run-1", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(r.failures().await.get("run-1"), Some(&1));
+    // The pod's own calls, signed with the credentials the chart gave it.
+    let calls = r.emu.requests().await;
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.operation == "ListBatchInferenceJobs" && c.status == 200)
+    );
+
+    // What the running container is, read from its process on the node.
+    let (_, dir) = node();
+    let id = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .and_then(|c| c.container_id.clone())
+        .unwrap_or_default();
+    let pid = container_pid(&dir, id.trim_start_matches("containerd://"));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap_or_default();
+    assert!(
+        uid.split_whitespace().skip(1).all(|u| u == "65532"),
+        "{uid}"
+    );
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
+    let root = mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .unwrap_or_default();
+    let options = root.split_whitespace().nth(5).unwrap_or_default();
+    assert!(
+        options.split(',').any(|o| o == "ro"),
+        "the root filesystem is read-only: {root}"
+    );
+
+    // The metrics Service, through kube-proxy, from the node's network.
+    let services: Api<Service> = Api::namespaced(r.client.clone(), &r.ns);
+    let svc = services
+        .list(&ListParams::default())
+        .await
+        .expect("services")
+        .items
+        .into_iter()
+        .find(|s| {
+            s.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.ends_with("metrics") || n.starts_with(&r.name))
+        })
+        .expect("the chart's metrics Service");
+    let ip = svc.spec.and_then(|s| s.cluster_ip).expect("a ClusterIP");
+    let body = wait_for(
+        Duration::from_secs(30),
+        "/metrics through the Service",
+        || async {
+            let url = format!("http://{ip}:8080/metrics");
+            let out = Command::new("curl")
+                .args(["-fsS", "--max-time", "3", &url])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+        },
+    )
+    .await;
+    assert!(body.contains("personalize_watch_reconciles"), "{body}");
+    helm(&["uninstall", &r.name, "-n", &r.ns, "--wait"]);
+}
+
+#[tokio::test]
+async fn two_replicas_hand_over_roll_and_uninstall_without_losing_or_repeating_an_event() {
+    let r = Release::install(
+        "node-two",
+        &[
+            "--set",
+            "replicaCount=2",
+            "--set",
+            "leaderElection.leaseDuration=15s",
+        ],
+    )
+    .await;
+    let sv = support::solution_version_arn("node-two");
+    let running = r.emu.generate(&sv, 4, "IN PROGRESS", "run").await;
+    r.watch("handover", &sv).await;
+    r.synced("handover", 4).await;
+    let leader = wait_for(Duration::from_secs(30), "a leader", || r.leader()).await;
+
+    // The leader's pod goes while a job fails.
+    r.pods()
+        .delete(&leader, &DeleteParams::default())
+        .await
+        .expect("delete the leader's pod");
+    let deleted = Instant::now();
+    r.emu
+        .set_status(&running[0], "CREATE FAILED", Some("during the handover"))
+        .await;
+    let next = wait_for(Duration::from_secs(60), "a new leader", || async {
+        r.leader().await.filter(|l| *l != leader)
+    })
+    .await;
+    let handover = deleted.elapsed();
+    assert!(
+        handover <= Duration::from_secs(25),
+        "handover to {next} took {handover:?}; the lease is 15s"
+    );
+    eprintln!("leader {leader} deleted; {next} leads after {handover:?}");
+    r.wait_failure("run-1", Duration::from_secs(30)).await;
+
+    // helm upgrade with another value rolls the pods; a job failing meanwhile is announced once.
+    let before: Vec<String> = r
+        .running_pods()
+        .await
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    let (repository, tag) = image().rsplit_once(':').expect("tag");
+    let upgrade = helm(&[
+        "upgrade",
+        &r.name,
+        "charts/personalize-watch",
+        "-n",
+        &r.ns,
+        "--reuse-values",
+        "--set",
+        "logLevel=debug",
+        "--set",
+        &format!("image.repository={repository}"),
+        "--set",
+        &format!("image.tag={tag}"),
+        "--wait",
+        "--timeout",
+        "180s",
+    ]);
+    assert!(upgrade.success, "{}", upgrade.text());
+    r.emu
+        .set_status(&running[1], "CREATE FAILED", Some("during the roll"))
+        .await;
+    r.wait_failure("run-2", Duration::from_secs(60)).await;
+    let after: Vec<String> = r
+        .running_pods()
+        .await
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "the upgrade rolled the pods: {before:?} -> {after:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let failures = r.failures().await;
+    assert_eq!(failures.get("run-1"), Some(&1), "{failures:?}");
+    assert_eq!(failures.get("run-2"), Some(&1), "{failures:?}");
+
+    let out = helm(&["uninstall", &r.name, "-n", &r.ns, "--wait"]);
+    assert!(out.success, "{}", out.text());
+    // The pods go after their Deployment, by the garbage collector, within their grace period.
+    let selector = format!("app.kubernetes.io/instance={}", r.name);
+    let left = || {
+        kubectl(&[
+            "get",
+            "deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,clusterroles,clusterrolebindings,poddisruptionbudgets,networkpolicies,leases",
+            "-A",
+            "-l",
+            &selector,
+            "-o",
+            "name",
+        ])
+    };
+    wait_for(
+        Duration::from_secs(60),
+        "nothing of the release left",
+        || async {
+            let out = left();
+            (out.success && out.stdout.trim().is_empty()).then_some(())
+        },
+    )
+    .await;
+    let leases: Api<Lease> = Api::namespaced(r.client.clone(), &r.ns);
+    assert!(
+        leases
+            .list(&ListParams::default())
+            .await
+            .expect("leases")
+            .items
+            .is_empty(),
+        "the Lease goes with the release"
+    );
+    let crd = kubectl(&[
+        "get",
+        "crd",
+        "solutionversionwatches.personalize-watch.dev",
+        "-o",
+        "name",
+    ]);
+    assert!(crd.success, "the CRD stays: {}", crd.text());
+}
+
+/// What `make image` assembles agrees with the Dockerfile's final stage, read here on its own.
+#[test]
+fn make_image_agrees_with_the_dockerfile() {
+    let dockerfile = std::fs::read_to_string(support::repo_root().join("Dockerfile")).unwrap();
+    let stage: Vec<&str> = dockerfile
+        .lines()
+        .skip_while(|l| !l.starts_with("FROM gcr.io/distroless"))
+        .collect();
+    let instruction = |kw: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut current = String::new();
+        for line in &stage {
+            let line = line.trim();
+            if current.is_empty() && !line.starts_with(kw) {
+                continue;
+            }
+            current.push_str(line.trim_end_matches('\\'));
+            current.push(' ');
+            if !line.ends_with('\\') {
+                out.push(current.trim()[kw.len()..].trim().to_string());
+                current.clear();
+            }
+        }
+        out
+    };
+    let version = instruction("ARG")[0].split_once('=').unwrap().1.to_string();
+    let mut labels = serde_json::Map::new();
+    let label_text = instruction("LABEL").join(" ");
+    let re = regex::Regex::new(r#"([\w.]+)="([^"]*)""#).unwrap();
+    for c in re.captures_iter(&label_text) {
+        labels.insert(
+            c[1].to_string(),
+            serde_json::Value::String(c[2].replace("${VERSION}", &version)),
+        );
+    }
+    let user = instruction("USER")[0].clone();
+    let entrypoint: serde_json::Value =
+        serde_json::from_str(&instruction("ENTRYPOINT")[0]).unwrap();
+    let cmd: serde_json::Value = serde_json::from_str(&instruction("CMD")[0]).unwrap();
+    let copy = instruction("COPY")[0].clone();
+    let dest = copy
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string();
+
+    // Assemble without a node: the archive alone.
+    let out_dir = std::env::temp_dir().join(format!("pw-image-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut command = Command::new("bash");
+    command
+        .arg(support::repo_root().join("hack/image.sh"))
+        .env("PW_CLUSTER_DIR", &out_dir);
+    let reference = run(command, None).expect_success();
+    let reference = reference.lines().last().unwrap().trim();
+    assert!(reference.ends_with(&format!(":{version}")), "{reference}");
+    let archive = support::cache_dir().join(format!("image/personalize-watch-{version}.oci.tar"));
+    let unpacked = out_dir.join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tar = Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let blob = |digest: &str| -> PathBuf {
+        unpacked
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(unpacked.join("index.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let c = &config["config"];
+    assert_eq!(c["User"], serde_json::Value::String(user));
+    assert_eq!(c["Entrypoint"], entrypoint);
+    assert_eq!(c["Cmd"], cmd);
+    assert_eq!(c["Labels"], serde_json::Value::Object(labels));
+    let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    let listing = Command::new("tar")
+        .arg("-tvf")
+        .arg(&layer)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    for file in [
+        dest.as_str(),
+        "etc/ssl/certs/ca-certificates.crt",
+        "etc/passwd",
+    ] {
+        assert!(
+            listing.lines().any(|l| l.ends_with(&format!(" {file}"))),
+            "{file} not in the image:\n{listing}"
+        );
+    }
+    // The binary is the one the Dockerfile's build stage builds.
+    let binary = run(
+        {
+            let mut c = Command::new("bash");
+            c.arg(support::repo_root().join("hack/build-image-binary.sh"));
+            c
+        },
+        None,
+    )
+    .expect_success();
+    let built = std::fs::read(binary.trim()).unwrap();
+    let in_image = Command::new("tar")
+        .arg("-xOf")
+        .arg(&layer)
+        .arg(&dest)
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(
+        built == in_image,
+        "the image holds the binary build-image-binary.sh builds"
+    );
+    let passwd = Command::new("tar")
+        .arg("-xOf")
+        .arg(&layer)
+        .arg("etc/passwd")
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(String::from_utf8_lossy(&passwd).contains(":65532:65532:"));
+    std::fs::remove_dir_all(out_dir).ok();
+}
