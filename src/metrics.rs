@@ -88,6 +88,9 @@ struct Known {
 /// The per-watch bookkeeping behind the per-watch series.
 #[derive(Default)]
 struct Watches {
+    /// Set when leadership is lost, until it is won again: a reconcile still in flight then
+    /// records nothing (the new leader exports the series).
+    standing_by: bool,
     known: HashMap<WatchLabels, Known>,
     deleted: HashSet<String>,
     deleted_order: VecDeque<String>,
@@ -316,6 +319,9 @@ impl Metrics {
 
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+        if leading {
+            self.watches().standing_by = false;
+        }
     }
 
     pub fn set_watches(&self, n: usize) {
@@ -330,7 +336,7 @@ impl Metrics {
     /// deleted meanwhile.
     pub fn record_watch(&self, key: &WatchLabels, view: &WatchView<'_>) {
         let mut watches = self.watches();
-        if watches.deleted.contains(view.uid) {
+        if watches.standing_by || watches.deleted.contains(view.uid) {
             return;
         }
         if let Some(counts) = view.counts {
@@ -414,6 +420,7 @@ impl Metrics {
 
     /// Leadership was lost: the new leader exports the per-watch series now.
     pub fn clear_watches(&self) {
+        self.watches().standing_by = true;
         self.retain_watches(|_, _| false);
         self.set_watches(0);
     }
@@ -523,10 +530,17 @@ mod tests {
         assert!(text.contains("last_sync_timestamp_seconds{namespace=\"ns\",name=\"a\"} 100"));
         m.record_watch(&key("b"), &synced("uid-b", Some(100.0)));
         m.clear_watches();
+        // A reconcile still in flight when the Lease was lost records nothing.
+        m.record_watch(&key("c"), &synced("uid-c", Some(100.0)));
         let text = m.encode(1000.0);
         assert!(
-            !text.contains("name=\"a\"") && !text.contains("name=\"b\""),
+            !text.contains("name=\"a\"")
+                && !text.contains("name=\"b\"")
+                && !text.contains("name=\"c\""),
             "{text}"
         );
+        m.set_leader(true);
+        m.record_watch(&key("c"), &synced("uid-c", Some(100.0)));
+        assert!(m.encode(1000.0).contains("name=\"c\""));
     }
 }

@@ -65,8 +65,8 @@ async fn watch_shows_exact_counts_and_the_50_newest_jobs() {
     assert_eq!(
         header,
         [
-            "NAME", "READY", "TOTAL", "PENDING", "RUNNING", "ACTIVE", "FAILED", "LAST", "SYNC",
-            "AGE"
+            "NAME", "READY", "TOTAL", "PENDING", "RUNNING", "ACTIVE", "FAILED", "LATEST", "LAST",
+            "SYNC", "AGE"
         ]
     );
     let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
@@ -76,7 +76,12 @@ async fn watch_shows_exact_counts_and_the_50_newest_jobs() {
         stdout: wide,
         ..
     } = kubectl(&["get", "svw", "-n", &f.ns, "-o", "wide"]);
-    assert!(ok && wide.contains("ARN") && wide.contains("MESSAGE") && wide.contains(&sv));
+    assert!(
+        ok && wide.contains("ARN")
+            && wide.contains("MESSAGE")
+            && wide.contains("STUCK")
+            && wide.contains(&sv)
+    );
 
     let CommandOutput {
         success: ok,

@@ -592,7 +592,8 @@ async fn a_paused_leader_that_lost_its_lease_stands_down() {
     .await;
     assert!(
         !stood_down.has("personalize_watch_jobs"),
-        "the old leader dropped its per-watch series"
+        "the old leader dropped its per-watch series:\n{}",
+        stood_down.text()
     );
     let writes = stood_down.sum("personalize_watch_status_writes_total");
     tokio::time::sleep(Duration::from_secs(11)).await;
