@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::access::{Access, AccountRoles, PolicyAnnotations};
 use crate::policy::{ALLOWED_ACCOUNTS, ALLOWED_ARNS};
+use crate::watch_backoff::WatchBackoff;
 
 /// What changed, so which watches to reconcile.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +51,7 @@ impl Sources {
         for api in self.namespace_apis(&client) {
             let (tx, rx) = tokio::sync::oneshot::channel();
             synced.push(rx);
-            let stream = watcher(api.0, api.1).default_backoff();
+            let stream = watcher(api.0, api.1).backoff(WatchBackoff::default());
             tokio::spawn(follow_namespaces(
                 stream,
                 access.clone(),
@@ -63,7 +64,7 @@ impl Sources {
             synced.push(rx);
             let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
             let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-            let stream = watcher(api, config).default_backoff();
+            let stream = watcher(api, config).backoff(WatchBackoff::default());
             tokio::spawn(follow_account_roles(
                 stream,
                 access.clone(),

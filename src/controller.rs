@@ -214,7 +214,7 @@ fn watch_stream(
     observer: StreamObserver,
 ) -> impl futures::Stream<Item = Result<SolutionVersionWatch, watcher::Error>> + Send + 'static {
     watcher(api, scope.watcher_config())
-        .default_backoff()
+        .backoff(crate::watch_backoff::WatchBackoff::default())
         .modify(slim)
         .reflect(writer)
         .inspect(move |event| {

@@ -27,6 +27,7 @@ pub mod reconcile;
 pub mod run;
 pub mod status;
 pub mod text;
+pub mod watch_backoff;
 
 /// Installs aws-lc-rs as rustls' process-wide crypto provider. kube and the AWS SDK both use
 /// rustls; with no provider chosen the first TLS client panics. Call before any client is made.

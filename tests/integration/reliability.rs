@@ -376,12 +376,9 @@ async fn api_server_restart_loses_and_repeats_no_event() {
         .await;
     f.apply_watch("after", &support::solution_version_arn("after"), "")
         .await;
-    // The watch stream backs off as client-go's reflector does (800 ms doubling to 30 s, reset
-    // after 2 minutes without errors), and a resumed watch may be told its resourceVersion
-    // expired (410) before it relists: allow one capped step after the outage, plus the relist.
     f.wait_status(
         "after",
-        Duration::from_secs(90),
+        Duration::from_secs(30),
         "a watch created after the restart",
         |w| total(w) == Some(2),
     )
