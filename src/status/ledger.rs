@@ -133,7 +133,8 @@ fn baseline(prev: Option<&EventLedger>, listed: &Listed<'_>) -> EventLedger {
         }
     }
     if ledger.outbox.len() < MAX_OUTBOX {
-        ledger.outbox.push(discovered(listed, horizon));
+        let previous = prev.and_then(|l| l.source.as_ref());
+        ledger.outbox.push(discovered(previous, listed));
     }
     ledger
 }
@@ -328,12 +329,16 @@ pub fn human_duration(d: SignedDuration) -> String {
     out
 }
 
-/// The baseline's summary Event: one per source, exactly once.
-fn discovered(listed: &Listed<'_>, horizon: Timestamp) -> PendingEvent {
+/// The baseline's summary Event: one per change of source, exactly once. Its id names only what
+/// every writer sees alike (the source before and the source now), never a writer's clock: two
+/// writers that both take the first listing publish one summary, and a return to an earlier
+/// source (A, B, then A again) is a new one.
+fn discovered(previous: Option<&ListingSource>, listed: &Listed<'_>) -> PendingEvent {
+    let from = previous.map_or_else(String::new, |s| format!("{}:{}", s.region, s.endpoint));
     PendingEvent {
         kind: AnnouncementKind::Discovered,
         id: format!(
-            "baseline:{}:{}:{horizon}",
+            "baseline:{from}->{}:{}",
             listed.source.region, listed.source.endpoint
         ),
         job_name: String::new(),

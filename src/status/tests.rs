@@ -349,6 +349,48 @@ fn a_finished_job_never_listed_unfinished_is_announced_within_the_retention() {
     assert!(announced(&next).is_empty(), "job-3 is past the horizon");
 }
 
+/// The summary's id decides its Event's name: it must not depend on when a writer listed.
+#[test]
+fn two_writers_taking_the_first_listing_seconds_apart_decide_one_summary() {
+    let jobs = vec![job(1, "ACTIVE", 1), job(2, "IN PROGRESS", 2)];
+    let first = outbox(&listed(None, &jobs, 10).status);
+    let second = outbox(&listed(None, &jobs, 13).status);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].kind, AnnouncementKind::Discovered);
+    assert_eq!(first, second, "same id, same note");
+}
+
+#[test]
+fn each_change_of_source_has_its_own_summary_even_back_to_an_earlier_one() {
+    let in_region = |region: &str| Listing {
+        jobs: vec![job(1, "ACTIVE", 1)],
+        source: source(region),
+    };
+    let mut prev: Option<SolutionVersionWatchStatus> = None;
+    let mut ids = Vec::new();
+    for (n, region) in ["eu-west-1", "us-east-1", "eu-west-1"]
+        .into_iter()
+        .enumerate()
+    {
+        let listing = in_region(region);
+        let obs = observe(PollOutcome::Listed(&listing), 10 + 60 * n as i64, 50);
+        let status = next_status(prev.as_ref(), &obs).status;
+        let summaries: Vec<String> = outbox(&status)
+            .into_iter()
+            .filter(|e| e.kind == AnnouncementKind::Discovered)
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(summaries.len(), 1, "{region}: {summaries:?}");
+        ids.push(summaries[0].clone());
+        prev = Some(published(status));
+    }
+    assert_eq!(ids.len(), 3);
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+}
+
 #[test]
 fn a_new_region_or_endpoint_is_a_new_baseline_not_a_flood() {
     // The first listing went to the wrong region: nothing there.

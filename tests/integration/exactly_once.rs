@@ -355,20 +355,47 @@ async fn summaries_missing_members_are_handled_end_to_end() {
 }
 
 /// Applies a ValidatingAdmissionPolicy that refuses every Event created in `ns`.
-fn refuse_events_in(ns: &str) {
+async fn refuse_events_in(ns: &str) {
     let yaml = format!(
         "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {{name: refuse-events-{ns}}}\nspec:\n  failurePolicy: Fail\n  matchConstraints:\n    resourceRules:\n    - {{apiGroups: [\"events.k8s.io\", \"\"], apiVersions: [\"*\"], operations: [CREATE], resources: [events]}}\n  validations:\n  - {{expression: \"false\", message: \"Events are refused by a test policy\"}}\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {{name: refuse-events-{ns}}}\nspec:\n  policyName: refuse-events-{ns}\n  validationActions: [Deny]\n  matchResources:\n    namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}\n"
     );
     kubectl_with_input(&["apply", "-f", "-"], Some(&yaml)).expect_success();
+    // The API server enforces a new policy only once its informers have seen the policy and the
+    // binding; until then Events still go through.
+    wait_for_probe_event(ns, false).await;
 }
 
-fn allow_events_in(ns: &str) {
+async fn allow_events_in(ns: &str) {
     support::kubectl(&[
         "delete",
         "validatingadmissionpolicybinding,validatingadmissionpolicy",
         &format!("refuse-events-{ns}"),
     ])
     .expect_success();
+    wait_for_probe_event(ns, true).await;
+}
+
+/// Creates an Event in `ns` with a server-side dry run (admission runs, nothing is stored) until
+/// the API server accepts it (`accepted`) or refuses it by the test policy.
+async fn wait_for_probe_event(ns: &str, accepted: bool) {
+    let probe = format!(
+        "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {{name: policy-probe, namespace: {ns}}}\neventTime: \"2026-01-01T00:00:00.000000Z\"\nreportingController: personalize-watch.dev/test\nreportingInstance: probe\naction: Probe\nreason: Probe\ntype: Normal\nregarding: {{kind: Namespace, name: {ns}}}\n"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = kubectl_with_input(&["create", "--dry-run=server", "-f", "-"], Some(&probe));
+        let refused = out.text().contains("Events are refused by a test policy");
+        if out.success == accepted && refused != accepted {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the test policy did not {} Events within 60 s: {}",
+            if accepted { "stop refusing" } else { "refuse" },
+            out.text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Event creation refused by an admission policy for 10 minutes (`PW_REFUSAL_SECONDS` shortens
@@ -411,8 +438,7 @@ async fn events_refused_for_ten_minutes_all_go_out_once_afterwards() {
         )
         .await;
     }
-    refuse_events_in(&f.ns);
-    // The policy is in force once a refused Event shows in a condition.
+    refuse_events_in(&f.ns).await;
     let reason = "r".repeat(1024);
     let per_round = JOBS / ROUNDS;
     for round in 0..ROUNDS {
@@ -467,7 +493,7 @@ async fn events_refused_for_ten_minutes_all_go_out_once_afterwards() {
         "the policy refused them all"
     );
 
-    allow_events_in(&f.ns);
+    allow_events_in(&f.ns).await;
     let expected = WATCHES * JOBS;
     wait_for(Duration::from_secs(180), "every pending Event", || async {
         (f.events("BatchInferenceJobFailed").await.len() >= expected).then_some(())
