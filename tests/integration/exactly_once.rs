@@ -379,7 +379,7 @@ async fn allow_events_in(ns: &str) {
 /// the API server accepts it (`accepted`) or refuses it by the test policy.
 async fn wait_for_probe_event(ns: &str, accepted: bool) {
     let probe = format!(
-        "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {{name: policy-probe, namespace: {ns}}}\neventTime: \"2026-01-01T00:00:00.000000Z\"\nreportingController: personalize-watch.dev/test\nreportingInstance: probe\naction: Probe\nreason: Probe\ntype: Normal\nregarding: {{kind: Namespace, name: {ns}}}\n"
+        "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {{name: policy-probe, namespace: {ns}}}\neventTime: \"2026-01-01T00:00:00.000000Z\"\nreportingController: personalize-watch.dev/test\nreportingInstance: probe\naction: Probe\nreason: Probe\ntype: Normal\nregarding: {{kind: ConfigMap, name: policy-probe, namespace: {ns}}}\n"
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
