@@ -7,7 +7,7 @@ use personalize_watch_testkit::bench::{self, Scale};
 #[tokio::main]
 async fn main() {
     let started = std::time::Instant::now();
-    let rows = bench::run(&Scale::full()).await;
+    let rows = bench::run(&Scale::full().from_env()).await;
     let mut report = bench::table(&rows);
     if let Some(slope) = bench::bytes_per_watch(&rows) {
         report.push_str(&format!(

@@ -48,6 +48,8 @@ pub struct Scale {
     pub rate_watches: usize,
     /// The raised rate for the scenarios that measure the operator, not the limit.
     pub raised_rate: f64,
+    /// Only these groups (`A`, `BDE`, `C`, `F`, `memory`, `curve`, `rate`); None: all.
+    pub only: Option<Vec<String>>,
 }
 
 impl Scale {
@@ -70,7 +72,29 @@ impl Scale {
             curve: vec![10, 100, 1_000, 5_000],
             rate_watches: 200,
             raised_rate: 2_000.0,
+            only: None,
         }
+    }
+
+    /// The groups named in `PW_BENCH_ONLY` (comma-separated), for measuring one change
+    /// without the whole run; D's window from `PW_BENCH_D_SECONDS`.
+    pub fn from_env(mut self) -> Self {
+        if let Ok(only) = std::env::var("PW_BENCH_ONLY") {
+            self.only = Some(only.split(',').map(|g| g.trim().to_string()).collect());
+        }
+        if let Some(secs) = std::env::var("PW_BENCH_D_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            self.d_window_secs = secs;
+        }
+        self
+    }
+
+    fn runs(&self, group: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|g| g == group))
     }
 
     pub fn tiny() -> Self {
@@ -92,6 +116,7 @@ impl Scale {
             curve: vec![2, 4],
             rate_watches: 12,
             raised_rate: 2_000.0,
+            only: None,
         }
     }
 }
@@ -660,24 +685,38 @@ pub fn table(rows: &[Row]) -> String {
 /// Runs every scenario and the curves; returns the rows (printing the table as it grows).
 pub async fn run(scale: &Scale) -> Vec<Row> {
     let mut rows = Vec::new();
-    let a = Fleet::new("A", 1, scale.a_jobs);
-    rows.push(listing_scenario("A", a, scale.raised_rate).await);
-    rows.extend(fleet_scenarios(scale).await);
-    eprintln!("{}", table(&rows));
-    let c = Fleet::new("C", scale.c_watches, scale.c_jobs);
-    rows.push(listing_scenario("C", c, scale.raised_rate).await);
-    let f = Fleet {
-        max_jobs_in_status: 200,
-        ..Fleet::new("F", scale.f_watches, scale.f_jobs)
-    };
-    rows.push(listing_scenario("F", f, scale.raised_rate).await);
-    eprintln!("{}", table(&rows));
-    rows.extend(memory_curve(scale).await);
-    for &n in &scale.curve {
-        let fleet = Fleet::new(&format!("curve{n}-"), n, 1);
-        rows.push(listing_scenario(&format!("curve {n}"), fleet, scale.raised_rate).await);
+    if scale.runs("A") {
+        let a = Fleet::new("A", 1, scale.a_jobs);
+        rows.push(listing_scenario("A", a, scale.raised_rate).await);
     }
-    rows.push(rate_limit_run(scale.rate_watches).await);
+    if scale.runs("BDE") {
+        rows.extend(fleet_scenarios(scale).await);
+        eprintln!("{}", table(&rows));
+    }
+    if scale.runs("C") {
+        let c = Fleet::new("C", scale.c_watches, scale.c_jobs);
+        rows.push(listing_scenario("C", c, scale.raised_rate).await);
+    }
+    if scale.runs("F") {
+        let f = Fleet {
+            max_jobs_in_status: 200,
+            ..Fleet::new("F", scale.f_watches, scale.f_jobs)
+        };
+        rows.push(listing_scenario("F", f, scale.raised_rate).await);
+        eprintln!("{}", table(&rows));
+    }
+    if scale.runs("memory") {
+        rows.extend(memory_curve(scale).await);
+    }
+    if scale.runs("curve") {
+        for &n in &scale.curve {
+            let fleet = Fleet::new(&format!("curve{n}-"), n, 1);
+            rows.push(listing_scenario(&format!("curve {n}"), fleet, scale.raised_rate).await);
+        }
+    }
+    if scale.runs("rate") {
+        rows.push(rate_limit_run(scale.rate_watches).await);
+    }
     rows
 }
 
