@@ -24,16 +24,18 @@ fn timestamp(t: Option<&DateTime>) -> Option<Timestamp> {
 }
 
 impl From<BatchInferenceJobSummary> for ListedJob {
+    /// Takes the summary's strings over rather than copying them: a listing converts every job
+    /// of every page on every poll.
     fn from(s: BatchInferenceJobSummary) -> Self {
         ListedJob {
-            name: s.job_name().unwrap_or_default().to_string(),
-            arn: s.batch_inference_job_arn().unwrap_or_default().to_string(),
-            status: s.status().unwrap_or("UNKNOWN").to_string(),
-            mode: s.batch_inference_job_mode().map(|m| m.as_str().to_string()),
-            created: timestamp(s.creation_date_time()),
-            updated: timestamp(s.last_updated_date_time()),
-            failure_reason: s.failure_reason().map(str::to_string),
-            solution_version_arn: s.solution_version_arn().map(str::to_string),
+            name: s.job_name.unwrap_or_default(),
+            arn: s.batch_inference_job_arn.unwrap_or_default(),
+            status: s.status.unwrap_or_else(|| "UNKNOWN".to_string()),
+            mode: s.batch_inference_job_mode.map(|m| m.as_str().to_string()),
+            created: timestamp(s.creation_date_time.as_ref()),
+            updated: timestamp(s.last_updated_date_time.as_ref()),
+            failure_reason: s.failure_reason,
+            solution_version_arn: s.solution_version_arn,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Counts and the bounded job list: what `kubectl get svw` shows.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -187,28 +189,46 @@ pub fn newest(jobs: &[ListedJob], max: usize) -> Vec<JobSummary> {
     ordered.into_iter().take(max).map(summary).collect()
 }
 
-/// The watched solution version's jobs, once each. A listing that shows a job twice (pages
-/// shifted while it ran) keeps the view furthest along: finished over unfinished, then the
-/// later update. Jobs with neither ARN nor name cannot be told apart and are all kept.
-pub fn relevant_jobs(jobs: &[ListedJob], solution_version_arn: &str) -> Vec<ListedJob> {
-    let mut by_key: BTreeMap<String, &ListedJob> = BTreeMap::new();
-    let mut nameless = Vec::new();
+/// The watched solution version's jobs, once each, in listing order. A listing that shows a
+/// job twice (pages shifted while it ran) keeps the view furthest along: finished over
+/// unfinished, then the later update. Jobs with neither ARN nor name cannot be told apart and
+/// are all kept. The common listing (every job once, all of this solution version) is
+/// borrowed, not copied: this runs on every poll.
+pub fn relevant_jobs<'a>(
+    jobs: &'a [ListedJob],
+    solution_version_arn: &str,
+) -> Cow<'a, [ListedJob]> {
+    let mut first_seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(jobs.len());
+    let mut kept: Vec<&ListedJob> = Vec::with_capacity(jobs.len());
     let watched = jobs.iter().filter(|j| {
         j.solution_version_arn
             .as_deref()
             .is_none_or(|sv| sv == solution_version_arn)
     });
     for job in watched {
-        let Some(key) = super::ledger::job_key(job) else {
-            nameless.push(job);
+        let Some(key) = super::ledger::job_key_parts(job) else {
+            kept.push(job);
             continue;
         };
-        let entry = by_key.entry(key).or_insert(job);
-        if further_along(job, entry) {
-            *entry = job;
+        match first_seen.entry(key) {
+            Entry::Vacant(slot) => {
+                slot.insert(kept.len());
+                kept.push(job);
+            }
+            Entry::Occupied(seen) => {
+                let view = &mut kept[*seen.get()];
+                if further_along(job, view) {
+                    *view = job;
+                }
+            }
         }
     }
-    by_key.into_values().chain(nameless).cloned().collect()
+    if kept.len() == jobs.len() {
+        // Nothing left out and nothing repeated: `kept` is `jobs`.
+        Cow::Borrowed(jobs)
+    } else {
+        Cow::Owned(kept.into_iter().cloned().collect())
+    }
 }
 
 /// Whether `a` shows a job further along than `b`.

@@ -68,22 +68,28 @@ pub struct LedgerUpdate {
 /// A short stable id for a job: FNV-1a of its ARN, or of its name when the listing gave no ARN.
 /// None when the listing gave neither: such a job is counted, never announced.
 pub fn job_id(job: &ListedJob) -> Option<String> {
-    job_key(job).map(|key| {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in key.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        format!("{hash:016x}")
-    })
+    // Hashed in place, without building the key: this runs for every job on every poll.
+    let (prefix, key) = job_key_parts(job)?;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in prefix.bytes().chain(key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Some(format!("{hash:016x}"))
 }
 
 /// What names a job: its ARN, else its name.
 pub fn job_key(job: &ListedJob) -> Option<String> {
+    job_key_parts(job).map(|(prefix, key)| format!("{prefix}{key}"))
+}
+
+/// [`job_key`] in two borrowed parts, a prefix and the ARN or name: ordered and compared
+/// as the key is.
+pub fn job_key_parts(job: &ListedJob) -> Option<(&'static str, &str)> {
     if !job.arn.is_empty() {
-        Some(job.arn.clone())
+        Some(("", &job.arn))
     } else if !job.name.is_empty() {
-        Some(format!("name:{}", job.name))
+        Some(("name:", &job.name))
     } else {
         None
     }
@@ -149,28 +155,28 @@ fn later_listing(prev: &EventLedger, listed: &Listed<'_>) -> LedgerUpdate {
         .map_or(whole_seconds(listed.now) - CLOCK_ALLOWANCE, |t| t.0);
     ledger.horizon = Some(Time(horizon));
     let mut open: HashSet<String> = ledger.open.iter().cloned().collect();
-    let mut seen = HashSet::new();
-    let mut due = Vec::new();
-    for job in listed.jobs {
-        let Some(id) = job_id(job) else { continue };
-        seen.insert(id.clone());
-        if ledger.finished.contains_key(&id) {
-            continue;
-        }
-        if !JobState::of(&job.status).finished() {
-            if open.insert(id.clone()) {
-                ledger.open.push(id);
-            }
-        } else if open.contains(&id) || finish_time(job).is_some_and(|t| t > horizon) {
-            due.push((id, job));
-        }
-    }
+    let ids: Vec<Option<String>> = listed.jobs.iter().map(job_id).collect();
+    let seen: HashSet<&str> = ids.iter().flatten().map(String::as_str).collect();
     let omitted = ledger
         .open
         .iter()
         .chain(ledger.finished.keys())
-        .filter(|id| !seen.contains(*id))
+        .filter(|id| !seen.contains(id.as_str()))
         .count();
+    let mut due = Vec::new();
+    for (job, id) in listed.jobs.iter().zip(&ids) {
+        let Some(id) = id else { continue };
+        if ledger.finished.contains_key(id) {
+            continue;
+        }
+        if !JobState::of(&job.status).finished() {
+            if open.insert(id.clone()) {
+                ledger.open.push(id.clone());
+            }
+        } else if open.contains(id) || finish_time(job).is_some_and(|t| t > horizon) {
+            due.push((id.clone(), job));
+        }
+    }
     let deferred = announce(&mut ledger, &mut open, due, listed.now);
     LedgerUpdate {
         ledger,
