@@ -313,7 +313,13 @@ async fn api_server_restart_loses_and_repeats_no_event() {
         kubeconfig: cp.kubeconfig.clone(),
         endpoint: &emu.url,
         args: vec!["--watch-namespace".into(), ns.clone()],
-        env: vec![],
+        // Failed once under load (21 tests at once beside a busy loop per core): the watch created
+        // after the restart was not seen in 30 s, cause not found. The watcher's and the client's
+        // requests are logged for the next time.
+        env: vec![(
+            "RUST_LOG".into(),
+            "info,personalize_watch=debug,kube_runtime=debug,kube_client=debug".into(),
+        )],
     });
     op.wait_ready().await;
     let f = Fixture {
@@ -376,6 +382,8 @@ async fn api_server_restart_loses_and_repeats_no_event() {
         .await;
     f.apply_watch("after", &support::solution_version_arn("after"), "")
         .await;
+    // For the operator log (shown on failure): when the watch it must see was created.
+    eprintln!("watch `after` created at {}", jiff::Timestamp::now());
     f.wait_status(
         "after",
         Duration::from_secs(30),
@@ -747,7 +755,13 @@ async fn crd_deleted_and_recreated_without_a_restart() {
         kubeconfig: cp.kubeconfig.clone(),
         endpoint: &emu.url,
         args: vec!["--watch-namespace".into(), ns.clone()],
-        env: vec![],
+        // Failed once under load (21 tests at once beside a busy loop per core): the watch created
+        // after the restart was not seen in 30 s, cause not found. The watcher's and the client's
+        // requests are logged for the next time.
+        env: vec![(
+            "RUST_LOG".into(),
+            "info,personalize_watch=debug,kube_runtime=debug,kube_client=debug".into(),
+        )],
     });
     op.wait_ready().await;
     let f = Fixture {
@@ -823,7 +837,13 @@ async fn rbac_revoked_then_restored() {
         kubeconfig: kubeconfig.clone(),
         endpoint: &emu.url,
         args: vec!["--watch-namespace".into(), ns.clone()],
-        env: vec![],
+        // Failed once under load (21 tests at once beside a busy loop per core): the watch created
+        // after the restart was not seen in 30 s, cause not found. The watcher's and the client's
+        // requests are logged for the next time.
+        env: vec![(
+            "RUST_LOG".into(),
+            "info,personalize_watch=debug,kube_runtime=debug,kube_client=debug".into(),
+        )],
     });
     op.wait_ready().await;
     let f = Fixture {
