@@ -119,6 +119,10 @@ pub async fn run(
         let affected = affected_watches(ctx.access_changes.subscribe(), reader.clone());
         let controller = Controller::for_stream(stream, reader)
             .with_config(Config::default().concurrency(0))
+            // The controller backs its trigger stream off on its own too, by default from 800 ms
+            // to 30 s: stacked on the watch stream's, a relist after an API server restart
+            // waited 24.8 s. Both follow the watch streams' 5 s cap.
+            .trigger_backoff(crate::watch_backoff::WatchBackoff::default())
             .reconcile_on(affected)
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
