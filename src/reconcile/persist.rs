@@ -35,6 +35,9 @@ pub const FIELD_MANAGER: &str = "personalize-watch";
 /// policy backs off.
 const CONFLICT_RETRIES: u32 = 3;
 const CONFLICT_PAUSE: Duration = Duration::from_millis(100);
+/// The media type of an answer that is the object's metadata only (what kube asks for in
+/// `Api::patch_metadata`).
+const METADATA_ONLY: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 
 /// What was written, for scheduling the next poll.
 #[derive(Clone, Copy, Debug, Default)]
@@ -126,7 +129,7 @@ async fn attempt(
     if let Some(failure) = failure {
         publish_poll_failure(ctx, current, &decision.status, failure).await;
     }
-    let written = write_status(ctx, current, &decision.status).await?;
+    let written = write_status(ctx, current, &mut decision.status).await?;
     if matches!(written, Written::Done) {
         ctx.metrics.listing_omitted(decision.omitted);
         let synced = listed_at.map(|t| t.0.as_millisecond() as f64 / 1000.0);
@@ -285,11 +288,13 @@ impl StatusPatch<'_> {
     }
 }
 
-/// The merge patch from `base` to `status`. The job list goes in only when its digest changed:
-/// the cache's copy of `base` does not hold it.
+/// The merge patch from `base` to `status`, whose job list `jobs` was taken out of it: the other
+/// fields are compared as JSON values, the list (most of the status) never becomes one. The list
+/// goes in only when its digest changed: the cache's copy of `base` does not hold it.
 pub fn status_patch<'a>(
     base: Option<&SolutionVersionWatchStatus>,
-    status: &'a SolutionVersionWatchStatus,
+    status: &SolutionVersionWatchStatus,
+    jobs: &'a [JobSummary],
 ) -> StatusPatch<'a> {
     let without_jobs = |s: serde_json::Value| match s {
         serde_json::Value::Object(mut fields) => {
@@ -298,51 +303,19 @@ pub fn status_patch<'a>(
         }
         other => other,
     };
-    let old = without_jobs(json!(base));
-    // The list is left out before the value is made (it is most of the status).
-    let new = json!(without_job_list(status));
-    let fields = match merge_patch::diff(&old, &new) {
+    let fields = match merge_patch::diff(&without_jobs(json!(base)), &without_jobs(json!(status))) {
         serde_json::Value::Object(fields) => fields,
         _ => serde_json::Map::new(),
     };
     let same_jobs = base.and_then(|b| b.jobs_digest.as_ref()) == status.jobs_digest.as_ref();
     let jobs = if same_jobs {
         None
-    } else if status.jobs.is_empty() {
+    } else if jobs.is_empty() {
         Some(None)
     } else {
-        Some(Some(&status.jobs[..]))
+        Some(Some(jobs))
     };
     StatusPatch { fields, jobs }
-}
-
-/// A copy of `status` but for its job list.
-fn without_job_list(status: &SolutionVersionWatchStatus) -> SolutionVersionWatchStatus {
-    // Destructured so that a new field cannot be left out of the copy.
-    let SolutionVersionWatchStatus {
-        observed_generation,
-        conditions,
-        counts,
-        latest_job,
-        jobs: _,
-        jobs_truncated,
-        jobs_digest,
-        last_sync_time,
-        stale,
-        ledger,
-    } = status;
-    SolutionVersionWatchStatus {
-        observed_generation: *observed_generation,
-        conditions: conditions.clone(),
-        counts: counts.clone(),
-        latest_job: latest_job.clone(),
-        jobs: Vec::new(),
-        jobs_truncated: *jobs_truncated,
-        jobs_digest: jobs_digest.clone(),
-        last_sync_time: last_sync_time.clone(),
-        stale: *stale,
-        ledger: ledger.clone(),
-    }
 }
 
 /// Whether `status` holds nothing `base` does not: equal but for the job list, whose digest
@@ -380,17 +353,20 @@ fn unchanged(
 }
 
 /// Writes what changed since `base` as a merge patch, on condition that the stored object is
-/// still `base` (its resourceVersion). Nothing to write is a write done.
+/// still `base` (its resourceVersion). Nothing to write is a write done. The job list leaves
+/// `status` for the request body (nothing after the write reads it): a reconcile waiting for the
+/// API server holds one copy of it, not two.
 async fn write_status(
     ctx: &Context,
     base: &SolutionVersionWatch,
-    status: &SolutionVersionWatchStatus,
+    status: &mut SolutionVersionWatchStatus,
 ) -> Result<Written> {
     // The common case, a quiet poll: nothing to write, found without serializing anything.
     if unchanged(base.status.as_ref(), status) {
         return Ok(Written::Done);
     }
-    let patch = status_patch(base.status.as_ref(), status);
+    let jobs = std::mem::take(&mut status.jobs);
+    let patch = status_patch(base.status.as_ref(), status, &jobs);
     if patch.is_empty() {
         return Ok(Written::Done);
     }
@@ -402,6 +378,7 @@ async fn write_status(
     };
     let request = status_write_request(base, &write)?;
     drop(write);
+    drop(jobs);
     match send_discarding_answer(&ctx.client, request).await {
         Ok(()) => {
             ctx.metrics.status_written();
@@ -417,7 +394,10 @@ async fn write_status(
     }
 }
 
-/// The PATCH of `base`'s status subresource, its body serialized once.
+/// The PATCH of `base`'s status subresource, its body serialized once. The answer asked for is
+/// the object's metadata only: by default it is the whole object, job list and all, which the
+/// API server would encode and send and the client read for nothing (the watch stream brings
+/// the object to the cache). Errors still come back as the API server's Status.
 fn status_write_request(
     base: &SolutionVersionWatch,
     write: &StatusWrite<'_>,
@@ -428,18 +408,20 @@ fn status_write_request(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    let request = kube::core::Request::new(url).patch_subresource(
-        "status",
-        &base.name_any(),
-        &params,
-        &Patch::Merge(write),
+    let mut request = kube::core::Request::new(url)
+        .patch_subresource("status", &base.name_any(), &params, &Patch::Merge(write))
+        .map_err(|e| Error::Kube(kube::Error::BuildRequest(e)))?;
+    request.headers_mut().insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static(METADATA_ONLY),
     );
-    request.map_err(|e| Error::Kube(kube::Error::BuildRequest(e)))
+    // Serializing grew the body by doubling; the write holds it until the API server answers.
+    request.body_mut().shrink_to_fit();
+    Ok(request)
 }
 
-/// Sends `request` and reads the answer without keeping it: a status write's answer is the
-/// whole object, job list and all, and nothing in it is needed (the watch stream brings the
-/// object to the cache). Errors come back as the API server's Status.
+/// Sends `request` and reads the answer without keeping it (nothing in it is needed). Errors
+/// come back as the API server's Status.
 async fn send_discarding_answer(
     client: &kube::Client,
     request: http::Request<Vec<u8>>,
@@ -525,7 +507,19 @@ mod tests {
 
     /// The patch as the API server receives it.
     fn sent(base: &SolutionVersionWatchStatus, next: &SolutionVersionWatchStatus) -> Value {
-        serde_json::to_value(status_patch(Some(base), next)).unwrap()
+        serde_json::to_value(patch(base, next)).unwrap()
+    }
+
+    /// The patch as `write_status` makes it: the job list taken out of `next` first.
+    fn patch<'a>(
+        base: &SolutionVersionWatchStatus,
+        next: &'a SolutionVersionWatchStatus,
+    ) -> StatusPatch<'a> {
+        let fields = SolutionVersionWatchStatus {
+            jobs: Vec::new(),
+            ..next.clone()
+        };
+        status_patch(Some(base), &fields, &next.jobs)
     }
 
     #[test]
@@ -537,7 +531,7 @@ mod tests {
             ..stored.clone()
         };
         let same = with_jobs(&["a", "b"]);
-        assert!(status_patch(Some(&cached), &same).is_empty());
+        assert!(patch(&cached, &same).is_empty());
         assert_eq!(sent(&cached, &same), json!({}));
         let changed = with_jobs(&["c"]);
         let patch = sent(&cached, &changed);

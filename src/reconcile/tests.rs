@@ -155,6 +155,11 @@ async fn expect_status_patch(
         request.headers()["content-type"],
         "application/merge-patch+json"
     );
+    assert_eq!(
+        request.headers()["accept"],
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        "a status write asks for the written object's metadata only"
+    );
     assert!(
         request
             .uri()

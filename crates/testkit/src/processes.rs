@@ -211,6 +211,22 @@ fn signal_process(pid: u32, signal: &str) {
     assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} {pid}");
 }
 
+/// The operator binary, or a profiler running it when `PW_OPERATOR_WRAPPER` names one (such as
+/// `heaptrack -o /tmp/operator`): for measuring a benchmark, never set by the tests.
+fn operator_command() -> Command {
+    let operator = binary("personalize-watch", "personalize-watch");
+    let wrapper = std::env::var("PW_OPERATOR_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(operator);
+            command
+        }
+        None => Command::new(operator),
+    }
+}
+
 /// The operator binary, `run`, against a control plane and an emulator.
 pub struct Operator {
     child: Option<Child>,
@@ -233,7 +249,7 @@ impl Operator {
             std::process::id()
         ));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary("personalize-watch", "personalize-watch"))
+        let child = operator_command()
             .arg("run")
             .args(["--admin-addr", &format!("127.0.0.1:{port}")])
             .args(["--min-backoff", "1s", "--max-backoff", "5s"])
