@@ -243,15 +243,10 @@ mod tests {
         let mut w = SolutionVersionWatch::new(
             "w",
             SolutionVersionWatchSpec {
-                solution_version_arn: "arn:aws:personalize:us-east-1:123456789012:solution/s/v"
-                    .into(),
-                region: None,
-                poll_interval: None,
-                active_poll_interval: None,
-                suspend: false,
                 max_jobs_in_status: 200,
-                stuck_after: None,
-                expect_new_job_within: None,
+                ..SolutionVersionWatchSpec::watching(
+                    "arn:aws:personalize:us-east-1:123456789012:solution/s/v",
+                )
             },
         );
         w.metadata.managed_fields = Some(vec![Default::default()]);

@@ -144,6 +144,23 @@ pub struct SolutionVersionWatchSpec {
     pub expect_new_job_within: Option<String>,
 }
 
+impl SolutionVersionWatchSpec {
+    /// A spec of `solution_version_arn` and every other field at its default, as applying
+    /// only the ARN stores it; tests and examples change what they need from there.
+    pub fn watching(solution_version_arn: impl Into<String>) -> Self {
+        SolutionVersionWatchSpec {
+            solution_version_arn: solution_version_arn.into(),
+            region: None,
+            poll_interval: None,
+            active_poll_interval: None,
+            suspend: false,
+            max_jobs_in_status: default_max_jobs_in_status(),
+            stuck_after: None,
+            expect_new_job_within: None,
+        }
+    }
+}
+
 fn default_max_jobs_in_status() -> i32 {
     DEFAULT_MAX_JOBS_IN_STATUS
 }

@@ -200,14 +200,8 @@ mod tests {
         SolutionVersionWatch::new(
             "w",
             SolutionVersionWatchSpec {
-                solution_version_arn: arn.to_string(),
                 region,
-                poll_interval: None,
-                active_poll_interval: None,
-                suspend: false,
-                max_jobs_in_status: 50,
-                stuck_after: None,
-                expect_new_job_within: None,
+                ..SolutionVersionWatchSpec::watching(arn.to_string())
             },
         )
     }

@@ -25,14 +25,10 @@ fn watch(suspend: bool) -> SolutionVersionWatch {
     let mut w = SolutionVersionWatch::new(
         "test",
         SolutionVersionWatchSpec {
-            solution_version_arn: SV.into(),
-            region: None,
             poll_interval: Some("5m".into()),
             active_poll_interval: Some("1m".into()),
             suspend,
-            max_jobs_in_status: 50,
-            stuck_after: None,
-            expect_new_job_within: None,
+            ..SolutionVersionWatchSpec::watching(SV)
         },
     );
     w.metadata.namespace = Some("default".into());

@@ -317,14 +317,9 @@ async fn watch_namespace_and_label_selector_scope_the_operator() {
         let mut w = SolutionVersionWatch::new(
             name,
             SolutionVersionWatchSpec {
-                solution_version_arn: sv.clone(),
-                region: None,
                 poll_interval: Some("5m".into()),
                 active_poll_interval: Some("1m".into()),
-                suspend: false,
-                max_jobs_in_status: 50,
-                stuck_after: None,
-                expect_new_job_within: None,
+                ..SolutionVersionWatchSpec::watching(sv.clone())
             },
         );
         w.metadata.labels = Some([("shard".to_string(), shard.to_string())].into());
@@ -377,14 +372,10 @@ async fn rate_limit_holds_for_200_watches_and_all_converge() {
         let w = SolutionVersionWatch::new(
             &format!("w{i}"),
             SolutionVersionWatchSpec {
-                solution_version_arn: sv,
-                region: None,
                 poll_interval: Some("10m".into()),
                 active_poll_interval: Some("1m".into()),
-                suspend: false,
                 max_jobs_in_status: 5,
-                stuck_after: None,
-                expect_new_job_within: None,
+                ..SolutionVersionWatchSpec::watching(sv)
             },
         );
         api.create(&PostParams::default(), &w).await.unwrap();

@@ -199,14 +199,10 @@ impl Fleet {
         SolutionVersionWatch::new(
             &format!("w{i}"),
             SolutionVersionWatchSpec {
-                solution_version_arn: sv_arn(&self.label, i),
-                region: None,
                 poll_interval: Some(format!("{}s", self.interval_secs)),
                 active_poll_interval: Some(format!("{}s", self.interval_secs)),
-                suspend: false,
                 max_jobs_in_status: self.max_jobs_in_status,
-                stuck_after: None,
-                expect_new_job_within: None,
+                ..SolutionVersionWatchSpec::watching(sv_arn(&self.label, i))
             },
         )
     }
