@@ -212,7 +212,8 @@ fn signal_process(pid: u32, signal: &str) {
 }
 
 /// The operator binary, or a profiler running it when `PW_OPERATOR_WRAPPER` names one (such as
-/// `heaptrack -o /tmp/operator`): for measuring a benchmark, never set by the tests.
+/// `hack/heaptrack-exec.sh`, which execs so that signals and the peak-RSS reading by pid still
+/// reach the operator): for measuring a benchmark, never set by the tests.
 fn operator_command() -> Command {
     let operator = binary("personalize-watch", "personalize-watch");
     let wrapper = std::env::var("PW_OPERATOR_WRAPPER").unwrap_or_default();
