@@ -2,8 +2,10 @@
 //! wait for a slot in the namespace's turn -> validate the spec ([`spec`]) -> authorize it by
 //! the namespace's access policy ([`crate::access`]) -> poll Personalize -> decide the next
 //! status (pure, in [`crate::status`]) -> persist it and publish the Events it decided
-//! ([`persist`]) -> schedule the next poll ([`schedule`]).
+//! ([`persist`]), once the job list it shows fits in [`job_lists`] -> schedule the next poll
+//! ([`schedule`]).
 
+pub mod job_lists;
 pub mod merge_patch;
 pub mod persist;
 pub mod schedule;
@@ -29,6 +31,7 @@ use crate::fair::Admission;
 use crate::metrics::Metrics;
 use crate::personalize::{ListRequest, Listing, Personalize};
 use crate::status::{self, Decision, Observation, PollFailure, PollOutcome};
+use job_lists::JobListBudget;
 use schedule::{AfterListing, Requeue};
 use spec::{PollIntervals, Target};
 
@@ -57,6 +60,8 @@ pub struct Context {
     pub access_changes: tokio::sync::broadcast::Sender<Affected>,
     /// Reconciles that work at once; the others wait in their namespace's turn.
     admission: Arc<Admission>,
+    /// The job lists that reconciles build and write at once, in bytes.
+    job_lists: JobListBudget,
     /// False once this instance lost its Lease: reconciles still in flight write and publish
     /// nothing more.
     leading: AtomicBool,
@@ -88,6 +93,7 @@ impl Context {
             access: parts.access,
             access_changes: tokio::sync::broadcast::channel(256).0,
             admission: Admission::new(parts.concurrency),
+            job_lists: JobListBudget::new(job_lists::JOB_LISTS_BYTES),
             leading: AtomicBool::new(true),
             failures: Mutex::default(),
         }
@@ -134,6 +140,17 @@ impl Polled {
             stalled: error.stalled(),
         };
         Polled::Failed { error, failure }
+    }
+
+    /// About how many bytes of job summaries deciding on this poll builds and writes.
+    fn summaries_bytes(&self, watch: &SolutionVersionWatch) -> usize {
+        match self {
+            Polled::Listed { listing, .. } => {
+                let shown = usize::try_from(watch.spec.max_jobs_in_status).unwrap_or(0);
+                job_lists::summaries_bytes(listing, shown)
+            }
+            Polled::Failed { .. } | Polled::Suspended { .. } => 0,
+        }
     }
 
     fn failure(&self) -> Option<&PollFailure> {
@@ -191,6 +208,7 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
         Ok(target) => poll(ctx, watch, target).await,
         Err(problem) => Polled::failed(Error::InvalidSpec(problem)),
     };
+    let _held = ctx.job_lists.hold(polled.summaries_bytes(watch)).await;
     let now = jiff::Timestamp::now();
     let decide = |prev: Option<&SolutionVersionWatchStatus>| decide(watch, prev, &polled, now);
     let persisted = persist::persist_and_publish(ctx, watch, &decide, polled.failure()).await?;
