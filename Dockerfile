@@ -35,5 +35,8 @@ LABEL org.opencontainers.image.title="personalize-watch" \
       org.opencontainers.image.source="https://github.com/personalize-watch/personalize-watch"
 COPY --from=build /personalize-watch /personalize-watch
 USER 65532:65532
+# No transparent huge pages for the allocator even where the node enables them for every
+# process (the binary itself asks for none): 2 MiB pages held tens of MiB the heap did not use.
+ENV MIMALLOC_ALLOW_THP=0
 ENTRYPOINT ["/personalize-watch"]
 CMD ["run"]

@@ -3,7 +3,7 @@
 
   oci.py image --dockerfile Dockerfile --binary PATH --name REF --out ARCHIVE
       The operator's image, as the Dockerfile's final stage defines it: its LABELs (ARG defaults
-      filled in), USER, ENTRYPOINT, CMD and `COPY --from=build SRC DEST` (SRC is the binary built
+      filled in), ENV, USER, ENTRYPOINT, CMD and `COPY --from=build SRC DEST` (SRC is the binary built
       by hack/build-image-binary.sh), on what the distroless base gives a static binary (CA
       certificates, passwd and group with the nonroot user 65532, nsswitch.conf and glibc's
       name-service modules from this Debian machine, /tmp). Written as an OCI image layout tar
@@ -67,7 +67,7 @@ def final_stage(dockerfile):
 
 def describe(dockerfile):
     """What the final stage says: base, labels, user, entrypoint, cmd, copies."""
-    out = {"labels": {}, "copies": [], "args": {}}
+    out = {"labels": {}, "copies": [], "args": {}, "env": []}
     for keyword, text in final_stage(dockerfile):
         if keyword == "FROM":
             out["base"] = text.split()[0]
@@ -80,6 +80,11 @@ def describe(dockerfile):
                 for arg, default in out["args"].items():
                     value = value.replace("${%s}" % arg, default).replace("$" + arg, default)
                 out["labels"][key] = value
+        elif keyword == "ENV":
+            for token in shlex.split(text):
+                if "=" not in token:
+                    sys.exit(f"oci.py: ENV {text} is not KEY=VALUE")
+                out["env"].append(token)
         elif keyword == "USER":
             out["user"] = text.strip()
         elif keyword == "ENTRYPOINT":
@@ -214,7 +219,7 @@ def operator_image(args):
             layer.file(copy["dest"], f.read(), 0o755)
     data = layer.bytes()
     config = image_config(data, spec["user"], spec["entrypoint"], spec.get("cmd", []),
-                          spec["labels"], BASE_ENV, "/home/nonroot")
+                          spec["labels"], BASE_ENV + spec["env"], "/home/nonroot")
     write_archive(args.out, args.name, data, config)
 
 

@@ -13,7 +13,12 @@ use personalize_watch::crd;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the version Cargo.lock pins; the Rust
+/// bindings do not name it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
+    return_freed_memory_at_once();
     match Cli::parse().command {
         Command::Crd => match crd::crd_yaml() {
             Ok(yaml) => {
@@ -37,5 +42,38 @@ fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Memory freed is given back to the system at once rather than a second later: writes of long
+/// job lists free large request bodies in bursts, and held for a second they added up to a
+/// quarter of the peak resident set (docs/performance.md, "Memory").
+/// mimalloc's own `MIMALLOC_PURGE_DELAY`, when set, still decides.
+fn return_freed_memory_at_once() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: sets one of mimalloc's integer options, which it reads at each purge; no pointer
+    // is passed.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_index_names_the_purge_delay() {
+        // SAFETY: reads and sets an integer option.
+        let (default, set) = unsafe {
+            let default = libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY);
+            return_freed_memory_at_once();
+            (
+                default,
+                libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY),
+            )
+        };
+        assert_eq!(default, 1000, "mimalloc's purge delay defaults to 1000 ms");
+        assert_eq!(set, 0);
     }
 }
