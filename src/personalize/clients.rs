@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_personalize::Client;
@@ -60,12 +61,17 @@ impl Clients {
             RetryConfig::standard()
         }
         .with_max_attempts(options.max_attempts.max(1));
-        let loader = loader.retry_config(retry).timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(options.attempt_timeout)
-                .connect_timeout(Duration::from_secs(5))
-                .build(),
-        );
+        // The attempt timeout bounds a stalled page as a whole; the SDK's stalled-stream
+        // protection, made for long transfers, timed every read of every page besides.
+        let loader = loader
+            .retry_config(retry)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(options.attempt_timeout)
+                    .connect_timeout(Duration::from_secs(5))
+                    .build(),
+            )
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
         Clients {
             base: loader.load().await,
             endpoint: options.endpoint_url.clone().or_else(endpoint_from_env),
