@@ -209,6 +209,7 @@ fn after_a_listing_of(arns: &[String], endpoint: &str) -> SolutionVersionWatchSt
                 arn: arn.clone(),
                 ..Default::default()
             })
+            .map(|id| id.to_string())
         })
         .collect();
     SolutionVersionWatchStatus {

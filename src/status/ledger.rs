@@ -67,7 +67,7 @@ pub struct LedgerUpdate {
 
 /// A short stable id for a job: FNV-1a of its ARN, or of its name when the listing gave no ARN.
 /// None when the listing gave neither: such a job is counted, never announced.
-pub fn job_id(job: &ListedJob) -> Option<String> {
+pub fn job_id(job: &ListedJob) -> Option<JobId> {
     // Hashed in place, without building the key: this runs for every job on every poll.
     let (prefix, key) = job_key_parts(job)?;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -75,7 +75,40 @@ pub fn job_id(job: &ListedJob) -> Option<String> {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    Some(format!("{hash:016x}"))
+    Some(JobId::of_hash(hash))
+}
+
+/// A job's id as the ledger writes it, 16 lowercase hex digits, held inline: ids are made for
+/// every job on every poll, and only the few the ledger keeps become strings.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobId([u8; 16]);
+
+impl JobId {
+    fn of_hash(hash: u64) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0; 16];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = DIGITS[((hash >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        JobId(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Hex digits only, so always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JobId({})", self.as_str())
+    }
 }
 
 /// What names a job: its ARN, else its name.
@@ -132,10 +165,10 @@ fn baseline(prev: Option<&EventLedger>, listed: &Listed<'_>) -> EventLedger {
         let Some(id) = job_id(job) else { continue };
         if JobState::of(&job.status).finished() {
             if let Some(t) = finish_time(job).filter(|t| *t > horizon) {
-                ledger.finished.insert(id, t.as_second());
+                ledger.finished.insert(id.to_string(), t.as_second());
             }
-        } else if !ledger.open.contains(&id) {
-            ledger.open.push(id);
+        } else if !ledger.open.iter().any(|open| open == id.as_str()) {
+            ledger.open.push(id.to_string());
         }
     }
     if ledger.outbox.len() < MAX_OUTBOX {
@@ -155,8 +188,8 @@ fn later_listing(prev: &EventLedger, listed: &Listed<'_>) -> LedgerUpdate {
         .map_or(whole_seconds(listed.now) - CLOCK_ALLOWANCE, |t| t.0);
     ledger.horizon = Some(Time(horizon));
     let mut open: HashSet<String> = ledger.open.iter().cloned().collect();
-    let ids: Vec<Option<String>> = listed.jobs.iter().map(job_id).collect();
-    let seen: HashSet<&str> = ids.iter().flatten().map(String::as_str).collect();
+    let ids: Vec<Option<JobId>> = listed.jobs.iter().map(job_id).collect();
+    let seen: HashSet<&str> = ids.iter().flatten().map(JobId::as_str).collect();
     let omitted = ledger
         .open
         .iter()
@@ -165,16 +198,19 @@ fn later_listing(prev: &EventLedger, listed: &Listed<'_>) -> LedgerUpdate {
         .count();
     let mut due = Vec::new();
     for (job, id) in listed.jobs.iter().zip(&ids) {
-        let Some(id) = id else { continue };
+        let Some(id) = id.as_ref().map(JobId::as_str) else {
+            continue;
+        };
         if ledger.finished.contains_key(id) {
             continue;
         }
         if !JobState::of(&job.status).finished() {
-            if open.insert(id.clone()) {
-                ledger.open.push(id.clone());
+            if !open.contains(id) {
+                open.insert(id.to_string());
+                ledger.open.push(id.to_string());
             }
         } else if open.contains(id) || finish_time(job).is_some_and(|t| t > horizon) {
-            due.push((id.clone(), job));
+            due.push((id.to_string(), job));
         }
     }
     let deferred = announce(&mut ledger, &mut open, due, listed.now);
@@ -276,8 +312,9 @@ fn announce_stuck(ledger: &mut EventLedger, listed: &Listed<'_>) -> usize {
             continue;
         };
         let Some(id) = job_id(job) else { continue };
+        let id = id.as_str();
         // A finished job's old, unfinished view (a lagging listing) is not stuck.
-        if announced.contains(&id) || ledger.finished.contains_key(&id) {
+        if announced.contains(id) || ledger.finished.contains_key(id) {
             continue;
         }
         if ledger.outbox.len() >= MAX_OUTBOX {
@@ -287,7 +324,7 @@ fn announce_stuck(ledger: &mut EventLedger, listed: &Listed<'_>) -> usize {
         ledger
             .outbox
             .push(stuck_announcement(job, age, stuck_after));
-        ledger.stuck.push(id);
+        ledger.stuck.push(id.to_string());
     }
     waiting
 }

@@ -766,7 +766,8 @@ impl World {
             let id = jobs
                 .iter()
                 .find(|j| j.now.name == name)
-                .and_then(|j| job_id(&j.now));
+                .and_then(|j| job_id(&j.now))
+                .map(|id| id.to_string());
             let accounted = id.is_some_and(|id| match stuck {
                 true => ledger.stuck.contains(&id) || ledger.finished.contains_key(&id),
                 false => ledger.finished.contains_key(&id),
@@ -1089,4 +1090,19 @@ fn finished_jobs_show_their_duration_and_the_latest_job_is_named() {
         (latest.name.as_str(), latest.status.as_str()),
         ("job-2", "IN PROGRESS")
     );
+}
+
+proptest! {
+    /// Job ids are written as they always were: 16 lowercase hex digits of the hash.
+    #[test]
+    fn job_ids_read_as_the_hash_in_hex(arn in "[a-z:/0-9-]{1,80}", name in "[a-z0-9-]{0,20}") {
+        let job = ListedJob { arn: arn.clone(), name, ..Default::default() };
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in arn.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let id = job_id(&job).map(|id| id.to_string());
+        prop_assert_eq!(id, Some(format!("{hash:016x}")));
+    }
 }
