@@ -302,6 +302,7 @@ fn schedule(polled: Polled, persisted: persist::Persisted) -> Result<Requeue> {
                 deferred: persisted.deferred > 0 && persisted.pending == 0,
             },
             rand::rng().random_range(0.0..=1.0),
+            schedule::clock(),
         )),
         // Suspended: not polled, but Events still pending go out at the active interval.
         Polled::Suspended { intervals } if persisted.pending > 0 => {

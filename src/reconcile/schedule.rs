@@ -1,6 +1,7 @@
 //! The last step: when to poll next. Pure: the caller draws the jitter.
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use super::spec::PollIntervals;
 
@@ -34,9 +35,17 @@ pub struct AfterListing {
     pub deferred: bool,
 }
 
+/// Polls due within the same tick start together. A process that wakes for each poll alone
+/// spends more CPU going to sleep and waking (a context switch or two per wait, dearer on a VM)
+/// than on the listing; woken once for several, it does the same work for about half
+/// (docs/performance.md, "Waking once for several polls").
+pub const POLL_TICK: Duration = Duration::from_secs(1);
+
 /// The next poll after a successful listing: up to 10% early (`jitter` in 0..=1), never late,
-/// so fleets spread out and deadlines hold.
-pub fn next_poll(after: AfterListing, jitter: f64) -> Requeue {
+/// so fleets spread out and deadlines hold; and at a whole [`POLL_TICK`] of `clock`, the time
+/// since a process-wide start, so that polls due close together start together. The tick is
+/// at most the 10% allowed early.
+pub fn next_poll(after: AfterListing, jitter: f64, clock: Duration) -> Requeue {
     let every = if after.deferred {
         DEFERRED_RETRY
     } else if after.active {
@@ -44,7 +53,30 @@ pub fn next_poll(after: AfterListing, jitter: f64) -> Requeue {
     } else {
         after.intervals.idle
     };
-    Requeue::After(every.mul_f64(1.0 - 0.1 * jitter.clamp(0.0, 1.0)))
+    let early = every / 10;
+    let tick = POLL_TICK.min(early);
+    let jittered = every - (early - tick).mul_f64(jitter.clamp(0.0, 1.0));
+    Requeue::After(at_tick(jittered, clock, tick))
+}
+
+/// The time since the process's first call: the clock whose whole ticks polls start at.
+pub fn clock() -> Duration {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
+/// `delay`, shortened by less than `tick` so that `clock + delay` is a whole number of ticks.
+fn at_tick(delay: Duration, clock: Duration, tick: Duration) -> Duration {
+    let (Some(due), Ok(tick_nanos)) = (clock.checked_add(delay), u64::try_from(tick.as_nanos()))
+    else {
+        return delay;
+    };
+    if tick_nanos == 0 {
+        return delay;
+    }
+    let past_tick = due.as_nanos() % u128::from(tick_nanos);
+    // Below `tick_nanos`, a u64.
+    delay.saturating_sub(Duration::from_nanos(past_tick as u64))
 }
 
 /// Exponential backoff after `failures` failed polls in a row: min * 2^(n-1), capped, then
@@ -64,30 +96,69 @@ mod tests {
         active: Duration::from_secs(60),
     };
 
-    #[test]
-    fn idle_active_and_deferred_polls() {
-        let after = |active, deferred| AfterListing {
+    fn after(active: bool, deferred: bool) -> AfterListing {
+        AfterListing {
             intervals: INTERVALS,
             active,
             deferred,
-        };
+        }
+    }
+
+    #[test]
+    fn idle_active_and_deferred_polls() {
+        let on_tick = Duration::ZERO;
         assert_eq!(
-            next_poll(after(false, false), 0.0),
+            next_poll(after(false, false), 0.0, on_tick),
             Requeue::After(Duration::from_secs(300))
         );
         assert_eq!(
-            next_poll(after(true, false), 0.0),
+            next_poll(after(true, false), 0.0, on_tick),
             Requeue::After(Duration::from_secs(60))
         );
         assert_eq!(
-            next_poll(after(true, true), 0.0),
+            next_poll(after(true, true), 0.0, on_tick),
             Requeue::After(DEFERRED_RETRY)
         );
         assert_eq!(
-            next_poll(after(false, false), 1.0),
-            Requeue::After(Duration::from_secs(270)),
-            "at most 10% early"
+            next_poll(after(false, false), 1.0, on_tick),
+            Requeue::After(Duration::from_secs(271)),
+            "at most 10% early, a tick kept for the alignment"
         );
+        assert_eq!(
+            next_poll(after(false, false), 0.0, Duration::from_millis(12_250)),
+            Requeue::After(Duration::from_millis(299_750)),
+            "to the next whole tick"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the jitter and the clock: never late, at most 10% early, and due at a
+        /// whole tick (of at most POLL_TICK), so that polls due close together start together.
+        #[test]
+        fn polls_start_on_a_tick_never_late_at_most_a_tenth_early(
+            jitter in 0.0f64..=1.0,
+            clock_ms in 0u64..10_000_000_000,
+            active in proptest::bool::ANY,
+            deferred in proptest::bool::ANY,
+            idle_ms in 1u64..100_000_000,
+            active_ms in 1u64..100_000_000,
+        ) {
+            let intervals = PollIntervals {
+                idle: Duration::from_millis(idle_ms),
+                active: Duration::from_millis(active_ms),
+            };
+            let every = if deferred { DEFERRED_RETRY } else if active { intervals.active } else { intervals.idle };
+            let clock = Duration::from_millis(clock_ms);
+            let Requeue::After(delay) = next_poll(AfterListing { intervals, active, deferred }, jitter, clock) else {
+                return Err(proptest::test_runner::TestCaseError::fail("a listing always polls again"));
+            };
+            proptest::prop_assert!(delay <= every, "{delay:?} later than {every:?}");
+            proptest::prop_assert!(delay >= every - every / 10, "{delay:?} more than 10% before {every:?}");
+            let tick = POLL_TICK.min(every / 10).as_nanos();
+            if tick > 0 {
+                proptest::prop_assert_eq!((clock + delay).as_nanos() % tick, 0);
+            }
+        }
     }
 
     #[test]
