@@ -8,6 +8,7 @@
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::personalize::{ListedJob, Listing};
+use crate::status::jobs::Shown;
 
 /// What all reconciles together may hold in job lists being decided and written: about four
 /// lists of 200 summaries with 1 KiB failure reasons, or some sixty of the default 50 with short
@@ -52,18 +53,10 @@ pub fn summaries_bytes(listing: &Listing, shown: usize) -> usize {
     text / listed * shown.min(listed)
 }
 
-/// The bytes of a job's strings, and room for the rest of its summary.
+/// The bytes of a job's strings as its summary shows them, and room for the rest.
 fn text_bytes(job: &ListedJob) -> usize {
     const REST: usize = 128;
-    let optional = [&job.mode, &job.failure_reason, &job.solution_version_arn];
-    job.name.len()
-        + job.arn.len()
-        + job.status.len()
-        + optional
-            .iter()
-            .map(|s| s.as_ref().map_or(0, String::len))
-            .sum::<usize>()
-        + REST
+    Shown::listed(job).text_len() + REST
 }
 
 #[cfg(test)]

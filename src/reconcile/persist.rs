@@ -324,32 +324,11 @@ fn unchanged(
     base: Option<&SolutionVersionWatchStatus>,
     status: &SolutionVersionWatchStatus,
 ) -> bool {
-    let Some(base) = base else {
-        return false;
-    };
-    // Destructured so that a new field cannot be left out of the comparison.
-    let SolutionVersionWatchStatus {
-        observed_generation,
-        conditions,
-        counts,
-        latest_job,
-        jobs: _,
-        jobs_truncated,
-        jobs_digest,
-        last_sync_time,
-        stale,
-        ledger,
-    } = status;
-    jobs_digest.is_some()
-        && *jobs_digest == base.jobs_digest
-        && *observed_generation == base.observed_generation
-        && *conditions == base.conditions
-        && *counts == base.counts
-        && *latest_job == base.latest_job
-        && *jobs_truncated == base.jobs_truncated
-        && *last_sync_time == base.last_sync_time
-        && *stale == base.stale
-        && *ledger == base.ledger
+    base.is_some_and(|base| {
+        status.jobs_digest.is_some()
+            && status.last_sync_time == base.last_sync_time
+            && status::equal_but_for_sync(base, status)
+    })
 }
 
 /// Writes what changed since `base` as a merge patch, on condition that the stored object is
@@ -499,7 +478,7 @@ mod tests {
             })
             .collect();
         SolutionVersionWatchStatus {
-            jobs_digest: Some(status::jobs::digest(&jobs, false)),
+            jobs_digest: Some(status::jobs::digest_of(&jobs, false)),
             jobs,
             ..Default::default()
         }

@@ -1,6 +1,7 @@
 //! The object's size. etcd refuses objects over 1.5 MiB; the status stays under a budget well
 //! below that, whatever the listing holds, by showing fewer job summaries.
 
+use super::jobs::Shown;
 use crate::crd::{JobSummary, SolutionVersionWatchStatus};
 
 /// The status's budget in bytes of JSON: about half of etcd's limit, leaving room for metadata,
@@ -58,35 +59,24 @@ pub fn fit(status: &mut SolutionVersionWatchStatus) -> usize {
 /// summary on every poll (timestamps formatted, strings escaped) was a tenth of a quiet poll.
 fn surely_fits(status: &mut SolutionVersionWatchStatus) -> bool {
     let jobs = std::mem::take(&mut status.jobs);
-    let rest = size(status);
-    let bound = jobs.iter().map(job_size_bound).sum::<usize>() + 2;
+    let fits = fits_with(status, jobs.iter().map(Shown::summarized));
     status.jobs = jobs;
-    rest.saturating_add(bound) <= STATUS_BUDGET_BYTES
+    fits
+}
+
+/// Whether `status`, whose job list is left out, surely fits with `jobs` as its list.
+pub fn fits_with<'a>(
+    status: &SolutionVersionWatchStatus,
+    jobs: impl IntoIterator<Item = Shown<'a>>,
+) -> bool {
+    let bound = jobs.into_iter().map(|j| job_size_bound(&j)).sum::<usize>() + 2;
+    size(status).saturating_add(bound) <= STATUS_BUDGET_BYTES
 }
 
 /// At most this many bytes of JSON: JSON escapes a byte into at most 6 (`\u001f`), and the
 /// keys, quotes, timestamps and numbers of one summary take well under 512.
-fn job_size_bound(job: &JobSummary) -> usize {
-    // Destructured so that a new string field cannot be left out of the bound.
-    let JobSummary {
-        name,
-        arn,
-        status,
-        mode,
-        creation_time: _,
-        last_updated_time: _,
-        failure_reason,
-        solution_version_arn,
-        duration_seconds: _,
-    } = job;
-    let text = name.len()
-        + arn.len()
-        + status.len()
-        + [mode, failure_reason, solution_version_arn]
-            .iter()
-            .map(|s| s.as_ref().map_or(0, String::len))
-            .sum::<usize>();
-    6 * text + 512
+fn job_size_bound(job: &Shown<'_>) -> usize {
+    6 * job.text_len() + 512
 }
 
 fn job_size(job: &JobSummary) -> usize {
@@ -127,7 +117,7 @@ mod tests {
                 solution_version_arn: Some(strings[5].clone()),
                 duration_seconds: duration,
             };
-            prop_assert!(job_size(&job) <= job_size_bound(&job));
+            prop_assert!(job_size(&job) <= job_size_bound(&Shown::summarized(&job)));
         }
     }
 

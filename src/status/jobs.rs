@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::{JobCounts, JobSummary, LatestJob};
@@ -71,20 +72,102 @@ pub fn describe_counts(c: &JobCounts) -> String {
     text
 }
 
-fn summary(job: &ListedJob) -> JobSummary {
-    JobSummary {
-        name: job.name.clone(),
-        arn: job.arn.clone(),
-        status: job.status.clone(),
-        mode: job.mode.clone(),
-        creation_time: job.created.map(|t| Time(whole_seconds(t))),
-        last_updated_time: job.updated.map(|t| Time(whole_seconds(t))),
-        failure_reason: job
-            .failure_reason
-            .as_deref()
-            .map(|r| truncate_utf8(r, MAX_FAILURE_REASON_BYTES).to_string()),
-        solution_version_arn: job.solution_version_arn.clone(),
-        duration_seconds: super::ledger::duration_seconds(job),
+/// A job as status.jobs shows it, borrowed from the listing or from a summary. The listing's
+/// fields become a summary's only here, so a listing's digest and its summaries' agree and a
+/// quiet poll can compare its list with the stored one without building it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shown<'a> {
+    pub name: &'a str,
+    pub arn: &'a str,
+    pub status: &'a str,
+    pub mode: Option<&'a str>,
+    pub creation_time: Option<Timestamp>,
+    pub last_updated_time: Option<Timestamp>,
+    pub failure_reason: Option<&'a str>,
+    pub solution_version_arn: Option<&'a str>,
+    pub duration_seconds: Option<i64>,
+}
+
+impl<'a> Shown<'a> {
+    /// Times in whole seconds, the failure reason cut to [`MAX_FAILURE_REASON_BYTES`].
+    pub fn listed(job: &'a ListedJob) -> Self {
+        Shown {
+            name: &job.name,
+            arn: &job.arn,
+            status: &job.status,
+            mode: job.mode.as_deref(),
+            creation_time: job.created.map(whole_seconds),
+            last_updated_time: job.updated.map(whole_seconds),
+            failure_reason: job
+                .failure_reason
+                .as_deref()
+                .map(|r| truncate_utf8(r, MAX_FAILURE_REASON_BYTES)),
+            solution_version_arn: job.solution_version_arn.as_deref(),
+            duration_seconds: super::ledger::duration_seconds(job),
+        }
+    }
+
+    pub fn summarized(job: &'a JobSummary) -> Self {
+        // Destructured so that a new field cannot be left out of the view.
+        let JobSummary {
+            name,
+            arn,
+            status,
+            mode,
+            creation_time,
+            last_updated_time,
+            failure_reason,
+            solution_version_arn,
+            duration_seconds,
+        } = job;
+        Shown {
+            name,
+            arn,
+            status,
+            mode: mode.as_deref(),
+            creation_time: creation_time.as_ref().map(|t| t.0),
+            last_updated_time: last_updated_time.as_ref().map(|t| t.0),
+            failure_reason: failure_reason.as_deref(),
+            solution_version_arn: solution_version_arn.as_deref(),
+            duration_seconds: *duration_seconds,
+        }
+    }
+
+    pub fn to_summary(self) -> JobSummary {
+        JobSummary {
+            name: self.name.to_owned(),
+            arn: self.arn.to_owned(),
+            status: self.status.to_owned(),
+            mode: self.mode.map(str::to_owned),
+            creation_time: self.creation_time.map(Time),
+            last_updated_time: self.last_updated_time.map(Time),
+            failure_reason: self.failure_reason.map(str::to_owned),
+            solution_version_arn: self.solution_version_arn.map(str::to_owned),
+            duration_seconds: self.duration_seconds,
+        }
+    }
+
+    /// The bytes of text it holds (JSON escaping aside).
+    pub fn text_len(&self) -> usize {
+        // Destructured so that a new string cannot be left out of the sum.
+        let Shown {
+            name,
+            arn,
+            status,
+            mode,
+            creation_time: _,
+            last_updated_time: _,
+            failure_reason,
+            solution_version_arn,
+            duration_seconds: _,
+        } = self;
+        name.len()
+            + arn.len()
+            + status.len()
+            + [mode, failure_reason, solution_version_arn]
+                .iter()
+                .map(|s| s.map_or(0, str::len))
+                .sum::<usize>()
     }
 }
 
@@ -116,11 +199,12 @@ pub fn newest_first(a: &ListedJob, b: &ListedJob) -> std::cmp::Ordering {
 /// A digest of the job list as status shows it (FNV-1a over every field of every summary, with
 /// the truncation flag): equal digests mean the same list. Fields are hashed directly, not
 /// through JSON: this runs on every poll, and serializing was most of its cost.
-pub fn digest(jobs: &[JobSummary], truncated: bool) -> String {
+pub fn digest<'a>(jobs: impl IntoIterator<Item = Shown<'a>>, truncated: bool) -> String {
     let mut hash = Fnv::default();
+    let mut count = 0;
     for job in jobs {
         // Destructured so that a new field cannot be left out of the digest.
-        let JobSummary {
+        let Shown {
             name,
             arn,
             status,
@@ -134,18 +218,24 @@ pub fn digest(jobs: &[JobSummary], truncated: bool) -> String {
         hash.text(name);
         hash.text(arn);
         hash.text(status);
-        hash.optional(mode.as_deref().map(str::as_bytes));
+        hash.optional(mode.map(str::as_bytes));
         for time in [creation_time, last_updated_time] {
-            let seconds = time.as_ref().map(|t| t.0.as_nanosecond().to_le_bytes());
-            hash.optional(seconds.as_ref().map(|b| &b[..]));
+            let nanos = time.map(|t| t.as_nanosecond().to_le_bytes());
+            hash.optional(nanos.as_ref().map(|b| &b[..]));
         }
-        hash.optional(failure_reason.as_deref().map(str::as_bytes));
-        hash.optional(solution_version_arn.as_deref().map(str::as_bytes));
+        hash.optional(failure_reason.map(str::as_bytes));
+        hash.optional(solution_version_arn.map(str::as_bytes));
         let duration = duration_seconds.map(i64::to_le_bytes);
         hash.optional(duration.as_ref().map(|b| &b[..]));
+        count += 1;
     }
     hash.bytes(&[u8::from(truncated)]);
-    format!("{:016x}-{}", hash.0, jobs.len())
+    format!("{:016x}-{count}", hash.0)
+}
+
+/// The digest of summaries already built.
+pub fn digest_of(jobs: &[JobSummary], truncated: bool) -> String {
+    digest(jobs.iter().map(Shown::summarized), truncated)
 }
 
 /// FNV-1a, 64 bits; each value is length-prefixed so that fields cannot run into each other.
@@ -182,11 +272,12 @@ impl Fnv {
     }
 }
 
-/// The newest `max` jobs as status shows them.
-pub fn newest(jobs: &[ListedJob], max: usize) -> Vec<JobSummary> {
+/// The newest `max` jobs, newest first: the ones status shows.
+pub fn newest(jobs: &[ListedJob], max: usize) -> Vec<&ListedJob> {
     let mut ordered: Vec<&ListedJob> = jobs.iter().collect();
     ordered.sort_by(|a, b| newest_first(a, b));
-    ordered.into_iter().take(max).map(summary).collect()
+    ordered.truncate(max);
+    ordered
 }
 
 /// The watched solution version's jobs, once each, in listing order. A listing that shows a
@@ -259,7 +350,7 @@ mod digest_tests {
             solution_version_arn: Some("sv".into()),
             duration_seconds: Some(1),
         };
-        let d = |j: &JobSummary| digest(std::slice::from_ref(j), false);
+        let d = |j: &JobSummary| digest_of(std::slice::from_ref(j), false);
         let variants: Vec<JobSummary> = vec![
             JobSummary {
                 name: "jo".into(),
@@ -307,6 +398,6 @@ mod digest_tests {
             assert_ne!(d(v), d(&base), "{v:?}");
         }
         assert_eq!(d(&base), d(&base.clone()));
-        assert_ne!(digest(std::slice::from_ref(&base), true), d(&base));
+        assert_ne!(digest_of(std::slice::from_ref(&base), true), d(&base));
     }
 }

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::SolutionVersionWatchStatus;
-use crate::personalize::Listing;
+use crate::personalize::{ListedJob, Listing};
 use crate::reasons::{ConditionStatus, ConditionType, Reason};
 
 pub use conditions::{Conditions, condition};
@@ -108,10 +108,12 @@ fn after_listing(
     let update = ledger::next_ledger(prev.ledger.as_ref(), &listed);
     let described = jobs::describe_counts(&counts);
     let g = obs.generation;
+    let shown = jobs::newest(&jobs, obs.max_jobs_in_status);
+    let prev_digest = prev.jobs_digest.clone();
     let mut status = SolutionVersionWatchStatus {
         observed_generation: Some(g),
         latest_job: jobs::latest(&jobs, prev.latest_job.as_ref()),
-        jobs: jobs::newest(&jobs, obs.max_jobs_in_status),
+        jobs: Vec::new(),
         jobs_truncated: jobs.len() > obs.max_jobs_in_status,
         counts: Some(counts),
         ledger: Some(update.ledger),
@@ -134,14 +136,37 @@ fn after_listing(
         watch_created: obs.watch_created,
     };
     timeliness::assess_overdue(&mut status, &obs.expectations, &clock);
-    budget::fit(&mut status);
-    status.jobs_digest = Some(jobs::digest(&status.jobs, status.jobs_truncated));
+    show_jobs(&mut status, &shown, prev_digest.as_deref());
     Decision {
         status,
         deferred: update.deferred,
         omitted: update.omitted,
         listed: true,
     }
+}
+
+/// Puts the job list `shown` into `status` (whose list is empty), cut to the size budget, with
+/// its digest. The list `prev` shows already (the same digest) is not built again when it surely
+/// fits: `status` leaves it out, as the cache's copy of the watch does, and writing sends a list
+/// only when its digest changed. A quiet poll builds no summaries.
+fn show_jobs(
+    status: &mut SolutionVersionWatchStatus,
+    shown: &[&ListedJob],
+    prev_digest: Option<&str>,
+) {
+    let listed = || shown.iter().map(|job| jobs::Shown::listed(job));
+    let digest = jobs::digest(listed(), status.jobs_truncated);
+    if prev_digest == Some(digest.as_str()) && budget::fits_with(status, listed()) {
+        status.jobs_digest = Some(digest);
+        return;
+    }
+    status.jobs = listed().map(jobs::Shown::to_summary).collect();
+    let cut = budget::fit(status);
+    status.jobs_digest = Some(if cut == 0 {
+        digest
+    } else {
+        jobs::digest_of(&status.jobs, status.jobs_truncated)
+    });
 }
 
 fn after_failure(
@@ -288,18 +313,36 @@ pub fn hold_quiet_listing(
         Ok(h) => synced.0 + h <= whole_seconds(now),
         Err(_) => true,
     };
-    let unchanged = SolutionVersionWatchStatus {
-        jobs: Vec::new(),
-        last_sync_time: None,
-        ..prev.clone()
-    } == SolutionVersionWatchStatus {
-        jobs: Vec::new(),
-        last_sync_time: None,
-        ..next.clone()
-    };
+    let unchanged = equal_but_for_sync(prev, next);
     if unchanged && !due {
         next.last_sync_time = Some(synced.clone());
     }
+}
+
+/// Whether `a` and `b` are the same status but for lastSyncTime, their job lists compared by
+/// digest (the cache's copy has none).
+pub fn equal_but_for_sync(a: &SolutionVersionWatchStatus, b: &SolutionVersionWatchStatus) -> bool {
+    // Destructured so that a new field cannot be left out of the comparison.
+    let SolutionVersionWatchStatus {
+        observed_generation,
+        conditions,
+        counts,
+        latest_job,
+        jobs: _,
+        jobs_truncated,
+        jobs_digest,
+        last_sync_time: _,
+        stale,
+        ledger,
+    } = a;
+    *jobs_digest == b.jobs_digest
+        && *observed_generation == b.observed_generation
+        && *conditions == b.conditions
+        && *counts == b.counts
+        && *latest_job == b.latest_job
+        && *jobs_truncated == b.jobs_truncated
+        && *stale == b.stale
+        && *ledger == b.ledger
 }
 
 /// The interval to the next poll: the active one while any job is pending or in progress.

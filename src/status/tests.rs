@@ -208,9 +208,10 @@ fn conditions_keep_transition_time_and_status_is_stable() {
     let ready1 = condition(&first, READY).unwrap();
     let ready2 = condition(&second, READY).unwrap();
     assert_eq!(ready1.last_transition_time, ready2.last_transition_time);
-    // Only lastSyncTime moved.
+    // Only lastSyncTime moved; the job list, the same, is left out (its digest stands for it).
     let mut a = first.clone();
     a.last_sync_time = second.last_sync_time.clone();
+    a.jobs.clear();
     assert_eq!(a, second);
     // Each condition type once (Overdue only with spec.expectNewJobWithin).
     for c in ConditionType::ALL
@@ -1105,4 +1106,89 @@ proptest! {
         let id = job_id(&job).map(|id| id.to_string());
         prop_assert_eq!(id, Some(format!("{hash:016x}")));
     }
+}
+
+/// A failure reason JSON escapes six times over: 1 KiB of it is 6 KiB in the object.
+fn escaping_reason() -> String {
+    "\u{1}".repeat(jobs::MAX_FAILURE_REASON_BYTES)
+}
+
+fn listed_job() -> impl Strategy<Value = ListedJob> {
+    (
+        0usize..6,
+        prop::sample::select(vec![
+            "PENDING",
+            "IN PROGRESS",
+            "ACTIVE",
+            "CREATE FAILED",
+            "?",
+        ]),
+        0i64..100,
+        prop::option::of(0i64..100),
+        prop::option::of("[\\x00-\\x1f\"a-zé]{0,1100}"),
+    )
+        .prop_map(|(n, status, created, updated, reason)| ListedJob {
+            failure_reason: reason,
+            updated: updated.map(|u| t(created + u)),
+            ..job(n, status, created)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// A listing whose job list is the one the previous status shows decides the same status as
+    /// one that builds the list, the list aside: the same digest, and no summaries built.
+    #[test]
+    fn a_repeated_job_list_is_decided_without_building_it(
+        jobs in prop::collection::vec(listed_job(), 0..8),
+        max in 0usize..6,
+        later in 1i64..1000,
+    ) {
+        let first = next_status(None, &observe(PollOutcome::Listed(&listing(&jobs)), 100, max));
+        let stored = published(first.status);
+        let quiet = next_status(
+            Some(&stored),
+            &observe(PollOutcome::Listed(&listing(&jobs)), 100 + later, max),
+        )
+        .status;
+        // Without the digest the list is built as on a first listing.
+        let unknown = SolutionVersionWatchStatus { jobs_digest: None, ..stored.clone() };
+        let built = next_status(
+            Some(&unknown),
+            &observe(PollOutcome::Listed(&listing(&jobs)), 100 + later, max),
+        )
+        .status;
+        prop_assert!(quiet.jobs.is_empty(), "a repeated list is not built");
+        prop_assert_eq!(&built.jobs, &stored.jobs);
+        prop_assert_eq!(&quiet.jobs_digest, &stored.jobs_digest);
+        prop_assert_eq!(&built.jobs_digest, &stored.jobs_digest);
+        prop_assert_eq!(
+            quiet,
+            SolutionVersionWatchStatus { jobs: Vec::new(), ..built }
+        );
+    }
+}
+
+#[test]
+fn a_repeated_job_list_cut_to_the_budget_is_built_and_cut_again() {
+    let jobs: Vec<ListedJob> = (0..200)
+        .map(|n| ListedJob {
+            failure_reason: Some(escaping_reason()),
+            ..job(n, "CREATE FAILED", n as i64)
+        })
+        .collect();
+    let decide = |prev: Option<&SolutionVersionWatchStatus>, now| {
+        next_status(
+            prev,
+            &observe(PollOutcome::Listed(&listing(&jobs)), now, 200),
+        )
+        .status
+    };
+    let first = published(decide(None, 1_000));
+    assert!(first.jobs_truncated && first.jobs.len() < 200, "cut");
+    let again = decide(Some(&first), 1_060);
+    assert_eq!(again.jobs, first.jobs, "built and cut the same way");
+    assert_eq!(again.jobs_digest, first.jobs_digest);
+    assert!(budget::size(&again) <= budget::STATUS_BUDGET_BYTES);
 }
