@@ -35,11 +35,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(work),
+/// Runs `work` as a task of the runtime's workers, not on the main thread: a future the main
+/// thread blocks on is woken across threads (a futex and a context switch) each time any I/O
+/// it waits for is ready, and the controller waits for I/O many times a poll.
+fn block_on(work: impl std::future::Future<Output = ExitCode> + Send + 'static) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(runtime.spawn(work)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: the operator's task ended abnormally: {e}");
             ExitCode::FAILURE
         }
     }
