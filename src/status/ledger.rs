@@ -23,7 +23,7 @@ use crate::crd::{AnnouncementKind, EventLedger, JobCounts, ListingSource, Pendin
 use crate::personalize::ListedJob;
 use crate::text::truncate_utf8;
 
-use super::jobs::{JobState, describe_counts};
+use super::jobs::{Fnv, JobState, describe_counts};
 use super::whole_seconds;
 
 /// Clocks differ: the first listing's horizon is its time less this allowance. A job the first
@@ -70,17 +70,10 @@ pub struct LedgerUpdate {
 pub fn job_id(job: &ListedJob) -> Option<JobId> {
     // Hashed in place, without building the key: this runs for every job on every poll.
     let (prefix, key) = job_key_parts(job)?;
-    let hash = fnv1a(fnv1a(0xcbf2_9ce4_8422_2325, prefix), key);
-    Some(JobId::of_hash(hash))
-}
-
-/// FNV-1a, 64 bits, continued from `hash` over `text`.
-fn fnv1a(mut hash: u64, text: &str) -> u64 {
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
+    let mut hash = Fnv::default();
+    hash.bytes(prefix.as_bytes());
+    hash.bytes(key.as_bytes());
+    Some(JobId::of_hash(hash.0))
 }
 
 /// A job's id as the ledger writes it, 16 lowercase hex digits, held inline: ids are made for
