@@ -6,6 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use crate::events::Outbox;
+
 /// Largest `maxJobsInStatus`: 200 summaries of at most about 1.5 KiB each keep the object far
 /// below etcd's 1.5 MiB limit.
 pub const MAX_JOBS_IN_STATUS: i32 = 200;
@@ -94,14 +96,14 @@ pub struct SolutionVersionWatchSpec {
     /// arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME/ID, e.g.
     /// arn:aws:personalize:us-east-1:123456789012:solution/my-solution/abcd1234.
     /// Immutable: create another SolutionVersionWatch to watch another solution version.
-    #[schemars(length(min = 1, max = 256), regex(pattern = crate::arn::PATTERN))]
-    #[x_kube(validation = kube::core::Rule::new(crate::arn::partition_rule()).message("spec.solutionVersionArn: the region is not in the ARN's partition (e.g. cn-north-1 is in aws-cn)").reason(kube::core::Reason::FieldValueInvalid))]
+    #[schemars(length(min = 1, max = 256), regex(pattern = crate::access::arn::PATTERN))]
+    #[x_kube(validation = kube::core::Rule::new(crate::access::arn::partition_rule()).message("spec.solutionVersionArn: the region is not in the ARN's partition (e.g. cn-north-1 is in aws-cn)").reason(kube::core::Reason::FieldValueInvalid))]
     #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("solutionVersionArn is immutable: create a new SolutionVersionWatch to watch another solution version").reason(kube::core::Reason::FieldValueInvalid))]
     pub solution_version_arn: String,
 
     /// AWS region to call: the region inside solutionVersionArn, which it may only repeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32), regex(pattern = crate::arn::REGION_PATTERN))]
+    #[schemars(length(min = 1, max = 32), regex(pattern = crate::access::arn::REGION_PATTERN))]
     pub region: Option<String>,
 
     /// How often to list the jobs while none is PENDING or IN PROGRESS, as a duration such as
@@ -305,9 +307,13 @@ pub struct EventLedger {
     /// `open`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stuck: Vec<String>,
+    /// When the silence of the overdue episode last announced began (spec.expectNewJobWithin):
+    /// that episode is not announced again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue_announced: Option<Time>,
     /// Events decided but not yet published (an outbox, bounded).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outbox: Vec<PendingEvent>,
+    #[serde(default, skip_serializing_if = "Outbox::is_empty")]
+    pub outbox: Outbox,
 }
 
 /// The region and endpoint a listing used.
@@ -324,12 +330,13 @@ pub struct ListingSource {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingEvent {
-    /// Failed, Completed, Discovered, Stuck or Overdue.
+    /// Failed, Completed, Discovered, Stuck, Overdue or PollFailed.
     pub kind: AnnouncementKind,
-    /// What the Event is about: the job's ARN (its name when the listing gave no ARN), or the
-    /// baseline for Discovered. With the watch's UID and the kind it names the Event, so a
-    /// second publish of the same Event finds it already there.
-    pub id: String,
+    /// What the Event is about: the job's ARN (its name when the listing gave no ARN), the
+    /// baseline for Discovered, the episode for Overdue and PollFailed. With the watch's UID and
+    /// the reason it names the Event, so a second publish of the same Event finds it there.
+    #[serde(rename = "id")]
+    pub subject: String,
     /// The job's name (empty for Discovered).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub job_name: String,
@@ -339,6 +346,9 @@ pub struct PendingEvent {
     /// first published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<i64>,
+    /// For PollFailed: the poll's failure reason, the Event's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What an Event announces.
@@ -354,6 +364,8 @@ pub enum AnnouncementKind {
     Stuck,
     /// No new job within spec.expectNewJobWithin: one per episode.
     Overdue,
+    /// A poll failed: one per reason within a failure episode.
+    PollFailed,
 }
 
 /// The CRD as YAML, as `personalize-watch crd` prints it and crds/ holds it.

@@ -8,8 +8,19 @@ pub enum Error {
     #[error("{0}")]
     Personalize(#[from] ListError),
 
-    #[error("Kubernetes API error: {0}")]
-    Kube(#[from] kube::Error),
+    /// Reading the watch again (for the notes the cache leaves out, or after a conflict).
+    #[error("reading the watch again failed: {source}")]
+    ReadAgain {
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Writing the status subresource.
+    #[error("writing the status failed: {source}")]
+    WriteStatus {
+        #[source]
+        source: kube::Error,
+    },
 
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
@@ -34,7 +45,9 @@ impl Error {
     pub fn reason(&self) -> Reason {
         match self {
             Error::Personalize(e) => e.kind.reason(),
-            Error::Kube(_) | Error::WriteConflict(_) => Reason::KubernetesApiError,
+            Error::ReadAgain { .. } | Error::WriteStatus { .. } | Error::WriteConflict(_) => {
+                Reason::KubernetesApiError
+            }
             Error::InvalidSpec(_) => Reason::InvalidSpec,
             Error::NotPermitted(_) => Reason::NotPermitted,
             Error::AccessUnknown(_) => Reason::AccessUnknown,
@@ -46,7 +59,10 @@ impl Error {
         match self {
             Error::Personalize(e) => e.kind.stalled(),
             Error::InvalidSpec(_) | Error::NotPermitted(_) => true,
-            Error::Kube(_) | Error::WriteConflict(_) | Error::AccessUnknown(_) => false,
+            Error::ReadAgain { .. }
+            | Error::WriteStatus { .. }
+            | Error::WriteConflict(_)
+            | Error::AccessUnknown(_) => false,
         }
     }
 }

@@ -7,27 +7,19 @@
 //! poll. CONTRIBUTING.md has the same tour with the module of each step.
 
 pub mod access;
-pub mod access_sources;
-pub mod admin;
-pub mod arn;
-pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod events;
-pub mod fair;
-pub mod leader;
+pub mod flow;
 pub mod metrics;
 pub mod personalize;
 pub mod plugin;
-pub mod policy;
-pub mod ratelimit;
+pub mod process;
 pub mod reasons;
 pub mod reconcile;
-pub mod run;
 pub mod status;
 pub mod text;
-pub mod watch_backoff;
 
 /// Installs aws-lc-rs as rustls' process-wide crypto provider. kube and the AWS SDK both use
 /// rustls; with no provider chosen the first TLS client panics. Call before any client is made.

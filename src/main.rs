@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use personalize_watch::config::{Cli, Command};
 use personalize_watch::crd;
+use personalize_watch::process::config::{Cli, Command};
 
 /// A reconcile allocates many short-lived strings (a page of job summaries); mimalloc spends
 /// about a third of glibc malloc's CPU on them and fragments less (docs/performance.md).
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => block_on(personalize_watch::run::run(*args)),
+        Command::Run(args) => block_on(personalize_watch::process::run::run(*args)),
         Command::Jobs(args) => block_on(personalize_watch::plugin::run(args)),
     }
 }

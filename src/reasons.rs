@@ -190,6 +190,9 @@ pub mod event {
     pub const JOB_STUCK: &str = "BatchInferenceJobStuck";
     /// Warning: no new job within spec.expectNewJobWithin, once per episode.
     pub const NO_RECENT_JOB: &str = "NoRecentBatchInferenceJob";
+    /// Warning: a poll failed for a reason not among the condition reasons (only from a
+    /// hand-edited status; a poll failure's Event otherwise takes the failure's reason).
+    pub const POLL_FAILED: &str = "PollFailed";
 }
 
 #[cfg(test)]

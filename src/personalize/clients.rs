@@ -183,7 +183,7 @@ mod tests {
     use aws_sdk_personalize::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
     use proptest::prelude::*;
 
-    use crate::arn::tests::near_arn;
+    use crate::access::arn::tests::near_arn;
     use crate::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
     use crate::reconcile::spec::arn_of;
 
@@ -232,7 +232,7 @@ mod tests {
             prop_assert_eq!(&url, &parsed.endpoint());
             let host = url.trim_start_matches("https://");
             prop_assert!(
-                crate::arn::PARTITIONS.iter().any(|p| host == format!("personalize.{}.{}", parsed.region, p.dns_suffix)),
+                crate::access::arn::PARTITIONS.iter().any(|p| host == format!("personalize.{}.{}", parsed.region, p.dns_suffix)),
                 "{}", url
             );
             let overridden = resolved(&parsed.region, Some("http://127.0.0.1:4566")).map_err(TestCaseError::fail)?;

@@ -22,10 +22,10 @@ use aws_sdk_personalize::operation::list_batch_inference_jobs::ListBatchInferenc
 use rand::Rng;
 
 use crate::access::RoleRef;
-use crate::arn::SolutionVersionArn;
+use crate::access::arn::SolutionVersionArn;
 use crate::crd::ListingSource;
+use crate::flow::rate::RegionLimiter;
 use crate::metrics::Metrics;
-use crate::ratelimit::RegionLimiter;
 
 /// Pages per listing before giving up: 10,000 pages of 100 is a million jobs.
 const MAX_PAGES: usize = 10_000;

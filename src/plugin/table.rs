@@ -6,8 +6,8 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use crate::crd::{JobSummary, SolutionVersionWatch};
+use crate::events::ledger::human_duration;
 use crate::status::jobs::describe_counts;
-use crate::status::ledger::human_duration;
 
 /// Columns are separated as kubectl separates them.
 const GAP: &str = "   ";

@@ -1,15 +1,14 @@
 //! Reconcile, as a pipeline a reader follows top to bottom:
-//! wait for a slot in the namespace's turn -> validate the spec ([`spec`]) -> authorize it by
-//! the namespace's access policy ([`crate::access`]) -> poll Personalize -> decide the next
-//! status (pure, in [`crate::status`]) -> persist it and publish the Events it decided
-//! ([`persist`]), once the job list it shows fits in [`job_lists`] -> schedule the next poll
+//! wait for a slot in the namespace's turn ([`crate::flow::turns`]) -> validate the spec
+//! ([`spec`]) -> authorize it by the namespace's access policy ([`crate::access`]) -> poll
+//! Personalize -> decide the next status (pure, in [`crate::status`], with the Events in
+//! [`crate::events`]) -> publish the Events it decided and write the status ([`write`]), once
+//! the job list it shows fits in [`crate::flow::memory`] -> schedule the next poll
 //! ([`schedule`]).
 
-pub mod job_lists;
-pub mod merge_patch;
-pub mod persist;
 pub mod schedule;
 pub mod spec;
+pub mod write;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,17 +20,18 @@ use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
 use tracing::{Instrument, info_span, warn};
 
+use crate::access::arn::SolutionVersionArn;
+use crate::access::sources::Affected;
 use crate::access::{Access, Grant};
-use crate::access_sources::Affected;
-use crate::arn::SolutionVersionArn;
+use crate::controller::cache::CachedWatch;
 use crate::crd::{SolutionVersionWatch, SolutionVersionWatchStatus};
 use crate::error::{Error, Result};
 use crate::events::Publisher;
-use crate::fair::Admission;
+use crate::flow::memory::{self, JobListMemory};
+use crate::flow::turns::Admission;
 use crate::metrics::Metrics;
 use crate::personalize::{ListRequest, Listing, Personalize};
 use crate::status::{self, Decision, Observation, PollFailure, PollOutcome};
-use job_lists::JobListBudget;
 use schedule::{AfterListing, Requeue};
 use spec::{PollIntervals, Target};
 
@@ -54,14 +54,14 @@ pub struct Context {
     pub events: Publisher,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
-    /// Who may watch what, kept current by [`crate::access_sources`].
+    /// Who may watch what, kept current by [`crate::access::sources`].
     pub access: Arc<Access>,
     /// Changes of the access inputs, for the controller to reconcile the watches concerned.
     pub access_changes: tokio::sync::broadcast::Sender<Affected>,
     /// Reconciles that work at once; the others wait in their namespace's turn.
     admission: Arc<Admission>,
     /// The job lists that reconciles build and write at once, in bytes.
-    job_lists: JobListBudget,
+    job_lists: JobListMemory,
     /// False once this instance lost its Lease: reconciles still in flight write and publish
     /// nothing more.
     leading: AtomicBool,
@@ -93,7 +93,7 @@ impl Context {
             access: parts.access,
             access_changes: tokio::sync::broadcast::channel(256).0,
             admission: Admission::new(parts.concurrency),
-            job_lists: JobListBudget::new(job_lists::JOB_LISTS_BYTES),
+            job_lists: JobListMemory::new(memory::JOB_LISTS_BYTES),
             leading: AtomicBool::new(true),
             failures: Mutex::default(),
         }
@@ -147,16 +147,9 @@ impl Polled {
         match self {
             Polled::Listed { listing, .. } => {
                 let shown = usize::try_from(watch.spec.max_jobs_in_status).unwrap_or(0);
-                job_lists::summaries_bytes(listing, shown)
+                memory::summaries_bytes(listing, shown)
             }
             Polled::Failed { .. } | Polled::Suspended { .. } => 0,
-        }
-    }
-
-    fn failure(&self) -> Option<&PollFailure> {
-        match self {
-            Polled::Failed { failure, .. } => Some(failure),
-            Polled::Listed { .. } | Polled::Suspended { .. } => None,
         }
     }
 }
@@ -171,14 +164,15 @@ pub fn key(watch: &SolutionVersionWatch) -> String {
 }
 
 pub async fn reconcile(watch: Arc<SolutionVersionWatch>, ctx: Arc<Context>) -> Result<Action> {
+    let watch = CachedWatch::from_cache(watch);
     // Every due watch gets here at once (the controller's concurrency is unbounded) and waits
     // for a slot in its namespace's turn, so a crowded namespace queues behind itself. The
     // work is boxed so that waiting costs a small future.
     let _slot = ctx
         .admission
-        .enter(&watch.namespace().unwrap_or_default())
+        .enter(&watch.watch().namespace().unwrap_or_default())
         .await;
-    let span = info_span!("reconcile", watch = %key(&watch));
+    let span = info_span!("reconcile", watch = %key(watch.watch()));
     let started = Instant::now();
     ctx.metrics.reconcile_started();
     let result = Box::pin(reconcile_watch(&watch, &ctx))
@@ -200,7 +194,8 @@ pub async fn reconcile(watch: Arc<SolutionVersionWatch>, ctx: Arc<Context>) -> R
     }
 }
 
-async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<Requeue> {
+async fn reconcile_watch(cached: &CachedWatch, ctx: &Context) -> Result<Requeue> {
+    let watch = cached.watch();
     if watch.meta().deletion_timestamp.is_some() {
         return Ok(Requeue::OnChange);
     }
@@ -211,7 +206,7 @@ async fn reconcile_watch(watch: &SolutionVersionWatch, ctx: &Context) -> Result<
     let _held = ctx.job_lists.hold(polled.summaries_bytes(watch)).await;
     let now = jiff::Timestamp::now();
     let decide = |prev: Option<&SolutionVersionWatchStatus>| decide(watch, prev, &polled, now);
-    let persisted = persist::persist_and_publish(ctx, watch, &decide, polled.failure()).await?;
+    let persisted = write::persist_and_publish(ctx, cached, &decide).await?;
     schedule(polled, persisted)
 }
 
@@ -293,20 +288,20 @@ fn decide(
 /// The next poll: by the watch's intervals after a listing (the active one while jobs run or
 /// Events wait; at once while Events wait for room in the outbox and publishing works), on a
 /// change when suspended; a failed poll goes to the error policy.
-fn schedule(polled: Polled, persisted: persist::Persisted) -> Result<Requeue> {
+fn schedule(polled: Polled, persisted: write::Persisted) -> Result<Requeue> {
     match polled {
         Polled::Listed { intervals, .. } => Ok(schedule::next_poll(
             AfterListing {
                 intervals,
-                active: persisted.active || persisted.pending > 0 || persisted.deferred > 0,
-                deferred: persisted.deferred > 0 && persisted.pending == 0,
+                running: persisted.running || persisted.waiting > 0 || persisted.deferred > 0,
+                retry_soon: persisted.deferred > 0 && persisted.waiting == 0,
             },
             rand::rng().random_range(0.0..=1.0),
-            schedule::clock(),
+            schedule::uptime(),
         )),
         // Suspended: not polled, but Events still pending go out at the active interval.
-        Polled::Suspended { intervals } if persisted.pending > 0 => {
-            Ok(Requeue::After(intervals.active))
+        Polled::Suspended { intervals } if persisted.waiting > 0 => {
+            Ok(Requeue::After(intervals.while_running))
         }
         Polled::Suspended { .. } => Ok(Requeue::OnChange),
         Polled::Failed { error, .. } => Err(error),
@@ -338,5 +333,7 @@ pub fn retry_delay(failures: u32, settings: &Settings, jitter: f64) -> Duration 
     schedule::backoff(failures, settings.min_backoff, settings.max_backoff, jitter)
 }
 
+#[cfg(test)]
+mod fixture;
 #[cfg(test)]
 mod tests;

@@ -29,10 +29,11 @@ impl From<Requeue> for kube::runtime::controller::Action {
 #[derive(Clone, Copy, Debug)]
 pub struct AfterListing {
     pub intervals: PollIntervals,
-    /// Any job PENDING or IN PROGRESS.
-    pub active: bool,
-    /// Events that wait for a later poll.
-    pub deferred: bool,
+    /// Any job PENDING or IN PROGRESS, or announcements waiting: poll at the interval for then.
+    pub running: bool,
+    /// Announcements deferred for room in the outbox, which publishing has just emptied: poll
+    /// again soon.
+    pub retry_soon: bool,
 }
 
 /// Polls due within the same tick start together. A process that wakes for each poll alone
@@ -42,32 +43,32 @@ pub struct AfterListing {
 pub const POLL_TICK: Duration = Duration::from_secs(1);
 
 /// The next poll after a successful listing: up to 10% early (`jitter` in 0..=1), never late,
-/// so fleets spread out and deadlines hold; and at a whole [`POLL_TICK`] of `clock`, the time
+/// so fleets spread out and deadlines hold; and at a whole [`POLL_TICK`] of `uptime`, the time
 /// since a process-wide start, so that polls due close together start together. The tick is
 /// at most the 10% allowed early.
-pub fn next_poll(after: AfterListing, jitter: f64, clock: Duration) -> Requeue {
-    let every = if after.deferred {
+pub fn next_poll(after: AfterListing, jitter: f64, uptime: Duration) -> Requeue {
+    let every = if after.retry_soon {
         DEFERRED_RETRY
-    } else if after.active {
-        after.intervals.active
+    } else if after.running {
+        after.intervals.while_running
     } else {
         after.intervals.idle
     };
     let early = every / 10;
     let tick = POLL_TICK.min(early);
     let jittered = every - (early - tick).mul_f64(jitter.clamp(0.0, 1.0));
-    Requeue::After(at_tick(jittered, clock, tick))
+    Requeue::After(at_tick(jittered, uptime, tick))
 }
 
-/// The time since the process's first call: the clock whose whole ticks polls start at.
-pub fn clock() -> Duration {
+/// The time since the process's first call: polls start at its whole ticks.
+pub fn uptime() -> Duration {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed()
 }
 
-/// `delay`, shortened by less than `tick` so that `clock + delay` is a whole number of ticks.
-fn at_tick(delay: Duration, clock: Duration, tick: Duration) -> Duration {
-    let (Some(due), Ok(tick_nanos)) = (clock.checked_add(delay), u64::try_from(tick.as_nanos()))
+/// `delay`, shortened by less than `tick` so that `uptime + delay` is a whole number of ticks.
+fn at_tick(delay: Duration, uptime: Duration, tick: Duration) -> Duration {
+    let (Some(due), Ok(tick_nanos)) = (uptime.checked_add(delay), u64::try_from(tick.as_nanos()))
     else {
         return delay;
     };
@@ -93,14 +94,14 @@ mod tests {
 
     const INTERVALS: PollIntervals = PollIntervals {
         idle: Duration::from_secs(300),
-        active: Duration::from_secs(60),
+        while_running: Duration::from_secs(60),
     };
 
-    fn after(active: bool, deferred: bool) -> AfterListing {
+    fn after(running: bool, retry_soon: bool) -> AfterListing {
         AfterListing {
             intervals: INTERVALS,
-            active,
-            deferred,
+            running,
+            retry_soon,
         }
     }
 
@@ -132,7 +133,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Whatever the jitter and the clock: never late, at most 10% early, and due at a
+        /// Whatever the jitter and the uptime: never late, at most 10% early, and due at a
         /// whole tick (of at most POLL_TICK), so that polls due close together start together.
         #[test]
         fn polls_start_on_a_tick_never_late_at_most_a_tenth_early(
@@ -145,18 +146,18 @@ mod tests {
         ) {
             let intervals = PollIntervals {
                 idle: Duration::from_millis(idle_ms),
-                active: Duration::from_millis(active_ms),
+                while_running: Duration::from_millis(active_ms),
             };
-            let every = if deferred { DEFERRED_RETRY } else if active { intervals.active } else { intervals.idle };
-            let clock = Duration::from_millis(clock_ms);
-            let Requeue::After(delay) = next_poll(AfterListing { intervals, active, deferred }, jitter, clock) else {
+            let every = if deferred { DEFERRED_RETRY } else if active { intervals.while_running } else { intervals.idle };
+            let uptime = Duration::from_millis(clock_ms);
+            let Requeue::After(delay) = next_poll(AfterListing { intervals, running: active, retry_soon: deferred }, jitter, uptime) else {
                 return Err(proptest::test_runner::TestCaseError::fail("a listing always polls again"));
             };
             proptest::prop_assert!(delay <= every, "{delay:?} later than {every:?}");
             proptest::prop_assert!(delay >= every - every / 10, "{delay:?} more than 10% before {every:?}");
             let tick = POLL_TICK.min(every / 10).as_nanos();
             if tick > 0 {
-                proptest::prop_assert_eq!((clock + delay).as_nanos() % tick, 0);
+                proptest::prop_assert_eq!((uptime + delay).as_nanos() % tick, 0);
             }
         }
     }

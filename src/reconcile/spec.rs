@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
-use crate::arn::SolutionVersionArn;
-use crate::config::parse_duration;
+use crate::access::arn::SolutionVersionArn;
 use crate::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
+use crate::process::config::parse_duration;
 use crate::status::Expectations;
 
 /// How often to poll: while no job runs, and while any job is PENDING or IN PROGRESS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PollIntervals {
     pub idle: Duration,
-    pub active: Duration,
+    pub while_running: Duration,
 }
 
 /// A spec that can be polled.
@@ -35,10 +35,10 @@ pub fn validate(watch: &SolutionVersionWatch, defaults: PollIntervals) -> Result
     };
     let intervals = PollIntervals {
         idle: interval("pollInterval", &spec.poll_interval, defaults.idle)?,
-        active: interval(
+        while_running: interval(
             "activePollInterval",
             &spec.active_poll_interval,
-            defaults.active,
+            defaults.while_running,
         )?,
     };
     expectations(spec)?;

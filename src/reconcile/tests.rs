@@ -5,19 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_personalize::config::{BehaviorVersion, Credentials, Region};
 use http::{Method, Request, Response};
-use kube::Client;
 use kube::client::Body;
 use personalize_emulator::{EmulatorState, server};
 use serde_json::{Value, json};
 
 use super::*;
 use crate::crd::{EventLedger, ListingSource, SolutionVersionWatchSpec};
-use crate::personalize::ClientOptions;
 use crate::reasons::Reason;
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+use super::fixture::Handle;
 
 const SV: &str = "arn:aws:personalize:us-east-1:123456789012:solution/sol/v1";
 
@@ -36,6 +33,11 @@ fn watch(suspend: bool) -> SolutionVersionWatch {
     w.metadata.generation = Some(1);
     w.metadata.resource_version = Some("1".into());
     w
+}
+
+/// The watch as the controller's cache hands it to reconcile.
+fn cached(w: SolutionVersionWatch) -> CachedWatch {
+    CachedWatch::from_cache(Arc::new(w))
 }
 
 /// An emulator on a free port holding `state`; its URL.
@@ -58,61 +60,14 @@ async fn emulator_with(jobs: usize, status: &str) -> String {
 }
 
 async fn context(endpoint: &str) -> (Arc<Context>, Handle) {
-    // The emulator's account for unknown keys; no STS call needed.
-    let defaults = crate::policy::Defaults {
-        accounts: vec![crate::policy::Account::Id("123456789012".into())],
-        arns: vec!["*".into()],
-    };
-    context_with(endpoint, defaults).await
+    Context::test(endpoint).await
 }
 
-async fn context_with(endpoint: &str, defaults: crate::policy::Defaults) -> (Arc<Context>, Handle) {
-    crate::install_crypto_provider();
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, "default");
-    let metrics = Arc::new(Metrics::new());
-    let loader = aws_config::defaults(BehaviorVersion::latest())
-        .credentials_provider(Credentials::new(
-            "AKIDEXAMPLE",
-            "not-a-secret",
-            None,
-            None,
-            "test",
-        ))
-        .region(Region::new("us-east-1"))
-        // Every service, STS included, goes to the test's endpoint: nothing leaves the machine.
-        .endpoint_url(endpoint);
-    let options = ClientOptions {
-        endpoint_url: Some(endpoint.to_string()),
-        adaptive_retry: false,
-        max_attempts: 1,
-        attempt_timeout: Duration::from_secs(5),
-        rate_per_second: 100.0,
-        burst: 10,
-    };
-    let personalize = Arc::new(Personalize::from_loader(loader, &options, metrics.clone()).await);
-    let events = Publisher::new(client.clone(), "test-instance");
-    let settings = Settings {
-        default_intervals: PollIntervals {
-            idle: Duration::from_secs(300),
-            active: Duration::from_secs(60),
-        },
-        min_backoff: Duration::from_secs(5),
-        max_backoff: Duration::from_secs(300),
-        status_heartbeat: Duration::from_secs(600),
-    };
-    let access = Arc::new(Access::new(defaults));
-    access.set_namespace("default", Default::default());
-    let ctx = Context::new(Parts {
-        client,
-        personalize,
-        events,
-        metrics,
-        settings,
-        access,
-        concurrency: 4,
-    });
-    (Arc::new(ctx), handle)
+async fn context_with(
+    endpoint: &str,
+    defaults: crate::access::policy::Defaults,
+) -> (Arc<Context>, Handle) {
+    Context::test_with(endpoint, defaults).await
 }
 
 async fn body_json(request: Request<Body>) -> Value {
@@ -166,7 +121,7 @@ async fn expect_status_patch(
     );
     let patch = body_json(request).await;
     let mut status = status_before.clone();
-    merge_patch::apply(&mut status, &patch["status"]);
+    write::merge_patch::apply(&mut status, &patch["status"]);
     let mut object = serde_json::to_value(watch(false)).unwrap();
     object["status"] = status.clone();
     object["metadata"]["resourceVersion"] = json!(rv);
@@ -205,7 +160,7 @@ fn after_a_listing_of(arns: &[String], endpoint: &str) -> SolutionVersionWatchSt
     let open = arns
         .iter()
         .filter_map(|arn| {
-            status::job_id(&crate::personalize::ListedJob {
+            crate::events::ledger::job_hash(&crate::personalize::ListedJob {
                 arn: arn.clone(),
                 ..Default::default()
             })
@@ -266,7 +221,7 @@ async fn first_listing_publishes_the_summary_then_writes_status() {
             (Some("Ready"), Some("True"))
         );
     });
-    let requeue = reconcile_watch(&watch(false), &ctx)
+    let requeue = reconcile_watch(&cached(watch(false)), &ctx)
         .await
         .expect("reconcile succeeds");
     finish(api_server).await;
@@ -401,7 +356,9 @@ async fn a_refused_event_stays_pending_and_counts_still_move() {
                 .contains("denied by policy")
         );
     });
-    let requeue = reconcile_watch(&w, &ctx).await.expect("the write succeeds");
+    let requeue = reconcile_watch(&cached(w.clone()), &ctx)
+        .await
+        .expect("the write succeeds");
     finish(api_server).await;
     assert!(
         matches!(requeue, Requeue::After(d) if d > schedule::DEFERRED_RETRY),
@@ -444,7 +401,7 @@ async fn a_write_conflict_reads_again_and_decides_again_without_listing_again() 
         let (patch, _) = expect_status_patch(&mut handle, &Value::Null, "8").await;
         assert_eq!(patch["metadata"]["resourceVersion"], "7");
     });
-    reconcile_watch(&watch(false), &ctx)
+    reconcile_watch(&cached(watch(false)), &ctx)
         .await
         .expect("reconcile succeeds");
     finish(api_server).await;
@@ -468,7 +425,7 @@ async fn a_former_leader_writes_and_publishes_nothing() {
     let url = emulator_with(3, "CREATE FAILED").await;
     let (ctx, mut handle) = context(&url).await;
     ctx.set_leading(false);
-    reconcile_watch(&watch(false), &ctx)
+    reconcile_watch(&cached(watch(false)), &ctx)
         .await
         .expect("reconcile ends quietly");
     let nothing = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await;
@@ -485,7 +442,7 @@ async fn suspended_watch_writes_a_condition_and_does_not_poll() {
         assert_eq!(ready["status"], "True");
         assert!(status.get("counts").is_none());
     });
-    let requeue = reconcile_watch(&watch(true), &ctx).await.unwrap();
+    let requeue = reconcile_watch(&cached(watch(true)), &ctx).await.unwrap();
     assert_eq!(requeue, Requeue::OnChange);
     finish(api_server).await;
     assert!(
@@ -612,15 +569,15 @@ async fn a_quiet_listing_writes_nothing() {
         let (_, status) = expect_status_patch(&mut handle, &Value::Null, "2").await;
         (status, handle)
     });
-    reconcile_watch(&watch(false), &ctx).await.unwrap();
+    reconcile_watch(&cached(watch(false)), &ctx).await.unwrap();
     let (status, mut handle) = finish(api_server).await;
     // The cache's copy of what was written: no job list.
     let mut w = watch(false);
     w.metadata.resource_version = Some("2".into());
     w.status = Some(serde_json::from_value(status).unwrap());
-    crate::controller::slim(&mut w);
+    crate::controller::cache::slim(&mut w);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    reconcile_watch(&w, &ctx).await.unwrap();
+    reconcile_watch(&cached(w.clone()), &ctx).await.unwrap();
     let nothing = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await;
     assert!(nothing.is_err(), "no write for a quiet listing");
     let synced = ctx.metrics.encode(0.0);
@@ -634,8 +591,11 @@ async fn a_quiet_listing_writes_nothing() {
 /// (retried with backoff), the STS error in the message, still no Personalize call.
 #[tokio::test]
 async fn an_unknown_own_account_is_retried_not_refused() {
-    let (ctx, mut handle) =
-        context_with("http://127.0.0.1:9", crate::policy::Defaults::default()).await;
+    let (ctx, mut handle) = context_with(
+        "http://127.0.0.1:9",
+        crate::access::policy::Defaults::default(),
+    )
+    .await;
     let api_server = tokio::spawn(async move {
         let event = expect_event(&mut handle).await;
         assert_eq!(event["reason"], "AccessUnknown");

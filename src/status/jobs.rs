@@ -240,7 +240,7 @@ pub fn digest_of(jobs: &[JobSummary], truncated: bool) -> String {
 
 /// FNV-1a, 64 bits: the job-list digest (each value length-prefixed so that fields cannot run
 /// into each other) and, over the raw bytes of a job's key, the ledger's job ids.
-pub(super) struct Fnv(pub(super) u64);
+pub(crate) struct Fnv(pub(crate) u64);
 
 impl Default for Fnv {
     fn default() -> Self {
@@ -249,7 +249,7 @@ impl Default for Fnv {
 }
 
 impl Fnv {
-    pub(super) fn bytes(&mut self, bytes: &[u8]) {
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
         for byte in bytes {
             self.0 ^= u64::from(*byte);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);

@@ -1,29 +1,29 @@
 //! The status computation: a pure function of the previous status and what a poll found.
 //!
 //! Everything the operator decides lives here, free of I/O: counts and the bounded job list
-//! ([`jobs`]), the conditions ([`conditions`]), which jobs to announce ([`ledger`]), what
-//! publishing them left pending ([`after_publishing`]), and the object's size ([`budget`]).
+//! ([`jobs`]), the conditions ([`conditions`]), stuck and overdue ([`timeliness`]), and the
+//! object's size ([`size`]). Which Events to announce is decided by [`crate::events`], called
+//! from here with what the poll found.
 
-pub mod budget;
 pub mod conditions;
 pub mod jobs;
-pub mod ledger;
+pub mod size;
 pub mod timeliness;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::SolutionVersionWatchStatus;
+use crate::events::{episodes, ledger};
 use crate::personalize::{ListedJob, Listing};
 use crate::reasons::{ConditionStatus, ConditionType, Reason};
 
 pub use conditions::{Conditions, condition};
 pub use jobs::{JobState, counts};
-pub use ledger::{LedgerUpdate, job_id};
 pub use timeliness::Expectations;
 
 use ConditionStatus::{False, True};
-use ConditionType::{EventsPublished, Ready, Reconciling, Stalled};
+use ConditionType::{Ready, Reconciling, Stalled};
 
 /// Why a poll failed, as far as status is concerned.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,14 +98,14 @@ fn after_listing(
     let jobs = jobs::relevant_jobs(&listing.jobs, obs.solution_version_arn);
     let mut counts = counts(&jobs);
     counts.stuck = timeliness::stuck_count(&jobs, &obs.expectations, obs.now);
-    let listed = ledger::Listed {
+    let input = ledger::Input {
         jobs: &jobs,
         counts: &counts,
         source: &listing.source,
         now: obs.now,
         stuck_after: obs.expectations.stuck_after,
     };
-    let update = ledger::next_ledger(prev.ledger.as_ref(), &listed);
+    let update = ledger::next_ledger(prev.ledger.as_ref(), &input);
     let described = jobs::describe_counts(&counts);
     let g = obs.generation;
     let shown = jobs::newest(&jobs, obs.max_jobs_in_status);
@@ -130,12 +130,12 @@ fn after_listing(
         Reason::Synced,
         &format!("Generation {g} listed"),
     );
-    let clock = timeliness::Clock {
+    let inputs = timeliness::OverdueInputs {
         now: obs.now,
         generation: g,
         watch_created: obs.watch_created,
     };
-    timeliness::assess_overdue(&mut status, &obs.expectations, &clock);
+    timeliness::assess_overdue(&mut status, &obs.expectations, &inputs);
     show_jobs(&mut status, &shown, prev_digest.as_deref());
     Decision {
         status,
@@ -156,12 +156,12 @@ fn show_jobs(
 ) {
     let listed = || shown.iter().map(|job| jobs::Shown::listed(job));
     let digest = jobs::digest(listed(), status.jobs_truncated);
-    if prev_digest == Some(digest.as_str()) && budget::fits_with(status, listed()) {
+    if prev_digest == Some(digest.as_str()) && size::fits_with(status, listed()) {
         status.jobs_digest = Some(digest);
         return;
     }
     status.jobs = listed().map(jobs::Shown::to_summary).collect();
-    let cut = budget::fit(status);
+    let cut = size::fit(status);
     status.jobs_digest = Some(if cut == 0 {
         digest
     } else {
@@ -182,6 +182,7 @@ fn after_failure(
         stale: prev.last_sync_time.is_some(),
         ..prev
     };
+    let prev_reason = condition(&status, Ready).map(|c| c.reason.clone());
     let mut c = Conditions::new(&mut status.conditions, g, obs.now);
     let message = format!("{}{kept}", failure.message);
     c.set(Ready, False, failure.reason, &message);
@@ -212,12 +213,30 @@ fn after_failure(
             c.set(Reconciling, True, failure.reason, &message);
         }
     }
+    announce_failure(&mut status, failure, prev_reason.as_deref());
     Decision {
         status,
         deferred: 0,
         omitted: 0,
         listed: false,
     }
+}
+
+/// A failed poll is announced once per change of reason within a failure episode.
+fn announce_failure(
+    status: &mut SolutionVersionWatchStatus,
+    failure: &PollFailure,
+    prev_reason: Option<&str>,
+) {
+    if prev_reason == Some(failure.reason.as_str()) {
+        return;
+    }
+    let episode = match &status.last_sync_time {
+        Some(listed) => episodes::FailureEpisode::After(listed.0),
+        None => episodes::FailureEpisode::BeforeAnyListing,
+    };
+    let ledger = status.ledger.get_or_insert_with(Default::default);
+    episodes::announce_poll_failure(ledger, failure.reason, &failure.message, episode);
 }
 
 fn while_suspended(
@@ -255,45 +274,6 @@ fn generation_listed(prev: &SolutionVersionWatchStatus, generation: i64) -> bool
     condition(prev, Reconciling)
         .is_some_and(|c| c.status == False.as_str() && c.observed_generation == Some(generation))
         && prev.last_sync_time.is_some()
-}
-
-/// What publishing the outbox achieved: its first `published` entries are out (or were out
-/// already), and the first failure, if any, stopped the rest.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Delivery {
-    pub published: usize,
-    pub error: Option<String>,
-}
-
-/// The status after publishing: published entries leave the outbox, and EventsPublished says
-/// whether any wait and why.
-pub fn after_publishing(
-    status: &mut SolutionVersionWatchStatus,
-    delivery: &Delivery,
-    generation: i64,
-    now: Timestamp,
-) {
-    let pending = match status.ledger.as_mut() {
-        Some(ledger) => {
-            let published = delivery.published.min(ledger.outbox.len());
-            ledger.outbox.drain(..published);
-            ledger.outbox.len()
-        }
-        None => 0,
-    };
-    let mut c = Conditions::new(&mut status.conditions, generation, now);
-    if pending == 0 {
-        c.set(
-            EventsPublished,
-            True,
-            Reason::Published,
-            "Every decided Event is published",
-        );
-    } else {
-        let why = delivery.error.as_deref().unwrap_or("not tried yet");
-        let message = format!("{pending} Events wait to be published: {why}");
-        c.set(EventsPublished, False, Reason::EventsPending, &message);
-    }
 }
 
 /// A listing that changed nothing but the time is not written until the heartbeat is due:
@@ -345,8 +325,8 @@ pub fn equal_but_for_sync(a: &SolutionVersionWatchStatus, b: &SolutionVersionWat
         && *ledger == b.ledger
 }
 
-/// The interval to the next poll: the active one while any job is pending or in progress.
-pub fn wants_active_polling(status: &SolutionVersionWatchStatus) -> bool {
+/// Whether any job is pending or in progress (the next poll comes at the interval for then).
+pub fn jobs_running(status: &SolutionVersionWatchStatus) -> bool {
     status
         .counts
         .as_ref()

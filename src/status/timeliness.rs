@@ -1,16 +1,17 @@
 //! What the spec expects of the jobs' timing: a job that runs too long is stuck
-//! (spec.stuckAfter, announced by the [`super::ledger`]), and a solution version without a new
-//! job for too long is overdue (spec.expectNewJobWithin, the Overdue condition and one Event per
-//! episode).
+//! (spec.stuckAfter, announced by [`crate::events::ledger`]), and a solution version without a
+//! new job for too long is overdue (spec.expectNewJobWithin, the Overdue condition, and one Event
+//! per episode through [`crate::events::episodes`]).
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::crd::{AnnouncementKind, PendingEvent, SolutionVersionWatchStatus};
+use crate::crd::SolutionVersionWatchStatus;
+use crate::events::episodes;
+use crate::events::ledger::{human_duration, stuck_for};
 use crate::personalize::ListedJob;
 use crate::reasons::{ConditionStatus, ConditionType, Reason};
 
-use super::conditions::{Conditions, condition};
-use super::ledger::{human_duration, stuck_for};
+use super::conditions::Conditions;
 use super::whole_seconds;
 
 /// spec.stuckAfter and spec.expectNewJobWithin, parsed.
@@ -32,7 +33,7 @@ pub fn stuck_count(jobs: &[ListedJob], expectations: &Expectations, now: Timesta
 
 /// The inputs of the overdue check besides the status.
 #[derive(Clone, Copy, Debug)]
-pub struct Clock {
+pub struct OverdueInputs {
     pub now: Timestamp,
     pub generation: i64,
     /// When the watch was created: what "no job for that long" counts from.
@@ -40,12 +41,11 @@ pub struct Clock {
 }
 
 /// Sets Overdue from status.latestJob; a new episode (Overdue turning True, or True since
-/// another time) also goes into the outbox as one Event, named by when the episode's silence
-/// began, so it is published once however often it is decided.
+/// another time) is announced once ([`episodes::announce_overdue`]).
 pub fn assess_overdue(
     status: &mut SolutionVersionWatchStatus,
     expectations: &Expectations,
-    clock: &Clock,
+    inputs: &OverdueInputs,
 ) {
     let Some(within) = expectations.new_job_within else {
         status
@@ -55,18 +55,18 @@ pub fn assess_overdue(
     };
     let newest = status.latest_job.as_ref();
     let newest_created = newest.and_then(|j| j.creation_time.as_ref()).map(|t| t.0);
-    let Some(since) = newest_created.or(clock.watch_created).map(whole_seconds) else {
+    let Some(since) = newest_created.or(inputs.watch_created).map(whole_seconds) else {
         return;
     };
     let what = match newest {
         Some(job) => format!("the newest job, {}, was created then", job.name),
         None => "no job was ever listed; the watch was created then".to_string(),
     };
-    let silent_for = whole_seconds(clock.now).duration_since(since);
+    let silent_for = whole_seconds(inputs.now).duration_since(since);
     let within_text = human_duration(within);
     if silent_for <= within {
         let message = format!("A job came within {within_text}: at {since} ({what})");
-        let mut c = Conditions::new(&mut status.conditions, clock.generation, clock.now);
+        let mut c = Conditions::new(&mut status.conditions, inputs.generation, inputs.now);
         c.set(
             ConditionType::Overdue,
             ConditionStatus::False,
@@ -78,28 +78,13 @@ pub fn assess_overdue(
     let message = format!(
         "No new batch inference job since {since} ({what}); one was expected within {within_text}"
     );
-    let episode = format!("overdue:{since}");
-    let announced = condition(status, ConditionType::Overdue).is_some_and(|c| {
-        c.status == ConditionStatus::True.as_str() && c.message.contains(&format!("since {since} "))
-    });
-    let mut c = Conditions::new(&mut status.conditions, clock.generation, clock.now);
+    let mut c = Conditions::new(&mut status.conditions, inputs.generation, inputs.now);
     c.set(
         ConditionType::Overdue,
         ConditionStatus::True,
         Reason::NoRecentJob,
         &message,
     );
-    if !announced {
-        let ledger = status.ledger.get_or_insert_with(Default::default);
-        if !ledger.outbox.iter().any(|e| e.id == episode) {
-            // Over MAX_OUTBOX by at most one: an episode is decided once, here.
-            ledger.outbox.push(PendingEvent {
-                kind: AnnouncementKind::Overdue,
-                id: episode,
-                job_name: String::new(),
-                note: message,
-                duration_seconds: None,
-            });
-        }
-    }
+    let ledger = status.ledger.get_or_insert_with(Default::default);
+    episodes::announce_overdue(ledger, since, &message);
 }

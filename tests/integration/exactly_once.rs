@@ -468,13 +468,13 @@ async fn events_refused_for_ten_minutes_all_go_out_once_afterwards() {
                 )
                 .await;
             let status = watch.status.unwrap();
-            let size = personalize_watch::status::budget::size(&status);
+            let size = personalize_watch::status::size::size(&status);
             assert!(
-                size <= personalize_watch::status::budget::STATUS_BUDGET_BYTES,
+                size <= personalize_watch::status::size::STATUS_MAX_BYTES,
                 "{size} bytes"
             );
             let pending = status.ledger.map_or(0, |l| l.outbox.len());
-            assert!(pending <= personalize_watch::status::ledger::MAX_OUTBOX);
+            assert!(pending <= personalize_watch::events::MAX_OUTBOX);
         }
         tokio::time::sleep(refusal / ROUNDS as u32).await;
     }
@@ -486,7 +486,7 @@ async fn events_refused_for_ten_minutes_all_go_out_once_afterwards() {
     );
     assert_eq!(
         w0.status.unwrap().ledger.unwrap().outbox.len(),
-        personalize_watch::status::ledger::MAX_OUTBOX
+        personalize_watch::events::MAX_OUTBOX
     );
     assert!(
         f.events("BatchInferenceJobFailed").await.is_empty(),

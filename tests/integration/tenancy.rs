@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use personalize_emulator::LoggedRequest;
+use personalize_watch::access::policy::ALLOWED_ACCOUNTS;
 use personalize_watch::crd::SolutionVersionWatch;
-use personalize_watch::policy::ALLOWED_ACCOUNTS;
 
 use crate::support::processes::{Operator, OperatorOptions};
 use crate::support::{

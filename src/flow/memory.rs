@@ -18,15 +18,15 @@ pub const JOB_LISTS_BYTES: usize = 1 << 20;
 /// Bytes per permit.
 const UNIT: usize = 1024;
 
-pub struct JobListBudget {
+pub struct JobListMemory {
     permits: Semaphore,
     units: usize,
 }
 
-impl JobListBudget {
+impl JobListMemory {
     pub fn new(bytes: usize) -> Self {
         let units = bytes.div_ceil(UNIT).clamp(1, Semaphore::MAX_PERMITS);
-        JobListBudget {
+        JobListMemory {
             permits: Semaphore::new(units),
             units,
         }
@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn holds_wait_only_for_the_bytes_held_before_them() {
-        let budget = JobListBudget::new(10 * UNIT);
+        let budget = JobListMemory::new(10 * UNIT);
         assert!(budget.hold(0).now_or_never().unwrap().is_none());
         let first = budget.hold(6 * UNIT).now_or_never().unwrap();
         assert!(first.is_some());
@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_list_larger_than_the_budget_waits_for_all_of_it_not_forever() {
-        let budget = JobListBudget::new(10 * UNIT);
+        let budget = JobListMemory::new(10 * UNIT);
         let huge = budget.hold(100 * UNIT).now_or_never().unwrap();
         assert!(huge.is_some());
         assert!(budget.hold(1).now_or_never().is_none());

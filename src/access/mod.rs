@@ -1,13 +1,17 @@
 //! Whether a watch may be listed, and with which credentials: the namespace's access policy
-//! (see [`crate::policy`]), the operator's own account, and the roles to assume for other
+//! (see [`crate::access::policy`]), the operator's own account, and the roles to assume for other
 //! accounts (the ConfigMap named by `--account-roles`, kept current by a watch).
+
+pub mod arn;
+pub mod policy;
+pub mod sources;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::RwLock;
 
-use crate::arn::SolutionVersionArn;
+use crate::access::arn::SolutionVersionArn;
+use crate::access::policy::{Defaults, Policy, Verdict};
 use crate::error::Error;
-use crate::policy::{Defaults, Policy, Verdict};
 
 /// A role to assume for an account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -105,7 +109,7 @@ pub struct Grant {
 pub type PolicyAnnotations = BTreeMap<String, String>;
 
 /// The access decision's inputs that change while the operator runs, kept current by
-/// [`crate::access_sources`].
+/// [`crate::access::sources`].
 pub struct Access {
     defaults: Defaults,
     roles: RwLock<AccountRoles>,

@@ -11,15 +11,15 @@ use personalize_watch_runtime::{Shutdown, telemetry};
 use tracing::{error, info, warn};
 
 use crate::access::Access;
-use crate::access_sources::Sources;
-use crate::admin::{self, AdminState};
-use crate::config::{RetryMode, RunArgs};
+use crate::access::sources::Sources;
 use crate::controller::{self, Scope};
 use crate::crd::SolutionVersionWatch;
 use crate::events::Publisher;
-use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::personalize::{ClientOptions, Personalize};
+use crate::process::admin::{self, AdminState};
+use crate::process::config::{RetryMode, RunArgs};
+use crate::process::leader::{self, LeaseSettings};
 use crate::reconcile::spec::PollIntervals;
 use crate::reconcile::{Context, Parts, Settings};
 
@@ -139,7 +139,7 @@ async fn context(args: &RunArgs, client: kube::Client, metrics: Arc<Metrics>) ->
     let settings = Settings {
         default_intervals: PollIntervals {
             idle: args.default_poll_interval,
-            active: args.default_active_poll_interval,
+            while_running: args.default_active_poll_interval,
         },
         min_backoff: args.min_backoff,
         max_backoff: args.max_backoff,

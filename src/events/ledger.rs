@@ -21,10 +21,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::{AnnouncementKind, EventLedger, JobCounts, ListingSource, PendingEvent};
 use crate::personalize::ListedJob;
+use crate::status::jobs::{Fnv, JobState, describe_counts};
+use crate::status::whole_seconds;
 use crate::text::truncate_utf8;
 
-use super::jobs::{Fnv, JobState, describe_counts};
-use super::whole_seconds;
+use super::outbox::Full;
 
 /// Clocks differ: the first listing's horizon is its time less this allowance. A job the first
 /// listing left out that finished within it before is announced rather than taken as history.
@@ -32,8 +33,6 @@ pub const CLOCK_ALLOWANCE: SignedDuration = SignedDuration::from_secs(5 * 60);
 /// How long after the newest finish seen a finished job stays in `finished`: a listing may
 /// leave a job out for up to this long without it being missed or repeated.
 pub const RETENTION: SignedDuration = SignedDuration::from_secs(6 * 60 * 60);
-/// Events decided but not published; more wait in `open` for room.
-pub const MAX_OUTBOX: usize = 100;
 /// Jobs awaited at once; past it the ones seen longest ago are dropped (they are still
 /// announced if they finish after the horizon).
 pub const MAX_OPEN: usize = 1_000;
@@ -44,7 +43,7 @@ pub const MAX_NOTE_BYTES: usize = 1024;
 
 /// A complete listing, as the ledger sees it.
 #[derive(Clone, Copy, Debug)]
-pub struct Listed<'a> {
+pub struct Input<'a> {
     /// The watched solution version's jobs, once each.
     pub jobs: &'a [ListedJob],
     pub counts: &'a JobCounts,
@@ -59,7 +58,7 @@ pub struct Listed<'a> {
 pub struct LedgerUpdate {
     /// With the Events it decided appended to the outbox.
     pub ledger: EventLedger,
-    /// Finished jobs whose Event waits in `open` for room in the outbox.
+    /// Finished jobs whose announcement waits in `open` for room in the outbox (deferred).
     pub deferred: usize,
     /// Jobs the ledger knew that this listing left out.
     pub omitted: usize,
@@ -67,28 +66,28 @@ pub struct LedgerUpdate {
 
 /// A short stable id for a job: FNV-1a of its ARN, or of its name when the listing gave no ARN.
 /// None when the listing gave neither: such a job is counted, never announced.
-pub fn job_id(job: &ListedJob) -> Option<JobId> {
+pub fn job_hash(job: &ListedJob) -> Option<JobHash> {
     // Hashed in place, without building the key: this runs for every job on every poll.
     let (prefix, key) = job_key_parts(job)?;
     let mut hash = Fnv::default();
     hash.bytes(prefix.as_bytes());
     hash.bytes(key.as_bytes());
-    Some(JobId::of_hash(hash.0))
+    Some(JobHash::of_hash(hash.0))
 }
 
 /// A job's id as the ledger writes it, 16 lowercase hex digits, held inline: ids are made for
 /// every job on every poll, and only the few the ledger keeps become strings.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct JobId([u8; 16]);
+pub struct JobHash([u8; 16]);
 
-impl JobId {
+impl JobHash {
     fn of_hash(hash: u64) -> Self {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0; 16];
         for (i, digit) in hex.iter_mut().enumerate() {
             *digit = DIGITS[((hash >> (60 - 4 * i)) & 0xf) as usize];
         }
-        JobId(hex)
+        JobHash(hex)
     }
 
     pub fn as_str(&self) -> &str {
@@ -97,15 +96,15 @@ impl JobId {
     }
 }
 
-impl std::fmt::Display for JobId {
+impl std::fmt::Display for JobHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl std::fmt::Debug for JobId {
+impl std::fmt::Debug for JobHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "JobId({})", self.as_str())
+        write!(f, "JobHash({})", self.as_str())
     }
 }
 
@@ -133,9 +132,13 @@ fn finish_time(job: &ListedJob) -> Option<Timestamp> {
 
 /// The ledger after a complete listing of `listed.jobs`. A ledger without a source (written by
 /// an earlier version) adopts this one.
-pub fn next_ledger(prev: Option<&EventLedger>, listed: &Listed<'_>) -> LedgerUpdate {
+pub fn next_ledger(prev: Option<&EventLedger>, listed: &Input<'_>) -> LedgerUpdate {
     let mut update = match prev {
-        Some(prev) if prev.source.as_ref().is_none_or(|s| s == listed.source) => {
+        // A ledger with no horizon has seen no listing (a failed poll's announcement made it).
+        Some(prev)
+            if prev.horizon.is_some()
+                && prev.source.as_ref().is_none_or(|s| s == listed.source) =>
+        {
             later_listing(prev, listed)
         }
         _ => LedgerUpdate {
@@ -150,7 +153,7 @@ pub fn next_ledger(prev: Option<&EventLedger>, listed: &Listed<'_>) -> LedgerUpd
 }
 
 /// The first listing from a source: what had finished is history, summarised in one Event.
-fn baseline(prev: Option<&EventLedger>, listed: &Listed<'_>) -> EventLedger {
+fn baseline(prev: Option<&EventLedger>, listed: &Input<'_>) -> EventLedger {
     let horizon = whole_seconds(listed.now) - CLOCK_ALLOWANCE;
     let mut ledger = EventLedger {
         source: Some(listed.source.clone()),
@@ -160,7 +163,7 @@ fn baseline(prev: Option<&EventLedger>, listed: &Listed<'_>) -> EventLedger {
         ..Default::default()
     };
     for job in listed.jobs {
-        let Some(id) = job_id(job) else { continue };
+        let Some(id) = job_hash(job) else { continue };
         if JobState::of(&job.status).finished() {
             if let Some(t) = finish_time(job).filter(|t| *t > horizon) {
                 ledger.finished.insert(id.to_string(), t.as_second());
@@ -169,15 +172,14 @@ fn baseline(prev: Option<&EventLedger>, listed: &Listed<'_>) -> EventLedger {
             ledger.open.push(id.to_string());
         }
     }
-    if ledger.outbox.len() < MAX_OUTBOX {
-        let previous = prev.and_then(|l| l.source.as_ref());
-        ledger.outbox.push(discovered(previous, listed));
-    }
+    let previous = prev.and_then(|l| l.source.as_ref());
+    // A full outbox leaves the summary out: the jobs it sums up are history either way.
+    let _ = ledger.outbox.push(discovered(previous, listed));
     ledger
 }
 
 /// A listing after the baseline: announce what finished, keep waiting for the rest.
-fn later_listing(prev: &EventLedger, listed: &Listed<'_>) -> LedgerUpdate {
+fn later_listing(prev: &EventLedger, listed: &Input<'_>) -> LedgerUpdate {
     let mut ledger = prev.clone();
     ledger.source = Some(listed.source.clone());
     let horizon = ledger
@@ -186,8 +188,8 @@ fn later_listing(prev: &EventLedger, listed: &Listed<'_>) -> LedgerUpdate {
         .map_or(whole_seconds(listed.now) - CLOCK_ALLOWANCE, |t| t.0);
     ledger.horizon = Some(Time(horizon));
     let mut open: HashSet<String> = ledger.open.iter().cloned().collect();
-    let ids: Vec<Option<JobId>> = listed.jobs.iter().map(job_id).collect();
-    let seen: HashSet<&str> = ids.iter().flatten().map(JobId::as_str).collect();
+    let ids: Vec<Option<JobHash>> = listed.jobs.iter().map(job_hash).collect();
+    let seen: HashSet<&str> = ids.iter().flatten().map(JobHash::as_str).collect();
     let omitted = ledger
         .open
         .iter()
@@ -196,7 +198,7 @@ fn later_listing(prev: &EventLedger, listed: &Listed<'_>) -> LedgerUpdate {
         .count();
     let mut due = Vec::new();
     for (job, id) in listed.jobs.iter().zip(&ids) {
-        let Some(id) = id.as_ref().map(JobId::as_str) else {
+        let Some(id) = id.as_ref().map(JobHash::as_str) else {
             continue;
         };
         if ledger.finished.contains_key(id) {
@@ -230,14 +232,13 @@ fn announce(
     due.sort_by(|(a_id, a), (b_id, b)| finish_time(a).cmp(&finish_time(b)).then(a_id.cmp(b_id)));
     let mut deferred = 0;
     for (id, job) in due {
-        if ledger.outbox.len() >= MAX_OUTBOX {
+        if ledger.outbox.push(announcement(job)) == Err(Full) {
             if open.insert(id.clone()) {
                 ledger.open.push(id);
             }
             deferred += 1;
             continue;
         }
-        ledger.outbox.push(announcement(job));
         if open.remove(&id) {
             ledger.open.retain(|o| *o != id);
         }
@@ -253,7 +254,7 @@ fn announce(
 
 /// Moves the horizon up behind the newest finish seen, prunes what it passed, and holds the
 /// caps.
-fn settle(ledger: &mut EventLedger, listed: &Listed<'_>) {
+fn settle(ledger: &mut EventLedger, listed: &Input<'_>) {
     let newest = listed
         .jobs
         .iter()
@@ -299,7 +300,7 @@ pub fn stuck_for(
 
 /// Announces the jobs that became stuck, once each, while the outbox has room; returns how
 /// many wait for room.
-fn announce_stuck(ledger: &mut EventLedger, listed: &Listed<'_>) -> usize {
+fn announce_stuck(ledger: &mut EventLedger, listed: &Input<'_>) -> usize {
     let Some(stuck_after) = listed.stuck_after else {
         return 0;
     };
@@ -309,19 +310,20 @@ fn announce_stuck(ledger: &mut EventLedger, listed: &Listed<'_>) -> usize {
         let Some(age) = stuck_for(job, stuck_after, listed.now) else {
             continue;
         };
-        let Some(id) = job_id(job) else { continue };
+        let Some(id) = job_hash(job) else { continue };
         let id = id.as_str();
         // A finished job's old, unfinished view (a lagging listing) is not stuck.
         if announced.contains(id) || ledger.finished.contains_key(id) {
             continue;
         }
-        if ledger.outbox.len() >= MAX_OUTBOX {
+        if ledger
+            .outbox
+            .push(stuck_announcement(job, age, stuck_after))
+            == Err(Full)
+        {
             waiting += 1;
             continue;
         }
-        ledger
-            .outbox
-            .push(stuck_announcement(job, age, stuck_after));
         ledger.stuck.push(id.to_string());
     }
     waiting
@@ -346,10 +348,11 @@ fn stuck_announcement(
     );
     PendingEvent {
         kind: AnnouncementKind::Stuck,
-        id: job_key(job).unwrap_or_default(),
+        subject: job_key(job).unwrap_or_default(),
         job_name: job.name.clone(),
         note: truncate_utf8(&note, MAX_NOTE_BYTES).to_string(),
         duration_seconds: None,
+        reason: None,
     }
 }
 
@@ -374,11 +377,11 @@ pub fn human_duration(d: SignedDuration) -> String {
 /// every writer sees alike (the source before and the source now), never a writer's clock: two
 /// writers that both take the first listing publish one summary, and a return to an earlier
 /// source (A, B, then A again) is a new one.
-fn discovered(previous: Option<&ListingSource>, listed: &Listed<'_>) -> PendingEvent {
+fn discovered(previous: Option<&ListingSource>, listed: &Input<'_>) -> PendingEvent {
     let from = previous.map_or_else(String::new, |s| format!("{}:{}", s.region, s.endpoint));
     PendingEvent {
         kind: AnnouncementKind::Discovered,
-        id: format!(
+        subject: format!(
             "baseline:{from}->{}:{}",
             listed.source.region, listed.source.endpoint
         ),
@@ -388,6 +391,7 @@ fn discovered(previous: Option<&ListingSource>, listed: &Listed<'_>) -> PendingE
             describe_counts(listed.counts)
         ),
         duration_seconds: None,
+        reason: None,
     }
 }
 
@@ -412,10 +416,11 @@ fn announcement(job: &ListedJob) -> PendingEvent {
     };
     PendingEvent {
         kind,
-        id: job_key(job).unwrap_or_default(),
+        subject: job_key(job).unwrap_or_default(),
         job_name: job.name.clone(),
         note: truncate_utf8(&note, MAX_NOTE_BYTES).to_string(),
         duration_seconds: duration_seconds(job),
+        reason: None,
     }
 }
 

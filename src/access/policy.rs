@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::arn::SolutionVersionArn;
+use crate::access::arn::SolutionVersionArn;
 
 pub const ALLOWED_ACCOUNTS: &str = "personalize-watch.dev/allowed-accounts";
 pub const ALLOWED_ARNS: &str = "personalize-watch.dev/allowed-arns";

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use personalize_watch_runtime::telemetry::LogFormat;
 
-use crate::policy::{self, Account};
+use crate::access::policy::{self, Account};
 
 #[derive(Parser, Debug)]
 #[command(

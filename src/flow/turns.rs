@@ -1,6 +1,6 @@
 //! Fair turns between keys (namespaces): waiters queue per key and keys are served round-robin,
 //! so a key with many waiters waits behind itself, never in front of the others. The rate
-//! limiter hands out tokens this way ([`crate::ratelimit`]), and [`Admission`] its slots for
+//! limiter hands out tokens this way ([`crate::flow::rate`]), and [`Admission`] its slots for
 //! reconciles.
 
 use std::collections::{HashMap, VecDeque};

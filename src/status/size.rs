@@ -6,7 +6,7 @@ use crate::crd::{JobSummary, SolutionVersionWatchStatus};
 
 /// The status's budget in bytes of JSON: about half of etcd's limit, leaving room for metadata,
 /// spec and managed fields.
-pub const STATUS_BUDGET_BYTES: usize = 768 * 1024;
+pub const STATUS_MAX_BYTES: usize = 768 * 1024;
 
 /// The status's size as JSON, counted as it is serialized (nothing kept: this runs on every
 /// poll).
@@ -38,7 +38,7 @@ pub fn fit(status: &mut SolutionVersionWatchStatus) -> usize {
     if surely_fits(status) {
         return 0;
     }
-    let mut over = size(status).saturating_sub(STATUS_BUDGET_BYTES);
+    let mut over = size(status).saturating_sub(STATUS_MAX_BYTES);
     let mut dropped = 0;
     // Drop by estimate first (one serialization per summary), then check exactly.
     while over > 0 {
@@ -47,7 +47,7 @@ pub fn fit(status: &mut SolutionVersionWatchStatus) -> usize {
         status.jobs_truncated = true;
         dropped += 1;
     }
-    while size(status) > STATUS_BUDGET_BYTES && status.jobs.pop().is_some() {
+    while size(status) > STATUS_MAX_BYTES && status.jobs.pop().is_some() {
         status.jobs_truncated = true;
         dropped += 1;
     }
@@ -70,7 +70,7 @@ pub fn fits_with<'a>(
     jobs: impl IntoIterator<Item = Shown<'a>>,
 ) -> bool {
     let bound = jobs.into_iter().map(|j| job_size_bound(&j)).sum::<usize>() + 2;
-    size(status).saturating_add(bound) <= STATUS_BUDGET_BYTES
+    size(status).saturating_add(bound) <= STATUS_MAX_BYTES
 }
 
 /// At most this many bytes of JSON: JSON escapes a byte into at most 6 (`\u001f`), and the
@@ -140,7 +140,7 @@ mod tests {
             ..Default::default()
         };
         assert!(fit(&mut huge) > 0);
-        assert!(size(&huge) <= STATUS_BUDGET_BYTES);
+        assert!(size(&huge) <= STATUS_MAX_BYTES);
         assert!(huge.jobs_truncated);
     }
 }

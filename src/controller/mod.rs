@@ -1,6 +1,9 @@
 //! The controller around reconcile: which watches this instance handles, the watch streams
 //! and their caches, and the loop that runs reconciles until shutdown.
 
+pub mod backoff;
+pub mod cache;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +16,7 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use tokio::sync::broadcast;
 use tracing::debug;
 
-use crate::access_sources::Affected;
+use crate::access::sources::Affected;
 use crate::crd::SolutionVersionWatch;
 use crate::metrics::WatchLabels;
 use crate::reconcile::{Context, error_policy, reconcile};
@@ -122,7 +125,7 @@ pub async fn run(
             // The controller backs its trigger stream off on its own too, by default from 800 ms
             // to 30 s: stacked on the watch stream's, a relist after an API server restart
             // waited 24.8 s. Both follow the watch streams' 5 s cap.
-            .trigger_backoff(crate::watch_backoff::WatchBackoff::default())
+            .trigger_backoff(crate::controller::backoff::WatchBackoff::default())
             .reconcile_on(affected)
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
@@ -182,31 +185,6 @@ fn concerns(affected: &Affected, watch: &SolutionVersionWatch) -> bool {
     }
 }
 
-/// What the cache keeps of a watch: what reconcile needs, so memory does not grow with the job
-/// list or failure reasons. The job list goes (its digest stays), and so do the notes of
-/// Events waiting in the outbox (a reconcile that finds such an outbox reads the whole watch)
-/// and managed fields.
-pub fn slim(watch: &mut SolutionVersionWatch) {
-    watch.managed_fields_mut().clear();
-    if let Some(status) = watch.status.as_mut() {
-        status.jobs = Vec::new();
-        if let Some(ledger) = status.ledger.as_mut() {
-            for pending in &mut ledger.outbox {
-                pending.note = String::new();
-            }
-        }
-    }
-}
-
-/// Whether `watch` is the cache's slim copy with Events waiting whose notes it left out.
-pub fn lacks_outbox_notes(watch: &SolutionVersionWatch) -> bool {
-    watch
-        .status
-        .as_ref()
-        .and_then(|s| s.ledger.as_ref())
-        .is_some_and(|l| l.outbox.iter().any(|p| p.note.is_empty()))
-}
-
 /// The watch events that trigger reconciles: spec changes only (status writes must not
 /// re-trigger: a predicate on generation). The cache follows every event, slimmed.
 fn watch_stream(
@@ -218,8 +196,8 @@ fn watch_stream(
     observer: StreamObserver,
 ) -> impl futures::Stream<Item = Result<SolutionVersionWatch, watcher::Error>> + Send + 'static {
     watcher(api, scope.watcher_config())
-        .backoff(crate::watch_backoff::WatchBackoff::default())
-        .modify(slim)
+        .backoff(crate::controller::backoff::WatchBackoff::default())
+        .modify(cache::slim)
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(event) = event {
@@ -228,55 +206,4 @@ fn watch_stream(
         })
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::{
-        AnnouncementKind, EventLedger, JobSummary, PendingEvent, SolutionVersionWatchSpec,
-        SolutionVersionWatchStatus,
-    };
-
-    #[test]
-    fn the_cache_keeps_neither_job_list_nor_waiting_notes() {
-        let mut w = SolutionVersionWatch::new(
-            "w",
-            SolutionVersionWatchSpec {
-                max_jobs_in_status: 200,
-                ..SolutionVersionWatchSpec::watching(
-                    "arn:aws:personalize:us-east-1:123456789012:solution/s/v",
-                )
-            },
-        );
-        w.metadata.managed_fields = Some(vec![Default::default()]);
-        w.status = Some(SolutionVersionWatchStatus {
-            jobs: vec![
-                JobSummary {
-                    failure_reason: Some("x".repeat(1024)),
-                    ..Default::default()
-                };
-                200
-            ],
-            jobs_digest: Some("d".into()),
-            ledger: Some(EventLedger {
-                outbox: vec![PendingEvent {
-                    kind: AnnouncementKind::Failed,
-                    id: "arn".into(),
-                    job_name: "j".into(),
-                    note: "y".repeat(1024),
-                    duration_seconds: None,
-                }],
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        assert!(!lacks_outbox_notes(&w));
-        slim(&mut w);
-        let status = w.status.as_ref().unwrap();
-        assert!(status.jobs.is_empty() && status.jobs_digest.is_some());
-        assert!(w.metadata.managed_fields.as_ref().is_none_or(Vec::is_empty));
-        assert!(lacks_outbox_notes(&w), "a reconcile reads the whole watch");
-        assert!(serde_json::to_vec(&w).unwrap().len() < 2048);
-    }
 }

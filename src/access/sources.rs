@@ -16,9 +16,9 @@ use kube::{Client, ResourceExt};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
+use crate::access::policy::{ALLOWED_ACCOUNTS, ALLOWED_ARNS};
 use crate::access::{Access, AccountRoles, PolicyAnnotations};
-use crate::policy::{ALLOWED_ACCOUNTS, ALLOWED_ARNS};
-use crate::watch_backoff::WatchBackoff;
+use crate::controller::backoff::WatchBackoff;
 
 /// What changed, so which watches to reconcile.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use governor::clock::DefaultClock;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use crate::fair::Turns;
+use crate::flow::turns::Turns;
 
 type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
 

@@ -1,0 +1,174 @@
+//! Publishing: each outbox entry becomes an events.k8s.io/v1 Event under its derived name
+//! ([`super::name`]). Publishing the same Event twice (a retry, a restart, a second writer) finds
+//! it already there (409 AlreadyExists) and counts as done, so no LIST-then-create is needed
+//! and no series ever folds two jobs together. Needs: a client allowed to create Events in the
+//! watch's namespace, and the metrics to count what was created or refused.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{debug, info, warn};
+
+use crate::crd::{AnnouncementKind, PendingEvent, SolutionVersionWatch};
+use crate::metrics::Metrics;
+use crate::text::truncate_utf8;
+
+use super::delivery::Delivery;
+use super::ledger::MAX_NOTE_BYTES;
+use super::name::{Announcement, event_name};
+use super::outbox::Outbox;
+
+/// Kind used in the secondary reference that names a job (not a Kubernetes object).
+pub const JOB_KIND: &str = "BatchInferenceJob";
+pub const JOB_API_VERSION: &str = "personalize.amazonaws.com/v1";
+pub const REPORTING_CONTROLLER: &str = "personalize-watch.dev/operator";
+/// The API server refuses reportingInstance over 128 characters.
+const MAX_INSTANCE: usize = 128;
+
+/// What happened to a publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Published {
+    Created,
+    /// Created before (by an earlier attempt or another replica).
+    AlreadyThere,
+}
+
+/// Creates Events for one operator instance.
+#[derive(Clone)]
+pub struct Publisher {
+    client: Client,
+    instance: String,
+}
+
+impl Publisher {
+    pub fn new(client: Client, instance: &str) -> Self {
+        Publisher {
+            client,
+            instance: truncate_utf8(instance, MAX_INSTANCE).to_string(),
+        }
+    }
+
+    /// Publishes `outbox` in order; the first refusal stops the rest (whatever refused one
+    /// will refuse the next), and they wait for the next reconcile.
+    pub async fn publish_outbox(
+        &self,
+        metrics: &Metrics,
+        watch: &SolutionVersionWatch,
+        outbox: &Outbox,
+    ) -> Delivery {
+        let mut delivery = Delivery::default();
+        for pending in outbox {
+            let announcement = Announcement::of(pending);
+            match self.publish(watch, &announcement).await {
+                Ok(published) => {
+                    if published == Published::Created {
+                        metrics.event_published(announcement.reason);
+                        observe_duration(metrics, pending);
+                        info!(
+                            reason = announcement.reason,
+                            job = pending.job_name,
+                            "published event"
+                        );
+                    } else {
+                        debug!(
+                            reason = announcement.reason,
+                            job = pending.job_name,
+                            "event already published"
+                        );
+                    }
+                    delivery.published += 1;
+                }
+                Err(e) => {
+                    let why = refusal(&e);
+                    metrics.event_refused(&refusal_reason(&e));
+                    warn!(
+                        reason = announcement.reason,
+                        job = pending.job_name,
+                        error = why,
+                        "could not publish the event; it stays pending"
+                    );
+                    delivery.error = Some(why);
+                    break;
+                }
+            }
+        }
+        delivery
+    }
+
+    /// Creates the Event about `watch`, unless it exists already.
+    pub async fn publish(
+        &self,
+        watch: &SolutionVersionWatch,
+        announcement: &Announcement,
+    ) -> Result<Published, kube::Error> {
+        let event = self.event(watch, announcement);
+        let namespace = watch.namespace().unwrap_or_default();
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        match api.create(&PostParams::default(), &event).await {
+            Ok(_) => Ok(Published::Created),
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
+                Ok(Published::AlreadyThere)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn event(&self, watch: &SolutionVersionWatch, a: &Announcement) -> Event {
+        let uid = watch.uid().unwrap_or_default();
+        Event {
+            metadata: ObjectMeta {
+                name: Some(event_name(&watch.name_any(), &uid, a.reason, &a.subject)),
+                namespace: watch.namespace(),
+                ..Default::default()
+            },
+            event_time: Some(MicroTime(jiff::Timestamp::now())),
+            reporting_controller: Some(REPORTING_CONTROLLER.into()),
+            reporting_instance: Some(self.instance.clone()),
+            action: Some("Poll".into()),
+            reason: Some(a.reason.into()),
+            note: Some(truncate_utf8(&a.note, MAX_NOTE_BYTES).to_string()),
+            type_: Some(a.severity.as_str().into()),
+            regarding: Some(watch.object_ref(&())),
+            related: a.job_name.as_ref().map(|name| ObjectReference {
+                api_version: Some(JOB_API_VERSION.into()),
+                kind: Some(JOB_KIND.into()),
+                name: Some(name.clone()),
+                namespace: watch.namespace(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// A finished job's duration goes into the histogram when its Event is created: once per job,
+/// across restarts and replicas (a later publish finds the Event there).
+fn observe_duration(metrics: &Metrics, pending: &PendingEvent) {
+    let outcome = match pending.kind {
+        AnnouncementKind::Completed => "completed",
+        AnnouncementKind::Failed => "failed",
+        _ => return,
+    };
+    if let Some(seconds) = pending.duration_seconds {
+        metrics.job_finished(outcome, seconds as f64);
+    }
+}
+
+/// What the API server said when it refused an Event (its message, not the whole status).
+fn refusal(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
+        other => other.to_string(),
+    }
+}
+
+/// The API server's reason for refusing a call (Forbidden, Invalid, ...), or the client's.
+fn refusal_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.reason.is_empty() => s.reason.clone(),
+        kube::Error::Api(s) => format!("HTTP{}", s.code),
+        _ => "Unreachable".into(),
+    }
+}

@@ -1,0 +1,7 @@
+//! The process around the controller: its command line ([`config`]), start-up and shutdown
+//! ([`run`]), leader election ([`leader`]) and the admin HTTP port ([`admin`]).
+
+pub mod admin;
+pub mod config;
+pub mod leader;
+pub mod run;
