@@ -1,4 +1,12 @@
-//! Errors, each with a stable, static reason used in conditions, Events and metric labels.
+//! A reconcile's errors, each step's its own variant with its source, and each with a stable,
+//! static reason used in conditions, Events and metric labels.
+//!
+//! Elsewhere errors are typed too (`process::error::StartError`, `personalize::ListError`,
+//! `personalize::OwnAccountError`, `access::InvalidRoleEntry`, `plugin::PluginError`). The only
+//! `Result<_, String>` left are parsers whose message is shown to a person as it is: the flag
+//! parsers in `process::config` (clap prints them), the policy parsers in `access::policy`
+//! (a namespace annotation's problem, in the NotPermitted message), `access::arn`'s ARN parser
+//! and `reconcile::spec`'s validation (the InvalidSpec message).
 
 use crate::personalize::ListError;
 use crate::reasons::Reason;

@@ -76,14 +76,23 @@ impl AccountRoles {
     }
 
     /// The role for an account, if one is mapped; an error when its entry is not valid.
-    pub fn role_for(&self, account: &str) -> Result<Option<&RoleRef>, String> {
+    pub fn role_for(&self, account: &str) -> Result<Option<&RoleRef>, InvalidRoleEntry> {
         if let Some(problem) = self.problems.get(account) {
-            return Err(format!(
-                "the account-roles ConfigMap's entry for account {account} is not valid: {problem}"
-            ));
+            return Err(InvalidRoleEntry {
+                account: account.to_string(),
+                problem: problem.clone(),
+            });
         }
         Ok(self.roles.get(account))
     }
+}
+
+/// An account-roles ConfigMap entry that cannot be used.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error("the account-roles ConfigMap's entry for account {account} is not valid: {problem}")]
+pub struct InvalidRoleEntry {
+    pub account: String,
+    pub problem: String,
 }
 
 /// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
@@ -175,7 +184,9 @@ impl Access {
             }
         }
         let roles = self.roles.read().unwrap_or_else(|p| p.into_inner());
-        let role = roles.role_for(&arn.account).map_err(Error::NotPermitted)?;
+        let role = roles
+            .role_for(&arn.account)
+            .map_err(|e| Error::NotPermitted(e.to_string()))?;
         // The operator's own account needs no role (unless one is mapped for it).
         Ok(Grant {
             role: role.cloned(),
@@ -208,6 +219,7 @@ mod tests {
             roles
                 .role_for("333333333333")
                 .unwrap_err()
+                .to_string()
                 .contains("not an IAM role ARN")
         );
         assert_eq!(roles.role_for("111111111111"), Ok(None));

@@ -23,6 +23,16 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::access::RoleRef;
 use crate::text::error_chain;
 
+/// Why the operator's own account is not known.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum OwnAccountError {
+    /// The call failed; the SDK's error chain, cut to 1 KiB.
+    #[error("STS GetCallerIdentity failed: {0}")]
+    Call(String),
+    #[error("STS GetCallerIdentity named no account")]
+    NoAccount,
+}
+
 /// The largest response body read: a page of 100 jobs is far smaller; a larger answer is
 /// refused (MalformedResponse) instead of filling memory.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
@@ -121,14 +131,14 @@ impl Clients {
 
     /// The account of the operator's own identity (STS GetCallerIdentity, which needs no
     /// permission); asked again after a failure.
-    pub async fn own_account(&self) -> Result<String, String> {
+    pub async fn own_account(&self) -> Result<String, OwnAccountError> {
         self.own_account
             .get_or_try_init(|| self.caller_account())
             .await
             .cloned()
     }
 
-    async fn caller_account(&self) -> Result<String, String> {
+    async fn caller_account(&self) -> Result<String, OwnAccountError> {
         let mut config = aws_sdk_sts::config::Builder::from(&self.base);
         if self.base.region().is_none() {
             config = config.region(Region::new(FALLBACK_REGION));
@@ -138,11 +148,11 @@ impl Clients {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| format!("STS GetCallerIdentity failed: {}", error_chain(&e, 1024)))?;
+            .map_err(|e| OwnAccountError::Call(error_chain(&e, 1024)))?;
         identity
             .account()
             .map(str::to_string)
-            .ok_or_else(|| "STS GetCallerIdentity named no account".to_string())
+            .ok_or(OwnAccountError::NoAccount)
     }
 }
 

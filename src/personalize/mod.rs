@@ -8,7 +8,7 @@ mod clients;
 mod error;
 mod job;
 
-pub use clients::{ClientOptions, Clients, SESSION_NAME};
+pub use clients::{ClientOptions, Clients, OwnAccountError, SESSION_NAME};
 pub use error::{ListError, ListErrorKind, classify, redact};
 pub use job::ListedJob;
 
@@ -92,7 +92,7 @@ impl Personalize {
     }
 
     /// The account of the operator's own identity (STS GetCallerIdentity), asked once.
-    pub async fn own_account(&self) -> Result<String, String> {
+    pub async fn own_account(&self) -> Result<String, OwnAccountError> {
         self.clients.own_account().await
     }
 

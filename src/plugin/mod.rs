@@ -41,6 +41,35 @@ pub struct JobsArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// Why `jobs` could not print a watch.
+#[derive(thiserror::Error, Debug)]
+pub enum PluginError {
+    #[error("cannot read {}: {source}", path.display())]
+    ReadKubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no kubeconfig: {0}")]
+    NoKubeconfig(#[source] kube::config::InferConfigError),
+    #[error("cannot load the kubeconfig: {0}")]
+    LoadKubeconfig(#[source] kube::config::KubeconfigError),
+    #[error("cannot build a client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot read solutionversionwatch {name:?}: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "solutionversionwatches.personalize-watch.dev {name:?} not found in namespace {namespace:?}"
+    )]
+    NotFound { name: String, namespace: String },
+    #[error("cannot write the watch as JSON: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
 /// Runs `jobs`: reads the watch and prints it. Errors go to stderr as kubectl prints them.
 pub async fn run(args: JobsArgs) -> ExitCode {
     crate::install_crypto_provider();
@@ -53,26 +82,27 @@ pub async fn run(args: JobsArgs) -> ExitCode {
     }
 }
 
-async fn print_jobs(args: &JobsArgs) -> Result<(), String> {
+async fn print_jobs(args: &JobsArgs) -> Result<(), PluginError> {
     let config = client_config(args).await?;
     let namespace = args
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
+    let client = Client::try_from(config).map_err(PluginError::Client)?;
     let api: Api<SolutionVersionWatch> = Api::namespaced(client, &namespace);
     let watch = api
         .get_opt(&args.name)
         .await
-        .map_err(|e| format!("cannot read solutionversionwatch {:?}: {e}", args.name))?
-        .ok_or_else(|| {
-            format!(
-                "solutionversionwatches.personalize-watch.dev {:?} not found in namespace {namespace:?}",
-                args.name
-            )
+        .map_err(|source| PluginError::Read {
+            name: args.name.clone(),
+            source,
+        })?
+        .ok_or_else(|| PluginError::NotFound {
+            name: args.name.clone(),
+            namespace: namespace.clone(),
         })?;
     let text = match args.output {
-        Some(Output::Json) => table::json(&watch).map_err(|e| e.to_string())?,
+        Some(Output::Json) => table::json(&watch).map_err(PluginError::Json)?,
         wide => {
             let width = terminal_width();
             table::render(
@@ -91,25 +121,26 @@ async fn print_jobs(args: &JobsArgs) -> Result<(), String> {
 
 /// The same resolution as kubectl: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else
 /// the in-cluster config; --context picks a context.
-async fn client_config(args: &JobsArgs) -> Result<Config, String> {
+async fn client_config(args: &JobsArgs) -> Result<Config, PluginError> {
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..Default::default()
     };
     let config = match (&args.kubeconfig, &args.context) {
         (Some(path), _) => {
-            let file = Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let file =
+                Kubeconfig::read_from(path).map_err(|source| PluginError::ReadKubeconfig {
+                    path: path.clone(),
+                    source,
+                })?;
             Config::from_custom_kubeconfig(file, &options).await
         }
         (None, Some(_)) => Config::from_kubeconfig(&options).await,
         (None, None) => {
-            return Config::infer()
-                .await
-                .map_err(|e| format!("no kubeconfig: {e}"));
+            return Config::infer().await.map_err(PluginError::NoKubeconfig);
         }
     };
-    config.map_err(|e| format!("cannot load the kubeconfig: {e}"))
+    config.map_err(PluginError::LoadKubeconfig)
 }
 
 /// Columns to fit: COLUMNS, else the terminal's width; None (no cut) when piped.

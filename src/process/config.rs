@@ -8,6 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use personalize_watch_runtime::telemetry::LogFormat;
 
 use crate::access::policy::{self, Account};
+use crate::access::sources::Sources;
+use crate::controller::Scope;
+use crate::personalize::ClientOptions;
+use crate::process::leader::LeaseSettings;
+use crate::reconcile::Settings;
+use crate::reconcile::spec::PollIntervals;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -97,8 +103,27 @@ fn parse_object_name(text: &str) -> Result<ObjectName, String> {
     }
 }
 
+/// `personalize-watch run`: its flags in groups, each turning itself into the settings of the
+/// part of the process it configures.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub polling: PollingArgs,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+}
+
+/// The admin port and logging.
+#[derive(Args, Debug, Clone)]
+pub struct AdminArgs {
     /// Address of the admin HTTP server: /metrics, /healthz, /readyz.
     #[arg(
         long,
@@ -107,6 +132,18 @@ pub struct RunArgs {
     )]
     pub admin_addr: SocketAddr,
 
+    /// Log format.
+    #[arg(long, env = "PERSONALIZE_WATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter (RUST_LOG, when set, wins).
+    #[arg(long, env = "PERSONALIZE_WATCH_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Which watches this instance handles.
+#[derive(Args, Debug, Clone)]
+pub struct ScopeArgs {
     /// Watch only these namespaces (repeat the flag or separate with commas); all when empty.
     #[arg(long, env = "PERSONALIZE_WATCH_NAMESPACE", value_delimiter = ',')]
     pub watch_namespace: Vec<String>,
@@ -114,7 +151,145 @@ pub struct RunArgs {
     /// Watch only SolutionVersionWatches matching this label selector (e.g. shard=a).
     #[arg(long, env = "PERSONALIZE_WATCH_LABEL_SELECTOR")]
     pub label_selector: Option<String>,
+}
 
+impl ScopeArgs {
+    pub fn scope(&self) -> Scope {
+        Scope {
+            namespaces: self.watch_namespace.clone(),
+            label_selector: self.label_selector.clone(),
+        }
+    }
+}
+
+/// Who may watch what, by default, and the roles to assume per account.
+#[derive(Args, Debug, Clone)]
+pub struct AccessArgs {
+    /// Accounts whose solution versions watches may name, in namespaces without the
+    /// personalize-watch.dev/allowed-accounts annotation: comma-separated 12-digit IDs, or
+    /// "self" for the account of the operator's own identity (from STS GetCallerIdentity).
+    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_ALLOWED_ACCOUNTS", default_value = "self", value_parser = parse_accounts)]
+    pub default_allowed_accounts: AccountList,
+
+    /// ARN patterns watches may name, in namespaces without the
+    /// personalize-watch.dev/allowed-arns annotation: comma-separated, "*" as a wildcard.
+    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_ALLOWED_ARNS", default_value = "*", value_parser = parse_arns)]
+    pub default_allowed_arns: ArnPatterns,
+
+    /// NAMESPACE/NAME of a ConfigMap mapping account IDs to the IAM role to assume for them
+    /// (a key ACCOUNT.externalId adds an external ID); watched, not read once.
+    #[arg(long, env = "PERSONALIZE_WATCH_ACCOUNT_ROLES", value_parser = parse_object_name)]
+    pub account_roles: Option<ObjectName>,
+}
+
+impl AccessArgs {
+    /// The access policy for namespaces without annotations.
+    pub fn policy_defaults(&self) -> policy::Defaults {
+        policy::Defaults {
+            accounts: self.default_allowed_accounts.0.clone(),
+            arns: self.default_allowed_arns.0.clone(),
+        }
+    }
+
+    /// The watches that keep the policy's inputs current, for `namespaces` (all when empty).
+    pub fn sources(&self, namespaces: &[String]) -> Sources {
+        Sources {
+            namespaces: namespaces.to_vec(),
+            account_roles: self
+                .account_roles
+                .as_ref()
+                .map(|o| (o.namespace.clone(), o.name.clone())),
+        }
+    }
+}
+
+/// How Personalize is called.
+#[derive(Args, Debug, Clone)]
+pub struct AwsArgs {
+    /// Personalize calls per second, per region, for the whole process.
+    #[arg(long, env = "PERSONALIZE_WATCH_RATE", default_value_t = 5.0)]
+    pub personalize_rate: f64,
+
+    /// Calls that may go out at once above the rate.
+    #[arg(long, env = "PERSONALIZE_WATCH_BURST", default_value_t = 5)]
+    pub personalize_burst: u32,
+
+    /// SDK retry mode for throttling and transient errors.
+    #[arg(long, env = "PERSONALIZE_WATCH_AWS_RETRY_MODE", value_enum, default_value_t = RetryMode::Standard)]
+    pub aws_retry_mode: RetryMode,
+
+    /// SDK attempts per call, the first included.
+    #[arg(long, env = "PERSONALIZE_WATCH_AWS_MAX_ATTEMPTS", default_value_t = 3)]
+    pub aws_max_attempts: u32,
+
+    /// Time limit for one attempt of one call.
+    #[arg(long, env = "PERSONALIZE_WATCH_AWS_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub aws_timeout: Duration,
+
+    /// Personalize endpoint; the standard AWS_ENDPOINT_URL_PERSONALIZE / AWS_ENDPOINT_URL also work.
+    #[arg(long, env = "PERSONALIZE_WATCH_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            endpoint_url: self.aws_endpoint_url.clone(),
+            adaptive_retry: self.aws_retry_mode == RetryMode::Adaptive,
+            max_attempts: self.aws_max_attempts,
+            attempt_timeout: self.aws_timeout,
+            rate_per_second: self.personalize_rate,
+            burst: self.personalize_burst,
+        }
+    }
+}
+
+/// When watches are polled, how failures back off, and how many reconciles work at once.
+#[derive(Args, Debug, Clone)]
+pub struct PollingArgs {
+    /// Poll interval for watches that do not set spec.pollInterval (at least 5s).
+    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_POLL_INTERVAL", default_value = "5m", value_parser = parse_poll_interval)]
+    pub default_poll_interval: Duration,
+
+    /// Poll interval while jobs run, for watches that do not set spec.activePollInterval (at least 5s).
+    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_ACTIVE_POLL_INTERVAL", default_value = "1m", value_parser = parse_poll_interval)]
+    pub default_active_poll_interval: Duration,
+
+    /// First retry delay after a failed poll; it doubles up to --max-backoff and resets on success.
+    #[arg(long, env = "PERSONALIZE_WATCH_MIN_BACKOFF", default_value = "5s", value_parser = parse_duration)]
+    pub min_backoff: Duration,
+
+    /// Longest retry delay after failed polls.
+    #[arg(long, env = "PERSONALIZE_WATCH_MAX_BACKOFF", default_value = "5m", value_parser = parse_duration)]
+    pub max_backoff: Duration,
+
+    /// A listing that changes nothing is written only when status.lastSyncTime is this old, so
+    /// quiet watches cost no status writes between heartbeats.
+    #[arg(long, env = "PERSONALIZE_WATCH_STATUS_HEARTBEAT", default_value = "10m", value_parser = parse_poll_interval)]
+    pub status_heartbeat: Duration,
+
+    /// Reconciles that may work at once; the others wait in their namespace's turn.
+    #[arg(long, env = "PERSONALIZE_WATCH_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+impl PollingArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            default_intervals: PollIntervals {
+                idle: self.default_poll_interval,
+                while_running: self.default_active_poll_interval,
+            },
+            min_backoff: self.min_backoff,
+            max_backoff: self.max_backoff,
+            status_heartbeat: self.status_heartbeat,
+        }
+    }
+}
+
+/// Leader election, and this instance's name.
+#[derive(Args, Debug, Clone)]
+pub struct LeaseArgs {
     /// Elect a leader on a coordination.k8s.io Lease so only one replica polls and writes.
     #[arg(
         long,
@@ -142,82 +317,9 @@ pub struct RunArgs {
     /// This instance's identity in Events and the Lease (defaults to POD_NAME, then the hostname).
     #[arg(long, env = "PERSONALIZE_WATCH_INSTANCE")]
     pub instance: Option<String>,
-
-    /// Reconciles that may work at once; the others wait in their namespace's turn.
-    #[arg(long, env = "PERSONALIZE_WATCH_CONCURRENCY", default_value_t = 16)]
-    pub concurrency: u16,
-
-    /// Accounts whose solution versions watches may name, in namespaces without the
-    /// personalize-watch.dev/allowed-accounts annotation: comma-separated 12-digit IDs, or
-    /// "self" for the account of the operator's own identity (from STS GetCallerIdentity).
-    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_ALLOWED_ACCOUNTS", default_value = "self", value_parser = parse_accounts)]
-    pub default_allowed_accounts: AccountList,
-
-    /// ARN patterns watches may name, in namespaces without the
-    /// personalize-watch.dev/allowed-arns annotation: comma-separated, "*" as a wildcard.
-    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_ALLOWED_ARNS", default_value = "*", value_parser = parse_arns)]
-    pub default_allowed_arns: ArnPatterns,
-
-    /// NAMESPACE/NAME of a ConfigMap mapping account IDs to the IAM role to assume for them
-    /// (a key ACCOUNT.externalId adds an external ID); watched, not read once.
-    #[arg(long, env = "PERSONALIZE_WATCH_ACCOUNT_ROLES", value_parser = parse_object_name)]
-    pub account_roles: Option<ObjectName>,
-
-    /// Personalize calls per second, per region, for the whole process.
-    #[arg(long, env = "PERSONALIZE_WATCH_RATE", default_value_t = 5.0)]
-    pub personalize_rate: f64,
-
-    /// Calls that may go out at once above the rate.
-    #[arg(long, env = "PERSONALIZE_WATCH_BURST", default_value_t = 5)]
-    pub personalize_burst: u32,
-
-    /// SDK retry mode for throttling and transient errors.
-    #[arg(long, env = "PERSONALIZE_WATCH_AWS_RETRY_MODE", value_enum, default_value_t = RetryMode::Standard)]
-    pub aws_retry_mode: RetryMode,
-
-    /// SDK attempts per call, the first included.
-    #[arg(long, env = "PERSONALIZE_WATCH_AWS_MAX_ATTEMPTS", default_value_t = 3)]
-    pub aws_max_attempts: u32,
-
-    /// Time limit for one attempt of one call.
-    #[arg(long, env = "PERSONALIZE_WATCH_AWS_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub aws_timeout: Duration,
-
-    /// Personalize endpoint; the standard AWS_ENDPOINT_URL_PERSONALIZE / AWS_ENDPOINT_URL also work.
-    #[arg(long, env = "PERSONALIZE_WATCH_AWS_ENDPOINT_URL")]
-    pub aws_endpoint_url: Option<String>,
-
-    /// Poll interval for watches that do not set spec.pollInterval (at least 5s).
-    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_POLL_INTERVAL", default_value = "5m", value_parser = parse_poll_interval)]
-    pub default_poll_interval: Duration,
-
-    /// Poll interval while jobs run, for watches that do not set spec.activePollInterval (at least 5s).
-    #[arg(long, env = "PERSONALIZE_WATCH_DEFAULT_ACTIVE_POLL_INTERVAL", default_value = "1m", value_parser = parse_poll_interval)]
-    pub default_active_poll_interval: Duration,
-
-    /// First retry delay after a failed poll; it doubles up to --max-backoff and resets on success.
-    #[arg(long, env = "PERSONALIZE_WATCH_MIN_BACKOFF", default_value = "5s", value_parser = parse_duration)]
-    pub min_backoff: Duration,
-
-    /// A listing that changes nothing is written only when status.lastSyncTime is this old, so
-    /// quiet watches cost no status writes between heartbeats.
-    #[arg(long, env = "PERSONALIZE_WATCH_STATUS_HEARTBEAT", default_value = "10m", value_parser = parse_poll_interval)]
-    pub status_heartbeat: Duration,
-
-    /// Longest retry delay after failed polls.
-    #[arg(long, env = "PERSONALIZE_WATCH_MAX_BACKOFF", default_value = "5m", value_parser = parse_duration)]
-    pub max_backoff: Duration,
-
-    /// Log format.
-    #[arg(long, env = "PERSONALIZE_WATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// Log level or filter (RUST_LOG, when set, wins).
-    #[arg(long, env = "PERSONALIZE_WATCH_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
 }
 
-impl RunArgs {
+impl LeaseArgs {
     pub fn instance_name(&self) -> String {
         self.instance
             .clone()
@@ -226,19 +328,18 @@ impl RunArgs {
             .unwrap_or_else(|| format!("personalize-watch-{}", std::process::id()))
     }
 
-    /// The access policy for namespaces without annotations.
-    pub fn policy_defaults(&self) -> policy::Defaults {
-        policy::Defaults {
-            accounts: self.default_allowed_accounts.0.clone(),
-            arns: self.default_allowed_arns.0.clone(),
-        }
-    }
-
-    pub fn lease_namespace(&self) -> String {
-        self.lease_namespace
-            .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .unwrap_or_else(|| "default".into())
+    /// The Lease to hold, when leader election is on.
+    pub fn lease(&self) -> Option<LeaseSettings> {
+        self.leader_election.then(|| LeaseSettings {
+            name: self.lease_name.clone(),
+            namespace: self
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "default".into()),
+            duration: self.lease_duration,
+            identity: self.instance_name(),
+        })
     }
 }
 
@@ -270,5 +371,49 @@ mod tests {
                 arg.get_id()
             );
         }
+    }
+
+    #[test]
+    fn each_group_turns_its_flags_into_its_settings() {
+        let cli = Cli::try_parse_from([
+            "personalize-watch",
+            "run",
+            "--watch-namespace=team-a,team-b",
+            "--label-selector=shard=a",
+            "--leader-election",
+            "--lease-name=lease",
+            "--lease-namespace=ops",
+            "--instance=pod-1",
+            "--aws-retry-mode=adaptive",
+            "--personalize-rate=2.5",
+            "--default-active-poll-interval=30s",
+            "--concurrency=3",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        let scope = args.scope.scope();
+        assert_eq!(scope.namespaces, ["team-a", "team-b"]);
+        assert_eq!(scope.label_selector.as_deref(), Some("shard=a"));
+        let lease = args.lease.lease().unwrap();
+        assert_eq!(
+            (lease.name.as_str(), lease.namespace.as_str()),
+            ("lease", "ops")
+        );
+        assert_eq!(lease.identity, "pod-1");
+        let options = args.aws.client_options();
+        assert!(options.adaptive_retry);
+        assert_eq!(options.rate_per_second, 2.5);
+        let settings = args.polling.settings();
+        assert_eq!(
+            settings.default_intervals.while_running,
+            Duration::from_secs(30)
+        );
+        assert_eq!(args.polling.concurrency, 3);
+        assert_eq!(
+            args.access.sources(&scope.namespaces).namespaces,
+            scope.namespaces
+        );
     }
 }

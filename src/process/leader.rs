@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::controller::{self, Scope};
+use crate::process::error::StartError;
 use crate::reconcile::Context;
 
 /// Where the Lease lives and how long it is held.
@@ -28,7 +29,7 @@ pub async fn lead_then_run(
     ctx: Arc<Context>,
     scope: Scope,
     shutdown: Shutdown,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let seconds = lease.duration.as_secs().max(2);
     let manager = kube_lease_manager::LeaseManagerBuilder::new(ctx.client.clone(), &lease.name)
         .with_namespace(&lease.namespace)
@@ -38,11 +39,10 @@ pub async fn lead_then_run(
         .with_field_manager("personalize-watch")
         .build()
         .await
-        .map_err(|e| {
-            format!(
-                "cannot set up leader election on Lease {}/{}: {e}",
-                lease.namespace, lease.name
-            )
+        .map_err(|source| StartError::Lease {
+            namespace: lease.namespace.clone(),
+            name: lease.name.clone(),
+            source,
         })?;
     let (leading, lease_task) = manager.watch().await;
     stand_by(&ctx);

@@ -1,7 +1,9 @@
 //! The process around the controller: its command line ([`config`]), start-up and shutdown
-//! ([`run`]), leader election ([`leader`]) and the admin HTTP port ([`admin`]).
+//! ([`run`]) and why it failed ([`error`]), leader election ([`leader`]) and the admin HTTP port
+//! ([`admin`]).
 
 pub mod admin;
 pub mod config;
+pub mod error;
 pub mod leader;
 pub mod run;

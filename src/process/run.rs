@@ -11,44 +11,44 @@ use personalize_watch_runtime::{Shutdown, telemetry};
 use tracing::{error, info, warn};
 
 use crate::access::Access;
-use crate::access::sources::Sources;
-use crate::controller::{self, Scope};
+use crate::controller;
 use crate::crd::SolutionVersionWatch;
 use crate::events::Publisher;
 use crate::metrics::Metrics;
-use crate::personalize::{ClientOptions, Personalize};
+use crate::personalize::Personalize;
 use crate::process::admin::{self, AdminState};
-use crate::process::config::{RetryMode, RunArgs};
-use crate::process::leader::{self, LeaseSettings};
-use crate::reconcile::spec::PollIntervals;
-use crate::reconcile::{Context, Parts, Settings};
+use crate::process::config::RunArgs;
+use crate::process::error::StartError;
+use crate::process::leader;
+use crate::reconcile::{Context, Parts};
 
 pub async fn run(args: RunArgs) -> ExitCode {
     crate::install_crypto_provider();
-    telemetry::init(args.log_format, &args.log_level);
+    telemetry::init(args.admin.log_format, &args.admin.log_level);
     match serve(args).await {
         Ok(()) => {
             info!("stopped");
             ExitCode::SUCCESS
         }
-        Err(message) => {
-            error!("{message}");
+        Err(e) => {
+            error!("{e}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(args: RunArgs) -> Result<(), String> {
-    let client = kube::Client::try_default().await.map_err(|e| {
-        format!("cannot configure the Kubernetes client (in-cluster or KUBECONFIG): {e}")
-    })?;
+async fn serve(args: RunArgs) -> Result<(), StartError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(StartError::KubeConfig)?;
     let metrics = Arc::new(Metrics::new());
-    let listener = admin::bind(args.admin_addr).await.map_err(|e| {
-        format!(
-            "cannot listen on the admin address {}: {e}",
-            args.admin_addr
-        )
-    })?;
+    let admin_addr = args.admin.admin_addr;
+    let listener = admin::bind(admin_addr)
+        .await
+        .map_err(|source| StartError::AdminBind {
+            addr: admin_addr,
+            source,
+        })?;
     let shutdown = Shutdown::on_signal();
     let ready = Arc::new(AtomicBool::new(false));
     let admin = tokio::spawn(admin::serve(
@@ -74,45 +74,31 @@ async fn check_crd_then_control(
     metrics: Arc<Metrics>,
     shutdown: &Shutdown,
     ready: Arc<AtomicBool>,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     tokio::select! {
         result = check_crd(&client, args) => result?,
-        () = shutdown.wait() => return Err("stopped before the API server answered".into()),
+        () = shutdown.wait() => return Err(StartError::Stopped("the API server answered")),
     }
     let ctx = Arc::new(context(args, client.clone(), metrics.clone()).await);
-    let scope = Scope {
-        namespaces: args.watch_namespace.clone(),
-        label_selector: args.label_selector.clone(),
-    };
-    let sources = Sources {
-        namespaces: args.watch_namespace.clone(),
-        account_roles: args
-            .account_roles
-            .as_ref()
-            .map(|o| (o.namespace.clone(), o.name.clone())),
-    };
+    let scope = args.scope.scope();
+    let sources = args.access.sources(&scope.namespaces);
     // No watch is judged before its namespace's policy and the account roles are known.
     info!("reading the access policy: namespaces and account roles");
     tokio::select! {
         () = sources.start(client, ctx.access.clone(), ctx.access_changes.clone()) => {}
-        () = shutdown.wait() => return Err("stopped before the access policy was read".into()),
+        () = shutdown.wait() => return Err(StartError::Stopped("the access policy was read")),
     }
     let announce = shutdown.clone();
     tokio::spawn(async move {
         announce.wait().await;
         info!("shutting down: finishing in-flight reconciles");
     });
-    let instance = args.instance_name();
-    info!(%instance, namespaces = ?scope.namespaces, leader_election = args.leader_election, "starting");
-    if args.leader_election {
+    let instance = args.lease.instance_name();
+    let lease = args.lease.lease();
+    info!(%instance, namespaces = ?scope.namespaces, leader_election = lease.is_some(), "starting");
+    if let Some(lease) = lease {
         // A standby is ready: it serves probes and takes over when the leader goes.
         ready.store(true, Ordering::Relaxed);
-        let lease = LeaseSettings {
-            name: args.lease_name.clone(),
-            namespace: args.lease_namespace(),
-            duration: args.lease_duration,
-            identity: instance,
-        };
         return leader::lead_then_run(&lease, ctx, scope, shutdown.clone()).await;
     }
     metrics.set_leader(true);
@@ -126,54 +112,29 @@ async fn check_crd_then_control(
 
 /// The shared context of every reconcile: clients, metrics, and the settings from the CLI.
 async fn context(args: &RunArgs, client: kube::Client, metrics: Arc<Metrics>) -> Context {
-    let options = ClientOptions {
-        endpoint_url: args.aws_endpoint_url.clone(),
-        adaptive_retry: args.aws_retry_mode == RetryMode::Adaptive,
-        max_attempts: args.aws_max_attempts,
-        attempt_timeout: args.aws_timeout,
-        rate_per_second: args.personalize_rate,
-        burst: args.personalize_burst,
-    };
-    let personalize = Arc::new(Personalize::new(&options, metrics.clone()).await);
-    let events = Publisher::new(client.clone(), &args.instance_name());
-    let settings = Settings {
-        default_intervals: PollIntervals {
-            idle: args.default_poll_interval,
-            while_running: args.default_active_poll_interval,
-        },
-        min_backoff: args.min_backoff,
-        max_backoff: args.max_backoff,
-        status_heartbeat: args.status_heartbeat,
-    };
+    let personalize = Arc::new(Personalize::new(&args.aws.client_options(), metrics.clone()).await);
     Context::new(Parts {
+        events: Publisher::new(client.clone(), &args.lease.instance_name()),
         client,
         personalize,
-        events,
         metrics,
-        settings,
-        access: Arc::new(Access::new(args.policy_defaults())),
-        concurrency: usize::from(args.concurrency),
+        settings: args.polling.settings(),
+        access: Arc::new(Access::new(args.access.policy_defaults())),
+        concurrency: usize::from(args.polling.concurrency),
     })
 }
 
 /// Fails fast, with a message a person can act on, when the CRD is missing: otherwise the
 /// watcher would retry forever.
-async fn check_crd(client: &kube::Client, args: &RunArgs) -> Result<(), String> {
-    let api: Api<SolutionVersionWatch> = match args.watch_namespace.first() {
+async fn check_crd(client: &kube::Client, args: &RunArgs) -> Result<(), StartError> {
+    let api: Api<SolutionVersionWatch> = match args.scope.watch_namespace.first() {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
     match api.list(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Err(
-            "the SolutionVersionWatch CRD (solutionversionwatches.personalize-watch.dev) is not installed: \
-             kubectl apply -f crds/ (or install the Helm chart)"
-                .into(),
-        ),
-        Err(kube::Error::Api(s)) if s.code == 403 => Err(format!(
-            "not allowed to list solutionversionwatches.personalize-watch.dev: {} (check the operator's RBAC)",
-            s.message
-        )),
-        Err(e) => Err(format!("cannot reach the Kubernetes API server: {e}")),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(StartError::CrdMissing),
+        Err(kube::Error::Api(s)) if s.code == 403 => Err(StartError::CrdForbidden(s.message)),
+        Err(e) => Err(StartError::ApiUnreachable(e)),
     }
 }

@@ -251,7 +251,7 @@ async fn authorize(ctx: &Context, namespace: &str, arn: &SolutionVersionArn) -> 
             warn!(error = %e, "could not learn the operator's own account");
             Err(Error::AccessUnknown(format!(
                 "the policy allows the operator's own account, which STS did not tell: {}",
-                crate::personalize::redact(&e, &arn.account)
+                crate::personalize::redact(&e.to_string(), &arn.account)
             )))
         }
     }
