@@ -1,4 +1,5 @@
-//! The three conditions, written through a helper that knows the generation and the time.
+//! The five conditions (Ready, Stalled, Reconciling, EventsPublished, Overdue), written through
+//! a helper that knows the generation and the time.
 //! One condition per type; lastTransitionTime moves only when the status flips.
 
 use jiff::Timestamp;
