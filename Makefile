@@ -15,9 +15,8 @@ build: ## build the operator and emulator binaries
 test: ## every check and test against a real control plane (builds what is missing)
 	hack/test.sh
 
-lint: ## rustfmt and clippy, every crate of the workspace
-	cargo fmt --all -- --check
-	cargo clippy --locked --workspace --all-targets -- -D warnings
+lint: ## rustfmt and clippy on every crate, shellcheck on every script
+	hack/lint.sh
 
 fmt: ## format the code
 	cargo fmt --all

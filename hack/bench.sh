@@ -2,6 +2,7 @@
 # `make bench`: the operator at scale (release build) against a control plane started for the
 # run and the emulator. Prints the table; also in target/bench-operator.md.
 set -euo pipefail
+# shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"

@@ -13,14 +13,13 @@
 # PW_OWNER_PID    when set, a reaper tears the control plane down as soon as that process ends,
 #                 so a test run that panics or is killed leaves no etcd or kube-apiserver behind.
 set -euo pipefail
+# shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 dir="${PW_CLUSTER_DIR:-$PW_CACHE/cluster}"
 kubeconfig="$dir/kubeconfig"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+running() { alive "$dir/$1.pid"; }
 
 api_host() { cat "$dir/apiserver.host" 2>/dev/null || echo 127.0.0.1; }
 
@@ -31,16 +30,14 @@ ready() {
 }
 
 stop() {
-  [ -d "$dir/node" ] && "$REPO_ROOT/hack/node.sh" down "$dir" || true
+  if [ -d "$dir/node" ]; then "$REPO_ROOT/hack/node.sh" down "$dir" || true; fi
   for p in reaper apiserver etcd; do
-    if alive "$p"; then
+    if running "$p"; then
       pid=$(cat "$dir/$p.pid")
       # The reaper runs `down` itself (bash may exec it in the reaper's own process): kill
       # neither our parent nor ourselves.
       if [ "$pid" = "$PPID" ] || [ "$pid" = "$$" ]; then continue; fi
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
+      stop_process "$pid"
     fi
   done
 }
@@ -100,7 +97,7 @@ start_apiserver() {
 wait_ready() {
   for _ in $(seq 1 300); do
     ready && return 0
-    alive apiserver || die "kube-apiserver exited; see $dir/apiserver.log: $(tail -n 5 "$dir/apiserver.log")"
+    running apiserver || die "kube-apiserver exited; see $dir/apiserver.log: $(tail -n 5 "$dir/apiserver.log")"
     sleep 0.2
   done
   die "kube-apiserver did not become ready within 60s; see $dir/apiserver.log"
@@ -108,7 +105,7 @@ wait_ready() {
 
 # Kills the API server (etcd keeps the data) and starts it again on the same port.
 restart_apiserver() {
-  if alive apiserver; then
+  if running apiserver; then
     kill -9 "$(cat "$dir/apiserver.pid")" 2>/dev/null || true
     sleep 0.5
   fi
@@ -126,7 +123,7 @@ print_exports() {
 
 up() {
   local want_node=${PW_NODE:-0}
-  if alive apiserver && alive etcd && ready && { [ "$want_node" != 1 ] || [ -f "$dir/node/ready" ]; }; then
+  if running apiserver && running etcd && ready && { [ "$want_node" != 1 ] || [ -f "$dir/node/ready" ]; }; then
     log "control plane already running in $dir"
     print_exports
     return
@@ -163,7 +160,7 @@ up() {
   echo $! > "$dir/etcd.pid"
   for _ in $(seq 1 100); do
     curl -fsS --max-time 1 "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 && break
-    alive etcd || die "etcd exited; see $dir/etcd.log: $(tail -n 5 "$dir/etcd.log")"
+    running etcd || die "etcd exited; see $dir/etcd.log: $(tail -n 5 "$dir/etcd.log")"
     sleep 0.2
   done
 
@@ -188,6 +185,7 @@ up() {
 
   if [ -n "${PW_OWNER_PID:-}" ]; then
     # Detached reaper: tears down when the owner ends, whatever way it ends.
+    # shellcheck disable=SC2016 # expanded by the reaper's own shell, from its arguments
     nohup setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; PW_CLUSTER_DIR="$2" "$3" down' \
       reaper "$PW_OWNER_PID" "$dir" "$REPO_ROOT/hack/cluster.sh" >/dev/null 2>&1 &
     echo $! > "$dir/reaper.pid"

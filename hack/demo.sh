@@ -6,12 +6,12 @@
 # run and finish, one fails, and the Events follow, with no script touching the emulator. Ctrl-C
 # stops everything it started; with DEMO_EXIT=1 it stops by itself at the end.
 set -euo pipefail
+# shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"
 step() { printf '\n==> %s\n' "$*"; }
 
-SV=arn:aws:personalize:us-east-1:123456789012:solution/movie-recs/8f2a1c3d
 demo_dir="$PW_CACHE/demo-$$"
 mkdir -p "$demo_dir"
 pids=()

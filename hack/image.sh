@@ -5,6 +5,7 @@
 # OCI archive in $PW_CACHE/image. When a node runs (make cluster-up NODE=1, or PW_CLUSTER_DIR's),
 # the image is loaded into its containerd. The last line is the image reference.
 set -euo pipefail
+# shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"

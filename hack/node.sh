@@ -6,13 +6,19 @@
 #
 #   hack/node.sh net-up DIR   the node's bridge (before kube-apiserver listens on it)
 #   hack/node.sh up DIR       containerd, the node components, and wait for the node to be Ready
-#   hack/node.sh down DIR     stop everything, unmount, delete interfaces and iptables chains
+#   hack/node.sh down DIR     stop everything, unmount, delete what it created (below)
 #   hack/node.sh check        say what this machine lacks to run containers (exit 1 if anything)
+#
+# The node touches only what it created: net-up records the host's iptables chains, network
+# namespaces and the sysctls the node components set; down deletes only chains and namespaces
+# that appeared since (chains named KUBE-* or CNI-*, pod namespaces our containerd reports) and
+# puts the sysctls back. hack/node-safety.sh checks it around `make test`'s node.
 #
 # Network rule: nothing here sends traffic beyond addresses it creates. The node and the API
 # server use NODE_IP on the bridge pw-node0; pods get 10.250.0.0/24 on the CNI bridge pw-cni0
 # and reach NODE_IP through it; Services are 10.0.0.0/24 (kube-proxy, iptables).
 set -euo pipefail
+# shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 NODE_IP=10.249.0.1
@@ -22,8 +28,10 @@ POD_CIDR=10.250.0.0/24
 NODE_NAME=pw-node
 PAUSE_IMAGE=localhost/personalize-watch/pause:3.10
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# Host settings the node's components change (kubelet's kernel tunables, forwarding): recorded
+# before and put back after.
+SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+  kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.conf.all.route_localnet)
 
 # What is missing to run containers here, one line each.
 missing() {
@@ -66,6 +74,7 @@ net_up() {
   mkdir -p "$dir/node"
   echo "$dir" > "$dir/node/owner"
   echo "$dir" > /run/personalize-watch-node
+  record_host "$dir/node"
   ip link add "$NODE_BRIDGE" type bridge 2>/dev/null || true
   ip addr replace "$NODE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
@@ -73,9 +82,31 @@ net_up() {
   sysctl -qw net.ipv4.ip_forward=1
 }
 
+# The user chains of each iptables table, one `FAMILY TABLE CHAIN` a line.
+chains() {
+  local family save
+  for family in 4 6; do
+    save=iptables-save; [ "$family" = 6 ] && save=ip6tables-save
+    command -v "$save" >/dev/null || continue
+    "$save" 2>/dev/null | awk -v f="$family" '/^\*/ { t = substr($0, 2) } /^:/ { print f, t, substr($1, 2) }'
+  done
+}
+
+# What the node's teardown compares against: chains, network namespaces, sysctls.
+record_host() {
+  local n=$1 key
+  chains > "$n/chains.before"
+  ip netns list 2>/dev/null | awk '{print $1}' > "$n/netns.before"
+  : > "$n/sysctl.before"
+  for key in "${SYSCTLS[@]}"; do
+    sysctl -n "$key" >/dev/null 2>&1 && echo "$key=$(sysctl -n "$key")" >> "$n/sysctl.before"
+  done
+}
+
 # The pause image: a static program that waits for a signal, packed as a docker-archive.
 pause_image() {
-  local dir=$1 work="$dir/node/pause"
+  local dir=$1
+  local work="$dir/node/pause"
   mkdir -p "$work/layer"
   cat > "$work/pause.c" <<'C'
 #include <signal.h>
@@ -102,7 +133,8 @@ make_cgroup_root() {
 }
 
 write_containerd_config() {
-  local dir=$1 n="$dir/node"
+  local dir=$1
+  local n="$dir/node"
   mkdir -p "$n/cni/net.d" "$n/cni/data"
   cat > "$n/cni/net.d/10-pw.conflist" <<JSON
 {
@@ -135,7 +167,8 @@ TOML
 }
 
 start_containerd() {
-  local dir=$1 n="$dir/node"
+  local dir=$1
+  local n="$dir/node"
   write_containerd_config "$dir"
   containerd --config "$n/containerd.toml" > "$n/containerd.log" 2>&1 &
   echo $! > "$n/containerd.pid"
@@ -148,7 +181,8 @@ start_containerd() {
 }
 
 write_kubelet_config() {
-  local dir=$1 n="$dir/node"
+  local dir=$1
+  local n="$dir/node"
   cat > "$n/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -178,7 +212,8 @@ YAML
 }
 
 start_components() {
-  local dir=$1 n="$dir/node" pki="$dir/pki" kc="$dir/kubeconfig"
+  local dir=$1
+  local n="$dir/node" pki="$dir/pki" kc="$dir/kubeconfig"
   mkdir -p "$n/manifests" "$n/pod-logs" "$n/kubelet"
   make_cgroup_root
   free_port > "$n/kubelet.port"; free_port > "$n/kubelet-healthz.port"
@@ -206,7 +241,8 @@ start_components() {
 }
 
 wait_node_ready() {
-  local dir=$1 n="$dir/node"
+  local dir=$1
+  local n="$dir/node"
   for _ in $(seq 1 300); do
     if "$TEST_ASSET_KUBECTL" --kubeconfig "$dir/kubeconfig" get node "$NODE_NAME" \
         -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True; then
@@ -236,24 +272,55 @@ up() {
   log "node $NODE_NAME Ready at $NODE_IP in $(( $(date +%s) - started ))s (logs in $n)"
 }
 
-stop_pid() {
-  local file=$1
-  alive "$file" || return 0
-  local pid
-  pid=$(cat "$file")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
+# Chains the node added (KUBE-* of kube-proxy and kubelet, CNI-* of the CNI plugins) that were
+# not there before it: rules jumping to them go first, then the chains. Nothing else is touched.
+remove_iptables_chains() {
+  local n=$1 family table restore
+  [ -f "$n/chains.before" ] || return 0
+  chains | grep -E ' (KUBE|CNI)-' | grep -vxFf "$n/chains.before" > "$n/chains.ours" || true
+  for family in 4 6; do
+    restore=iptables; [ "$family" = 6 ] && restore=ip6tables
+    awk -v f="$family" '$1 == f {print $2}' "$n/chains.ours" | sort -u | while read -r table; do
+      {
+        echo "*$table"
+        "$restore-save" -t "$table" 2>/dev/null | awk -v f="$family" -v t="$table" '
+          FNR == NR { if ($1 == f && $2 == t) ours[$3] = 1; next }
+          /^-A / { for (i = 1; i <= NF; i++) if ($i == "-j" || $i == "-g") if ($(i + 1) in ours) { sub(/^-A /, "-D "); print; next } }
+        ' "$n/chains.ours" -
+        awk -v f="$family" -v t="$table" '$1 == f && $2 == t { print "-F " $3 }' "$n/chains.ours"
+        awk -v f="$family" -v t="$table" '$1 == f && $2 == t { print "-X " $3 }' "$n/chains.ours"
+        echo COMMIT
+      } | "$restore-restore" --noflush || log "could not remove the node's $restore chains in $table"
+    done
+  done
 }
 
-# Chains our node added (kube-proxy's and kubelet's KUBE-*, CNI's CNI-*), and the rules that
-# jump to them, in every table; nothing else is touched.
-remove_iptables_chains() {
-  command -v iptables-save >/dev/null || return 0
-  local saved
-  saved=$(iptables-save 2>/dev/null) || return 0
-  grep -qE 'KUBE-|CNI-' <<<"$saved" || return 0
-  grep -vE 'KUBE-|CNI-' <<<"$saved" | iptables-restore
+# Pod network namespaces: the ones our containerd's sandboxes name (their netns paths), else
+# cni-* namespaces that appeared since net-up.
+pod_netns() {
+  local n=$1 c=(ctr --address "$1/containerd.sock" -n k8s.io) ids
+  if alive "$n/containerd.pid"; then
+    ids=$("${c[@]}" containers ls -q 2>/dev/null) || ids=
+    for id in $ids; do
+      "${c[@]}" containers info "$id" 2>/dev/null | python3 -c '
+import json, sys
+spec = json.load(sys.stdin).get("Spec") or {}
+for ns in (spec.get("linux") or {}).get("namespaces") or []:
+    if ns.get("type") == "network" and ns.get("path"):
+        print(ns["path"].rsplit("/", 1)[-1])' 2>/dev/null || true
+    done
+  fi
+  if [ -f "$n/netns.before" ]; then
+    ip netns list 2>/dev/null | awk '/^cni-/ {print $1}' | grep -vxFf "$n/netns.before" || true
+  fi
+}
+
+restore_sysctls() {
+  local n=$1 line
+  [ -f "$n/sysctl.before" ] || return 0
+  while read -r line; do
+    [ "$(sysctl -n "${line%%=*}" 2>/dev/null)" = "${line#*=}" ] || sysctl -qw "$line" || true
+  done < "$n/sysctl.before"
 }
 
 down() {
@@ -262,6 +329,8 @@ down() {
   # Best effort, every step: one that finds nothing to do must not stop the others.
   set +e
   for p in kubelet kube-proxy kube-scheduler kube-controller-manager; do stop_pid "$n/$p.pid"; done
+  local namespaces
+  namespaces=$(pod_netns "$n" | sort -u)
   if alive "$n/containerd.pid"; then
     local c=(ctr --address "$n/containerd.sock" -n k8s.io)
     for t in $("${c[@]}" tasks ls -q 2>/dev/null); do "${c[@]}" tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true; done
@@ -272,19 +341,20 @@ down() {
   stop_pid "$n/containerd.pid"
   # Shims outlive containerd when their tasks did; ours are the ones naming our socket.
   pkill -9 -f "containerd-shim-runc-v2 .*-address $n/containerd.sock" 2>/dev/null || true
-  # Pod network namespaces (CNI's, bind-mounted in /run/netns) take their veths with them.
-  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
+  # Our pods' network namespaces (bind-mounted in /run/netns) take their veths with them.
+  for ns in $namespaces; do ip netns delete "$ns" 2>/dev/null || true; done
   # kubelet bind-mounts its root dir onto itself; volumes and rootfs are mounts below it.
-  grep -E " $n[/ ]" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  remove_iptables_chains
+  grep -E " ${n}[/ ]" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  remove_iptables_chains "$n"
   ip link delete "$CNI_BRIDGE" 2>/dev/null || true
   ip link delete "$NODE_BRIDGE" 2>/dev/null || true
   for ctl in /sys/fs/cgroup/*/personalize-watch; do
-    [ -d "$ctl" ] && find "$ctl" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    if [ -d "$ctl" ]; then find "$ctl" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
+  restore_sysctls "$n"
   rm -f /run/personalize-watch-node
   set -e
-  log "node stopped: no processes, mounts, interfaces or iptables chains of it left"
+  log "node stopped: its processes, mounts, interfaces, chains and namespaces removed, sysctls restored"
 }
 
 case "${1:-}" in

@@ -3,6 +3,7 @@
 # Builds or installs what is missing first (see hack/tools.sh); a cold run builds the control
 # plane from Go modules and the Rust crate, which takes a while on 2 cores.
 set -euo pipefail
+# shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 start=$(date +%s)
@@ -11,17 +12,25 @@ command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs); 
 
 eval "$(hack/tools.sh)"
 
-log "checking formatting and lints"
-cargo fmt --all -- --check
-cargo clippy --locked --workspace --all-targets -- -D warnings
+hack/lint.sh
 
 export PW_CLUSTER_DIR="$PW_CACHE/test-cluster-$$"
-cleanup() { PW_CLUSTER_DIR="$PW_CLUSTER_DIR" "$REPO_ROOT/hack/cluster.sh" down >/dev/null 2>&1 || true; }
+probes="$PW_CACHE/node-safety-$$"
+cleanup() {
+  PW_CLUSTER_DIR="$PW_CLUSTER_DIR" "$REPO_ROOT/hack/cluster.sh" down >/dev/null 2>&1 || true
+  "$REPO_ROOT/hack/node-safety.sh" remove "$probes" || true
+}
 trap cleanup EXIT
+# Another tool's networking on this machine, as the node must leave it (hack/node-safety.sh).
+hack/node-safety.sh plant "$probes"
 # With a real node (hack/node.sh) for the tests that install the chart; PW_HOST_IP is its address.
 eval "$(PW_NODE=1 PW_OWNER_PID=$$ hack/cluster.sh up)"
 export KUBECONFIG PW_HOST_IP="${PW_HOST_IP:-}"
 
 log "running the tests (unit, integration, end-to-end) of every crate"
+# shellcheck disable=SC2086 # TEST_ARGS holds several words
 cargo test --locked --workspace -- ${TEST_ARGS:-}
+log "stopping the control plane and its node; checking the node left the host as it found it"
+hack/cluster.sh down
+hack/node-safety.sh check "$probes"
 log "all tests passed in $(( $(date +%s) - start ))s"

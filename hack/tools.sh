@@ -3,6 +3,7 @@
 # kube-apiserver, etcd and kubectl (built from Go modules), and a Python venv with the real
 # aws-cli and boto3 from PyPI. Prints `export VAR=...` lines for the test run on stdout.
 set -euo pipefail
+# shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 AWSCLI_VERSION=1.46.3

@@ -8,6 +8,7 @@
 # Prints, on standard output, the folder holding the three binaries (or a line per binary
 # with --env, as TEST_ASSET_* assignments).
 set -euo pipefail
+# shellcheck source=hack/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 here="$REPO_ROOT/hack/control-plane"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make lint`: rustfmt and clippy on every crate, and on every script the Debian package
+# of shellcheck (installed when missing).
+set -euo pipefail
+# shellcheck source=hack/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+if ! command -v shellcheck >/dev/null; then
+  command -v apt-get >/dev/null || die "shellcheck is not installed and there is no apt-get (https://www.shellcheck.net)"
+  log "installing shellcheck from Debian"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >&2
+fi
+
+log "checking formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
+shellcheck -x "${scripts[@]}"
+log "shellcheck: ${#scripts[@]} scripts clean"
