@@ -4,7 +4,7 @@ PW_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/personalize-watch
 export PW_CACHE
 export CARGO_TARGET_DIR ?= $(PW_CACHE)/target
 
-.PHONY: help build test lint fmt crds tools control-plane cluster-up cluster-down image demo bench bench-emulator
+.PHONY: help build test soak lint fmt crds tools control-plane cluster-up cluster-down image demo bench bench-emulator
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -14,6 +14,9 @@ build: ## build the operator and emulator binaries
 
 test: ## every check and test against a real control plane (builds what is missing)
 	hack/test.sh
+
+soak: ## the soak tests in their full length (Event refusal 10 minutes, fairness 5 minutes)
+	PW_SOAK=1 TEST_ARGS="exactly_once::events_refused_for_minutes tenancy::a_crowded_namespace_slows_only_itself" hack/test.sh
 
 lint: ## rustfmt and clippy on every crate, shellcheck on every script
 	hack/lint.sh

@@ -36,6 +36,21 @@ pub const FAKE_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEK
 /// The account of every ARN the tests make up.
 pub const ACCOUNT: &str = "123456789012";
 
+/// How long a soak test runs: `short` in `make test`, `full` in `make soak` (PW_SOAK=1).
+/// `PW_SOAK_SECONDS` sets it outright, while iterating on one.
+pub fn soak(short: Duration, full: Duration) -> Duration {
+    if let Some(seconds) = std::env::var("PW_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return Duration::from_secs(seconds);
+    }
+    match std::env::var("PW_SOAK").as_deref() {
+        Ok("1") => full,
+        _ => short,
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
