@@ -46,7 +46,7 @@ image: ## the operator's image as an OCI archive (no Docker engine), loaded into
 demo: ## the operator on an embedded default: control plane, emulator, sample watch (Ctrl-C stops)
 	hack/demo.sh
 
-bench: ## the operator at scale: scenarios A-E, scaling curve, rate limit (about 10 minutes)
+bench: ## the operator at scale: the named scenarios (bench::Scenario), memory and scaling curves, rate limit (about 18 minutes)
 	hack/bench.sh
 
 bench-emulator: ## emulator pages per second through the real SDK (release build)

@@ -1,22 +1,29 @@
 //! The performance harness itself works (tiny sizes); `make bench` runs it at scale.
 
-use crate::support::bench::{self, Scale};
+use crate::support::bench::{self, Scale, Scenario};
 
 #[tokio::test]
 async fn bench_harness_measures_every_scenario() {
     let scale = Scale::tiny();
     let rows = bench::run(&scale).await;
     let table = bench::table(&rows);
-    for scenario in ["A", "B", "C", "D", "E", "F", "memory 0", "memory 2", "rate"] {
+    let named = Scenario::ALL.map(Scenario::name);
+    for scenario in named.into_iter().chain(["memory 0", "memory 2", "rate"]) {
         assert!(
             rows.iter().any(|r| r.scenario == scenario),
             "no row for {scenario}:\n{table}"
         );
     }
-    for r in rows
-        .iter()
-        .filter(|r| ["A", "B", "C", "F"].contains(&r.scenario.as_str()))
-    {
+    for r in rows.iter().filter(|r| {
+        [
+            Scenario::OneLongListing,
+            Scenario::Fleet,
+            Scenario::LongListings,
+            Scenario::LargeFleet,
+        ]
+        .map(Scenario::name)
+        .contains(&r.scenario.as_str())
+    }) {
         assert!(
             r.converge_secs.is_some(),
             "{} did not converge:\n{table}",
@@ -32,9 +39,12 @@ async fn bench_harness_measures_every_scenario() {
             "process figures:\n{table}"
         );
     }
-    // D: the fleet alone: no Event, heartbeats only (10s heartbeat, 22s window: at most two
-    // writes per watch).
-    let d = rows.iter().find(|r| r.scenario == "D").unwrap();
+    // quiet-fleet: the fleet alone: no Event, heartbeats only (10s heartbeat, 22s window: at
+    // most two writes per watch).
+    let d = rows
+        .iter()
+        .find(|r| r.scenario == Scenario::QuietFleet.name())
+        .unwrap();
     assert_eq!(d.events, 0.0, "{table}");
     assert!(
         d.listings >= d.watches * 3,
@@ -45,8 +55,14 @@ async fn bench_harness_measures_every_scenario() {
         d.note.contains("status writes per watch per hour"),
         "{table}"
     );
-    let e = rows.iter().find(|r| r.scenario == "E").unwrap();
-    assert!(e.latency_p99.is_some(), "E saw its Events:\n{table}");
+    let e = rows
+        .iter()
+        .find(|r| r.scenario == Scenario::FailureBurst.name())
+        .unwrap();
+    assert!(
+        e.latency_p99.is_some(),
+        "failure-burst saw its Events:\n{table}"
+    );
     assert!(
         e.note.starts_with(&format!("{0}/{0} ", scale.e_failures)),
         "every failure announced:\n{table}"

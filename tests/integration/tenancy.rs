@@ -412,7 +412,11 @@ async fn a_crowded_namespace_slows_only_itself() {
     world.emu.generate(&lone_sv, 3, "IN PROGRESS", "lone").await;
     let started_ms = now_ms();
     world.apply_watch(lone, "lone", &lone_sv).await;
-    tokio::time::sleep(support::soak(Duration::from_secs(90), Duration::from_secs(300))).await;
+    tokio::time::sleep(support::soak(
+        Duration::from_secs(90),
+        Duration::from_secs(300),
+    ))
+    .await;
     let ended_ms = now_ms();
 
     let log = world.emu.requests().await;

@@ -24,6 +24,55 @@ use super::{client, control_plane, install_crds, namespace};
 /// Jobs are generated this long ago, as a watch's history usually is.
 const HISTORY_AGE_SECS: u64 = 24 * 60 * 60;
 
+/// The scenarios of `make bench`, by name; each row of the table names its scenario so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// One watch on one long listing (10,000 jobs).
+    OneLongListing,
+    /// A fleet's first listings (1,000 watches of 100 jobs).
+    Fleet,
+    /// The fleet left alone: status writes and CPU per quiet poll.
+    QuietFleet,
+    /// Jobs failing at once across the fleet: every Event, once, and how late.
+    FailureBurst,
+    /// Long listings across watches (200 watches of 1,000 jobs).
+    LongListings,
+    /// A large fleet (10,000 watches of 100 jobs, 200 jobs in status).
+    LargeFleet,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 6] = [
+        Scenario::OneLongListing,
+        Scenario::Fleet,
+        Scenario::QuietFleet,
+        Scenario::FailureBurst,
+        Scenario::LongListings,
+        Scenario::LargeFleet,
+    ];
+
+    /// The name in the table, in `PW_BENCH_ONLY` and in docs/performance.md.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scenario::OneLongListing => "one-long-listing",
+            Scenario::Fleet => "fleet",
+            Scenario::QuietFleet => "quiet-fleet",
+            Scenario::FailureBurst => "failure-burst",
+            Scenario::LongListings => "long-listings",
+            Scenario::LargeFleet => "large-fleet",
+        }
+    }
+
+    /// The first letter of each word of the name: what names its watches' solution versions.
+    fn tag(self) -> String {
+        self.name()
+            .split('-')
+            .filter_map(|w| w.chars().next())
+            .collect::<String>()
+            .to_uppercase()
+    }
+}
+
 /// Sizes of every scenario.
 #[derive(Clone, Debug)]
 pub struct Scale {
@@ -33,9 +82,10 @@ pub struct Scale {
     pub c_watches: usize,
     pub c_jobs: usize,
     pub e_failures: usize,
-    /// Poll interval (and active poll interval) of B's watches, seconds.
+    /// Poll interval (and active poll interval) of the fleet's watches, seconds.
     pub b_interval_secs: u64,
-    /// D: how long B is left alone, and the heartbeat meanwhile (None: the default, 10m).
+    /// quiet-fleet: how long the fleet is left alone, and the heartbeat meanwhile (None: the
+    /// default, 10m).
     pub d_window_secs: u64,
     pub d_heartbeat: Option<&'static str>,
     pub f_watches: usize,
@@ -48,7 +98,8 @@ pub struct Scale {
     pub rate_watches: usize,
     /// The raised rate for the scenarios that measure the operator, not the limit.
     pub raised_rate: f64,
-    /// Only these groups (`A`, `BDE`, `C`, `F`, `memory`, `curve`, `rate`); None: all.
+    /// Only these groups (a scenario's name, `memory`, `curve`, `rate`; `fleet` runs
+    /// quiet-fleet and failure-burst after it); None: all.
     pub only: Option<Vec<String>>,
 }
 
@@ -77,18 +128,22 @@ impl Scale {
     }
 
     /// The groups named in `PW_BENCH_ONLY` (comma-separated), for measuring one change
-    /// without the whole run; D's window from `PW_BENCH_D_SECONDS`.
+    /// without the whole run; quiet-fleet's window from `PW_BENCH_QUIET_SECONDS`.
     pub fn from_env(mut self) -> Self {
         if let Ok(only) = std::env::var("PW_BENCH_ONLY") {
             self.only = Some(only.split(',').map(|g| g.trim().to_string()).collect());
         }
-        if let Some(secs) = std::env::var("PW_BENCH_D_SECONDS")
+        if let Some(secs) = std::env::var("PW_BENCH_QUIET_SECONDS")
             .ok()
             .and_then(|s| s.parse().ok())
         {
             self.d_window_secs = secs;
         }
         self
+    }
+
+    fn runs_scenario(&self, scenario: Scenario) -> bool {
+        self.runs(scenario.name())
     }
 
     fn runs(&self, group: &str) -> bool {
@@ -415,7 +470,8 @@ async fn listing_scenario(scenario: &str, fleet: Fleet, rate: f64) -> Row {
     row
 }
 
-/// B, then D (B left alone), then E (jobs failing at once across B).
+/// fleet, then quiet-fleet (the fleet left alone), then failure-burst (jobs failing at once
+/// across the fleet).
 async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
     let heartbeat: Vec<&str> = scale
         .d_heartbeat
@@ -423,14 +479,14 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
     let s = Setup::start("b", Some(scale.raised_rate), &heartbeat).await;
     let fleet = Fleet {
         interval_secs: scale.b_interval_secs,
-        ..Fleet::new("B", scale.b_watches, scale.b_jobs - 1)
+        ..Fleet::new(&Scenario::Fleet.tag(), scale.b_watches, scale.b_jobs - 1)
     };
     fleet.populate(&s.emu).await;
     let mut running = Vec::new();
     for i in 0..fleet.watches {
         running.push(
             s.emu
-                .generate(&sv_arn("B", i), 1, "IN PROGRESS", "run")
+                .generate(&sv_arn(&Scenario::Fleet.tag(), i), 1, "IN PROGRESS", "run")
                 .await
                 .remove(0),
         );
@@ -447,7 +503,7 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
             )
             .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut b = mark.row(&s, "B", scale.b_jobs).await;
+        let mut b = mark.row(&s, Scenario::Fleet.name(), scale.b_jobs).await;
         b.watches = fleet.watches;
         b.jobs = fleet.watches * scale.b_jobs;
         b.converge_secs = converge_secs;
@@ -459,12 +515,12 @@ async fn fleet_scenarios(scale: &Scale) -> Vec<Row> {
     vec![b, d, e]
 }
 
-/// D: the fleet left alone for a window: status writes per watch per hour (heartbeats only) and
+/// quiet-fleet: the fleet left alone for a window: status writes per watch per hour (heartbeats only) and
 /// CPU per poll.
 async fn quiet_fleet(s: &Setup, scale: &Scale, watches: usize) -> Row {
     let mark = Mark::now(s).await;
     tokio::time::sleep(Duration::from_secs(scale.d_window_secs)).await;
-    let mut d = mark.row(s, "D", scale.b_jobs).await;
+    let mut d = mark.row(s, Scenario::QuietFleet.name(), scale.b_jobs).await;
     d.watches = watches;
     d.jobs = watches * scale.b_jobs;
     let hours = scale.d_window_secs as f64 / 3600.0;
@@ -552,7 +608,9 @@ async fn failures_across(s: &Setup, scale: &Scale, running: &[String]) -> Row {
             .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
             .copied()
     };
-    let mut e = mark.row(s, "E", scale.b_jobs).await;
+    let mut e = mark
+        .row(s, Scenario::FailureBurst.name(), scale.b_jobs)
+        .await;
     e.watches = failures;
     e.jobs = failures;
     e.latency_p50 = pct(0.5);
@@ -681,24 +739,24 @@ pub fn table(rows: &[Row]) -> String {
 /// Runs every scenario and the curves; returns the rows (printing the table as it grows).
 pub async fn run(scale: &Scale) -> Vec<Row> {
     let mut rows = Vec::new();
-    if scale.runs("A") {
-        let a = Fleet::new("A", 1, scale.a_jobs);
-        rows.push(listing_scenario("A", a, scale.raised_rate).await);
+    if scale.runs_scenario(Scenario::OneLongListing) {
+        let a = Fleet::new(&Scenario::OneLongListing.tag(), 1, scale.a_jobs);
+        rows.push(listing_scenario(Scenario::OneLongListing.name(), a, scale.raised_rate).await);
     }
-    if scale.runs("BDE") {
+    if scale.runs_scenario(Scenario::Fleet) {
         rows.extend(fleet_scenarios(scale).await);
         eprintln!("{}", table(&rows));
     }
-    if scale.runs("C") {
-        let c = Fleet::new("C", scale.c_watches, scale.c_jobs);
-        rows.push(listing_scenario("C", c, scale.raised_rate).await);
+    if scale.runs_scenario(Scenario::LongListings) {
+        let c = Fleet::new(&Scenario::LongListings.tag(), scale.c_watches, scale.c_jobs);
+        rows.push(listing_scenario(Scenario::LongListings.name(), c, scale.raised_rate).await);
     }
-    if scale.runs("F") {
+    if scale.runs_scenario(Scenario::LargeFleet) {
         let f = Fleet {
             max_jobs_in_status: 200,
-            ..Fleet::new("F", scale.f_watches, scale.f_jobs)
+            ..Fleet::new(&Scenario::LargeFleet.tag(), scale.f_watches, scale.f_jobs)
         };
-        rows.push(listing_scenario("F", f, scale.raised_rate).await);
+        rows.push(listing_scenario(Scenario::LargeFleet.name(), f, scale.raised_rate).await);
         eprintln!("{}", table(&rows));
     }
     if scale.runs("memory") {
