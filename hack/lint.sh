@@ -16,6 +16,9 @@ fi
 log "checking formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# Fixtures are typed objects or indented raw strings (support::dedent), not one long line.
+long=$(git ls-files 'src/*.rs' 'tests/*.rs' | xargs awk 'length > 160 { print FILENAME ":" FNR ": " length " characters" }')
+[ -z "$long" ] || die "lines over 160 characters in src/ or tests/:"$'\n'"$long"
 mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
 shellcheck -x "${scripts[@]}"
 log "shellcheck: ${#scripts[@]} scripts clean"

@@ -90,15 +90,34 @@ pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!has(self.region) || self.region == self.solutionVersionArn.split(':')[3]").message("spec.region must be the region inside spec.solutionVersionArn").field_path(".region").reason(kube::core::Reason::FieldValueInvalid))]
+#[x_kube(
+    validation = kube::core::Rule::new(
+        "!has(self.region) || self.region == self.solutionVersionArn.split(':')[3]"
+    )
+    .message("spec.region must be the region inside spec.solutionVersionArn")
+    .field_path(".region")
+    .reason(kube::core::Reason::FieldValueInvalid)
+)]
 pub struct SolutionVersionWatchSpec {
     /// ARN of the solution version whose batch inference jobs are watched:
     /// arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME/ID, e.g.
     /// arn:aws:personalize:us-east-1:123456789012:solution/my-solution/abcd1234.
     /// Immutable: create another SolutionVersionWatch to watch another solution version.
     #[schemars(length(min = 1, max = 256), regex(pattern = crate::access::arn::PATTERN))]
-    #[x_kube(validation = kube::core::Rule::new(crate::access::arn::partition_rule()).message("spec.solutionVersionArn: the region is not in the ARN's partition (e.g. cn-north-1 is in aws-cn)").reason(kube::core::Reason::FieldValueInvalid))]
-    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("solutionVersionArn is immutable: create a new SolutionVersionWatch to watch another solution version").reason(kube::core::Reason::FieldValueInvalid))]
+    #[x_kube(
+        validation = kube::core::Rule::new(crate::access::arn::partition_rule())
+            .message(
+                "spec.solutionVersionArn: the region is not in the ARN's partition (e.g. cn-north-1 is in aws-cn)"
+            )
+            .reason(kube::core::Reason::FieldValueInvalid)
+    )]
+    #[x_kube(
+        validation = kube::core::Rule::new("self == oldSelf")
+            .message(
+                "solutionVersionArn is immutable: create a new SolutionVersionWatch to watch another solution version"
+            )
+            .reason(kube::core::Reason::FieldValueInvalid)
+    )]
     pub solution_version_arn: String,
 
     /// AWS region to call: the region inside solutionVersionArn, which it may only repeat.

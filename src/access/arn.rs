@@ -6,7 +6,11 @@
 use std::fmt;
 
 /// `arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME/ID`, as the CRD's pattern.
-pub const PATTERN: &str = r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f):personalize:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:solution/[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}/[a-zA-Z0-9_-]{1,63}$";
+pub const PATTERN: &str = concat!(
+    r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f):personalize:",
+    r"[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:",
+    r"solution/[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}/[a-zA-Z0-9_-]{1,63}$"
+);
 /// A region, as `spec.region`'s pattern.
 pub const REGION_PATTERN: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
 

@@ -330,7 +330,12 @@ mod tests {
 
     #[test]
     fn access_denied_messages_lose_the_callers_identity() {
-        let aws = "User: arn:aws:sts::123456789012:assumed-role/operator/i-0abc is not authorized to perform: personalize:ListBatchInferenceJobs on resource: arn:aws:personalize:us-east-1:222222222222:solution/s/v because no identity-based policy allows it (account 123456789012)";
+        let aws = concat!(
+            "User: arn:aws:sts::123456789012:assumed-role/operator/i-0abc is not authorized to ",
+            "perform: personalize:ListBatchInferenceJobs on resource: ",
+            "arn:aws:personalize:us-east-1:222222222222:solution/s/v because no identity-based ",
+            "policy allows it (account 123456789012)"
+        );
         let shown = redact(aws, "222222222222");
         assert!(!shown.contains("123456789012"), "{shown}");
         assert!(!shown.contains("assumed-role"), "{shown}");

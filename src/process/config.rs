@@ -20,7 +20,11 @@ use crate::reconcile::spec::PollIntervals;
     name = "personalize-watch",
     version,
     about = "Kubernetes operator that watches the batch inference jobs of AWS Personalize solution versions",
-    long_about = "Kubernetes operator that watches the batch inference jobs of AWS Personalize solution versions.\n\nAWS credentials and region come from the standard chain (environment, profile, IRSA, EKS Pod Identity); AWS_ENDPOINT_URL_PERSONALIZE or AWS_ENDPOINT_URL point it at another endpoint."
+    long_about = concat!(
+        "Kubernetes operator that watches the batch inference jobs of AWS Personalize solution versions.",
+        "\n\nAWS credentials and region come from the standard chain (environment, profile, IRSA, ",
+        "EKS Pod Identity); AWS_ENDPOINT_URL_PERSONALIZE or AWS_ENDPOINT_URL point it at another endpoint."
+    )
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -356,9 +356,29 @@ async fn summaries_missing_members_are_handled_end_to_end() {
 
 /// Applies a ValidatingAdmissionPolicy that refuses every Event created in `ns`.
 async fn refuse_events_in(ns: &str) {
-    let yaml = format!(
-        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {{name: refuse-events-{ns}}}\nspec:\n  failurePolicy: Fail\n  matchConstraints:\n    resourceRules:\n    - {{apiGroups: [\"events.k8s.io\", \"\"], apiVersions: [\"*\"], operations: [CREATE], resources: [events]}}\n  validations:\n  - {{expression: \"false\", message: \"Events are refused by a test policy\"}}\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {{name: refuse-events-{ns}}}\nspec:\n  policyName: refuse-events-{ns}\n  validationActions: [Deny]\n  matchResources:\n    namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}\n"
-    );
+    let yaml = crate::support::dedent(&format!(
+        r#"
+        apiVersion: admissionregistration.k8s.io/v1
+        kind: ValidatingAdmissionPolicy
+        metadata: {{name: refuse-events-{ns}}}
+        spec:
+          failurePolicy: Fail
+          matchConstraints:
+            resourceRules:
+            - {{apiGroups: ["events.k8s.io", ""], apiVersions: ["*"], operations: [CREATE], resources: [events]}}
+          validations:
+          - {{expression: "false", message: "Events are refused by a test policy"}}
+        ---
+        apiVersion: admissionregistration.k8s.io/v1
+        kind: ValidatingAdmissionPolicyBinding
+        metadata: {{name: refuse-events-{ns}}}
+        spec:
+          policyName: refuse-events-{ns}
+          validationActions: [Deny]
+          matchResources:
+            namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+        "#
+    ));
     kubectl_with_input(&["apply", "-f", "-"], Some(&yaml)).expect_success();
     // The API server enforces a new policy only once its informers have seen the policy and the
     // binding; until then Events still go through.
@@ -378,9 +398,20 @@ async fn allow_events_in(ns: &str) {
 /// Creates an Event in `ns` with a server-side dry run (admission runs, nothing is stored) until
 /// the API server accepts it (`accepted`) or refuses it by the test policy.
 async fn wait_for_probe_event(ns: &str, accepted: bool) {
-    let probe = format!(
-        "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {{name: policy-probe, namespace: {ns}}}\neventTime: \"2026-01-01T00:00:00.000000Z\"\nreportingController: personalize-watch.dev/test\nreportingInstance: probe\naction: Probe\nreason: Probe\ntype: Normal\nregarding: {{kind: ConfigMap, name: policy-probe, namespace: {ns}}}\n"
-    );
+    let probe = crate::support::dedent(&format!(
+        r#"
+        apiVersion: events.k8s.io/v1
+        kind: Event
+        metadata: {{name: policy-probe, namespace: {ns}}}
+        eventTime: "2026-01-01T00:00:00.000000Z"
+        reportingController: personalize-watch.dev/test
+        reportingInstance: probe
+        action: Probe
+        reason: Probe
+        type: Normal
+        regarding: {{kind: ConfigMap, name: policy-probe, namespace: {ns}}}
+        "#
+    ));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let out = kubectl_with_input(&["create", "--dry-run=server", "-f", "-"], Some(&probe));

@@ -57,8 +57,32 @@ for item in json.load(sys.stdin)["items"]:
     print(item["metadata"]["name"], hs["status"], hs["message"])
 "#;
 
-#[tokio::test]
-async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
+/// Six watches in the states the GitOps tools tell apart (healthy, degraded, progressing,
+/// suspended, stuck, overdue), listed by a real operator: the objects as `kubectl get -o json`
+/// gives them and the operator's /metrics, made once for the tests of each consumer below. The
+/// objects stay in the API server for `kubectl wait`.
+struct Watches {
+    ns: String,
+    objects: String,
+    metrics: support::prometheus::Scrape,
+}
+
+static WATCHES: std::sync::OnceLock<Watches> = std::sync::OnceLock::new();
+
+/// The watches, made by the first test that asks (on a runtime of its own: each test has one).
+fn watches() -> &'static Watches {
+    WATCHES.get_or_init(|| {
+        std::thread::spawn(|| {
+            tokio::runtime::Runtime::new()
+                .expect("a runtime")
+                .block_on(make_watches())
+        })
+        .join()
+        .expect("the GitOps watches were made")
+    })
+}
+
+async fn make_watches() -> Watches {
     let f = Fixture::start("gitops").await;
     let healthy = support::solution_version_arn("healthy");
     let degraded = support::solution_version_arn("degraded");
@@ -143,7 +167,17 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         stderr: err,
     } = kubectl(&["get", "svw", "-n", &f.ns, "-o", "json"]);
     assert!(ok, "{err}");
+    Watches {
+        ns: f.ns.clone(),
+        objects,
+        metrics: f.op.metrics().await,
+    }
+}
 
+#[test]
+fn argo_cd_health_check_reads_real_watch_objects() {
+    let Watches { objects, .. } = watches();
+    let healthy = support::solution_version_arn("healthy");
     // Argo CD's health check, in Lua 5.1.
     let CommandOutput {
         success: ok,
@@ -156,7 +190,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
             ARGO_CD_RUNNER,
             docs("argocd-health.lua").to_str().unwrap(),
         ],
-        &objects,
+        objects,
     );
     assert!(ok, "the Lua health check failed: {err}");
     let argo = statuses(&out);
@@ -244,13 +278,17 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         embedded,
         std::fs::read_to_string(docs("argocd-health.lua")).unwrap()
     );
+}
 
+#[test]
+fn kstatus_reads_real_watch_objects_as_flux_does() {
+    let Watches { objects, .. } = watches();
     // kstatus, as Flux computes health.
     let CommandOutput {
         success: ok,
         stdout: out,
         stderr: err,
-    } = run_with_input(&support::tool("kstatus"), &[], &objects);
+    } = run_with_input(&support::tool("kstatus"), &[], objects);
     assert!(ok, "{err}");
     let flux = statuses(&out);
     assert_eq!(flux["healthy"], "Current", "{out}");
@@ -261,7 +299,11 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     // is Current (its Overdue condition and counts.stuck are for Argo CD and alerts).
     assert_eq!(flux["stuck"], "Current", "{out}");
     assert_eq!(flux["late"], "Current", "{out}");
+}
 
+#[test]
+fn kubectl_wait_reads_the_ready_and_stalled_conditions() {
+    let Watches { ns, .. } = watches();
     // kubectl wait on the Ready condition.
     let CommandOutput {
         success: ok,
@@ -272,7 +314,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         "--for=condition=Ready",
         "svw/healthy",
         "-n",
-        &f.ns,
+        ns,
         "--timeout=20s",
     ]);
     assert!(ok && out.contains("condition met"), "{out}{err}");
@@ -281,7 +323,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         "--for=condition=Ready",
         "svw/degraded",
         "-n",
-        &f.ns,
+        ns,
         "--timeout=2s",
     ]);
     assert!(!ok, "kubectl wait must not pass on a stalled watch");
@@ -290,13 +332,16 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
         "--for=condition=Stalled",
         "svw/degraded",
         "-n",
-        &f.ns,
+        ns,
         "--timeout=10s",
     ]);
     assert!(ok);
+}
 
+#[test]
+fn alert_rules_name_exported_metrics_with_stuck_and_overdue_values() {
+    let Watches { ns, metrics, .. } = watches();
     // The alert rules name metrics this operator really exports.
-    let metrics = f.op.metrics().await;
     let rules = std::fs::read_to_string(docs("prometheus-rules.yaml")).unwrap();
     let mut names: Vec<&str> = rules
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -310,10 +355,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_read_real_watch_objects() {
     }
     // What the stuck and overdue rules compare, as /metrics says it.
     let series = |name: &str, watch: &str| {
-        metrics.value(&format!(
-            "{name}{{namespace=\"{}\",name=\"{watch}\"}}",
-            f.ns
-        ))
+        metrics.value(&format!("{name}{{namespace=\"{ns}\",name=\"{watch}\"}}"))
     };
     assert_eq!(series("personalize_watch_jobs_stuck", "stuck"), Some(1.0));
     assert_eq!(series("personalize_watch_jobs_stuck", "late"), Some(0.0));

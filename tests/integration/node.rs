@@ -122,10 +122,20 @@ impl Release {
     }
 
     async fn watch(&self, name: &str, sv: &str) {
-        let yaml = format!(
-            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {}\nspec:\n  solutionVersionArn: {sv}\n  activePollInterval: 5s\n  pollInterval: 5s\n",
+        let yaml = crate::support::dedent(&format!(
+            r#"
+            apiVersion: personalize-watch.dev/v1alpha1
+            kind: SolutionVersionWatch
+            metadata:
+              name: {name}
+              namespace: {}
+            spec:
+              solutionVersionArn: {sv}
+              activePollInterval: 5s
+              pollInterval: 5s
+            "#,
             self.ns
-        );
+        ));
         let out = support::kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
         assert!(out.success, "{}", out.text());
     }
@@ -377,7 +387,10 @@ async fn two_replicas_hand_over_roll_and_uninstall_without_losing_or_repeating_a
     let left = || {
         kubectl(&[
             "get",
-            "deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,clusterroles,clusterrolebindings,poddisruptionbudgets,networkpolicies,leases",
+            concat!(
+                "deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,",
+                "clusterroles,clusterrolebindings,poddisruptionbudgets,networkpolicies,leases"
+            ),
             "-A",
             "-l",
             &selector,

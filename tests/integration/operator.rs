@@ -163,10 +163,18 @@ async fn failure_and_completion_give_exactly_one_event_across_restarts() {
 #[tokio::test]
 async fn malformed_arn_and_arn_change_are_refused_naming_the_field() {
     let f = Fixture::start("refused").await;
-    let bad = format!(
-        "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: bad\n  namespace: {}\nspec:\n  solutionVersionArn: not-an-arn\n",
+    let bad = crate::support::dedent(&format!(
+        r#"
+        apiVersion: personalize-watch.dev/v1alpha1
+        kind: SolutionVersionWatch
+        metadata:
+          name: bad
+          namespace: {}
+        spec:
+          solutionVersionArn: not-an-arn
+        "#,
         f.ns
-    );
+    ));
     let CommandOutput {
         success: ok,
         stderr: err,

@@ -213,9 +213,14 @@ async fn readme_install_commands_render_and_are_accepted() {
         for ns in ["personalize-watch", "team-a", "team-b"] {
             let _ = kubectl(&["create", "namespace", ns]);
         }
-        let wrapper = format!(
-            "set -euo pipefail\nhelm() {{ if [ \"$1\" = install ]; then shift; \"$PW_HELM_BIN\" template \"$@\"; else \"$PW_HELM_BIN\" \"$@\"; fi; }}\nkubectl() {{ \"$PW_KUBECTL_BIN\" \"$@\" >&2; }}\n{script}\n"
+        let helpers = crate::support::dedent(
+            r#"
+            set -euo pipefail
+            helm() { if [ "$1" = install ]; then shift; "$PW_HELM_BIN" template "$@"; else "$PW_HELM_BIN" "$@"; fi; }
+            kubectl() { "$PW_KUBECTL_BIN" "$@" >&2; }
+            "#,
         );
+        let wrapper = format!("{helpers}{script}\n");
         let out = Command::new("bash")
             .args(["-c", &wrapper])
             .env("PW_HELM_BIN", support::tool("helm"))

@@ -328,10 +328,19 @@ async fn api_server_restart_loses_and_repeats_no_event() {
         emu,
         op,
     };
-    let yaml = format!(
-        "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: r\n  namespace: {}\nspec:\n  solutionVersionArn: {sv}\n  activePollInterval: 5s\n",
+    let yaml = crate::support::dedent(&format!(
+        r#"
+        apiVersion: personalize-watch.dev/v1alpha1
+        kind: SolutionVersionWatch
+        metadata:
+          name: r
+          namespace: {}
+        spec:
+          solutionVersionArn: {sv}
+          activePollInterval: 5s
+        "#,
         f.ns
-    );
+    ));
     let watches = f.watches();
     let watch: SolutionVersionWatch = serde_yaml::from_str(&yaml).unwrap();
     watches
@@ -545,9 +554,18 @@ async fn bad_specs_are_refused_naming_the_field() {
         ("unknownField: 1".into(), "unknownField"),
     ];
     for (i, (extra, field)) in cases.iter().enumerate() {
-        let yaml = format!(
-            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: bad{i}\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n  {extra}\n"
-        );
+        let yaml = crate::support::dedent(&format!(
+            r#"
+            apiVersion: personalize-watch.dev/v1alpha1
+            kind: SolutionVersionWatch
+            metadata:
+              name: bad{i}
+              namespace: {ns}
+            spec:
+              solutionVersionArn: {arn}
+              {extra}
+            "#
+        ));
         let CommandOutput {
             success: ok,
             stderr: err,
@@ -576,9 +594,17 @@ async fn bad_specs_are_refused_naming_the_field() {
             .iter()
             .map(|a| (format!("\"{a}\""), "spec.solutionVersionArn")),
     ) {
-        let yaml = format!(
-            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: badarn\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n"
-        );
+        let yaml = crate::support::dedent(&format!(
+            r#"
+            apiVersion: personalize-watch.dev/v1alpha1
+            kind: SolutionVersionWatch
+            metadata:
+              name: badarn
+              namespace: {ns}
+            spec:
+              solutionVersionArn: {arn}
+            "#
+        ));
         let CommandOutput {
             success: ok,
             stderr: err,
@@ -588,9 +614,18 @@ async fn bad_specs_are_refused_naming_the_field() {
     }
     // A region that names another host, or another region than the ARN's.
     for region in ["evil", "evil.test/", "us-east-1.evil.test", "eu-west-1"] {
-        let yaml = format!(
-            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: badregion\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n  region: \"{region}\"\n"
-        );
+        let yaml = crate::support::dedent(&format!(
+            r#"
+            apiVersion: personalize-watch.dev/v1alpha1
+            kind: SolutionVersionWatch
+            metadata:
+              name: badregion
+              namespace: {ns}
+            spec:
+              solutionVersionArn: {arn}
+              region: "{region}"
+            "#
+        ));
         let CommandOutput {
             success: ok,
             stderr: err,
@@ -599,9 +634,21 @@ async fn bad_specs_are_refused_naming_the_field() {
         assert!(!ok && err.contains("spec.region"), "{region}: {err}");
     }
     // At the bounds: accepted.
-    let yaml = format!(
-        "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: edge\n  namespace: {ns}\nspec:\n  solutionVersionArn: {arn}\n  maxJobsInStatus: 200\n  pollInterval: 5s\n  activePollInterval: 5s\n  region: us-east-1\n"
-    );
+    let yaml = crate::support::dedent(&format!(
+        r#"
+        apiVersion: personalize-watch.dev/v1alpha1
+        kind: SolutionVersionWatch
+        metadata:
+          name: edge
+          namespace: {ns}
+        spec:
+          solutionVersionArn: {arn}
+          maxJobsInStatus: 200
+          pollInterval: 5s
+          activePollInterval: 5s
+          region: us-east-1
+        "#
+    ));
     let CommandOutput {
         success: ok,
         stderr: err,
@@ -814,13 +861,40 @@ async fn rbac_revoked_then_restored() {
     support::install_crds(&client).await;
     let ns = support::namespace(&client, "revoke").await;
     let sa = format!("system:serviceaccount:{ns}:operator");
-    let rbac = format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: op, namespace: {ns}}}\nrules:\n- {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches], verbs: [list, watch]}}\n- {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches/status], verbs: [patch]}}\n- {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}\n- {{apiGroups: [\"\"], resources: [events], verbs: [list]}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: op, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}}\nsubjects: [{{kind: User, name: \"{sa}\"}}]\n"
-    );
+    let rbac = crate::support::dedent(&format!(
+        r#"
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: Role
+        metadata: {{name: op, namespace: {ns}}}
+        rules:
+        - {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches], verbs: [list, watch]}}
+        - {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches/status], verbs: [patch]}}
+        - {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}
+        - {{apiGroups: [""], resources: [events], verbs: [list]}}
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: RoleBinding
+        metadata: {{name: op, namespace: {ns}}}
+        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}}
+        subjects: [{{kind: User, name: "{sa}"}}]
+        "#
+    ));
     // Its namespace's access-policy annotations, read by name (kept throughout).
-    let namespace_read = format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: op-{ns}}}\nrules:\n- {{apiGroups: [\"\"], resources: [namespaces], verbs: [get, list, watch], resourceNames: [{ns}]}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: op-{ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: op-{ns}}}\nsubjects: [{{kind: User, name: \"{sa}\"}}]\n"
-    );
+    let namespace_read = crate::support::dedent(&format!(
+        r#"
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRole
+        metadata: {{name: op-{ns}}}
+        rules:
+        - {{apiGroups: [""], resources: [namespaces], verbs: [get, list, watch], resourceNames: [{ns}]}}
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRoleBinding
+        metadata: {{name: op-{ns}}}
+        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: op-{ns}}}
+        subjects: [{{kind: User, name: "{sa}"}}]
+        "#
+    ));
     for yaml in [&rbac, &namespace_read] {
         let CommandOutput {
             success: ok,

@@ -58,9 +58,27 @@ async fn unauthenticated_client_is_refused_with_401() {
         .certificate_authority_data
         .clone()
         .unwrap();
-    let yaml = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: not-a-valid-token\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n"
-    );
+    let yaml = crate::support::dedent(&format!(
+        r#"
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: c
+          cluster:
+            server: {server}
+            certificate-authority-data: {ca}
+        users:
+        - name: u
+          user:
+            token: not-a-valid-token
+        contexts:
+        - name: x
+          context:
+            cluster: c
+            user: u
+        current-context: x
+        "#
+    ));
     let kc = Kubeconfig::from_yaml(&yaml).unwrap();
     personalize_watch::install_crypto_provider();
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())

@@ -75,9 +75,19 @@ impl World {
     }
 
     async fn apply_watch(&self, ns: &str, name: &str, sv: &str) {
-        let yaml = format!(
-            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  solutionVersionArn: {sv}\n  pollInterval: 5s\n  activePollInterval: 5s\n"
-        );
+        let yaml = crate::support::dedent(&format!(
+            r#"
+            apiVersion: personalize-watch.dev/v1alpha1
+            kind: SolutionVersionWatch
+            metadata:
+              name: {name}
+              namespace: {ns}
+            spec:
+              solutionVersionArn: {sv}
+              pollInterval: 5s
+              activePollInterval: 5s
+            "#
+        ));
         let watch: SolutionVersionWatch = serde_yaml::from_str(&yaml).unwrap();
         Api::<SolutionVersionWatch>::namespaced(self.client.clone(), ns)
             .patch(
@@ -400,9 +410,20 @@ async fn a_crowded_namespace_slows_only_itself() {
     let mut yaml = String::new();
     for i in 0..400 {
         let sv = support::solution_version_arn(&format!("crowd-{i}"));
-        yaml.push_str(&format!(
-            "---\napiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: crowd-{i}\n  namespace: {crowd}\nspec:\n  solutionVersionArn: {sv}\n  pollInterval: 5s\n  activePollInterval: 5s\n"
-        ));
+        yaml.push_str(&crate::support::dedent(&format!(
+            r#"
+            ---
+            apiVersion: personalize-watch.dev/v1alpha1
+            kind: SolutionVersionWatch
+            metadata:
+              name: crowd-{i}
+              namespace: {crowd}
+            spec:
+              solutionVersionArn: {sv}
+              pollInterval: 5s
+              activePollInterval: 5s
+            "#
+        )));
     }
     let applied = support::kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
     assert!(applied.success, "{}", applied.stderr);

@@ -36,6 +36,30 @@ pub const FAKE_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEK
 /// The account of every ARN the tests make up.
 pub const ACCOUNT: &str = "123456789012";
 
+/// `text` without its first line break and the indentation its lines share, so that fixtures
+/// can be written as raw strings indented with the code around them.
+pub fn dedent(text: &str) -> String {
+    let text = text.strip_prefix('\n').unwrap_or(text);
+    let indent = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out: String = text
+        .lines()
+        .map(|l| l.get(indent..).unwrap_or_else(|| l.trim_start()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.ends_with('\n') || text.ends_with(' ') {
+        out = out.trim_end_matches(' ').to_string();
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// How long a soak test runs: `short` in `make test`, `full` in `make soak` (PW_SOAK=1).
 /// `PW_SOAK_SECONDS` sets it outright, while iterating on one.
 pub fn soak(short: Duration, full: Duration) -> Duration {
