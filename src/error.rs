@@ -13,7 +13,7 @@ use crate::reasons::Reason;
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
-    #[error("{0}")]
+    #[error("listing the jobs failed: {0}")]
     Personalize(#[from] ListError),
 
     /// Reading the watch again (for the notes the cache leaves out, or after a conflict).
