@@ -115,9 +115,14 @@ restart_apiserver() {
   wait_ready
 }
 
-# The node's address when it runs (the API server listens there too).
+# What a caller needs, for people and scripts as export lines (the last one KUBECONFIG), and for
+# the Rust test harness as $dir/state.json (it reads that file, never this output). PW_HOST_IP is
+# the node's address when it runs (the API server listens there too).
 print_exports() {
-  if [ -f "$dir/node/ready" ]; then echo "export PW_HOST_IP=$(api_host)"; fi
+  local host_ip=""
+  if [ -f "$dir/node/ready" ]; then host_ip=$(api_host); fi
+  printf '{"kubeconfig": "%s", "hostIp": "%s", "dir": "%s"}\n' "$kubeconfig" "$host_ip" "$dir" > "$dir/state.json"
+  if [ -n "$host_ip" ]; then echo "export PW_HOST_IP=$host_ip"; fi
   echo "export KUBECONFIG=$kubeconfig"
 }
 

@@ -40,7 +40,7 @@ fn start_control_plane() -> Result<ControlPlane, String> {
     Ok(ControlPlane {
         kubeconfig: up.kubeconfig,
         dir: Some(dir),
-        host_ip: up.host_ip,
+        host_ip: Some(up.host_ip).filter(|ip| !ip.is_empty()),
     })
 }
 
@@ -64,45 +64,38 @@ pub fn node() -> (String, PathBuf) {
     }
 }
 
-/// What `hack/cluster.sh up` printed.
+/// What `hack/cluster.sh up` wrote to its state file, `DIR/state.json`.
+#[derive(serde::Deserialize)]
 struct Up {
     kubeconfig: PathBuf,
-    host_ip: Option<String>,
+    #[serde(rename = "hostIp")]
+    host_ip: String,
 }
 
 /// `hack/cluster.sh up` in `dir` (with a node when `node`), torn down by its reaper when this
-/// process ends; returns the kubeconfig path from its last line and the node's address.
+/// process ends; returns what its state file says: the kubeconfig and the node's address.
 fn cluster_up(dir: &Path, node: bool) -> Result<Up, String> {
-    let output = Command::new("bash")
+    let status = Command::new("bash")
         .arg(repo_root().join("hack/cluster.sh"))
         .arg("up")
         .env("PW_CLUSTER_DIR", dir)
         .env("PW_NODE", if node { "1" } else { "0" })
         .env("PW_OWNER_PID", std::process::id().to_string())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
-        .output()
+        .status()
         .map_err(|e| format!("cannot run hack/cluster.sh: {e}"))?;
-    if !output.status.success() {
+    if !status.success() {
         return Err(format!(
-            "hack/cluster.sh up failed ({}); it needs Go to build the control plane the first time, \
-             or run `make test`, which builds everything",
-            output.status
+            "hack/cluster.sh up failed ({status}); it needs Go to build the control plane the first time, \
+             or run `make test`, which builds everything"
         ));
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    let kubeconfig = last
-        .strip_prefix("export KUBECONFIG=")
-        .map(PathBuf::from)
-        .ok_or_else(|| format!("unexpected last line from hack/cluster.sh up: {last:?}"))?;
-    let host_ip = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("export PW_HOST_IP="))
-        .map(str::to_string);
-    Ok(Up {
-        kubeconfig,
-        host_ip,
-    })
+    let state = dir.join("state.json");
+    let text = std::fs::read_to_string(&state)
+        .map_err(|e| format!("hack/cluster.sh up wrote no {}: {e}", state.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not the state expected: {e}", state.display()))
 }
 
 /// A copy of the admin kubeconfig that impersonates `user` (e.g. a ServiceAccount).
