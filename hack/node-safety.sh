@@ -47,7 +47,12 @@ plant() {
   local dir=$1
   mkdir -p "$dir"
   : > "$dir/created"
-  command -v iptables >/dev/null || die "iptables is not installed (apt-get install iptables)"
+  if ! command -v iptables >/dev/null; then
+    command -v apt-get >/dev/null || die "iptables is not installed and there is no apt-get to install it"
+    log "installing iptables from Debian"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables >&2
+  fi
   if iptables -t filter -N KUBE-FOREIGN-PROBE 2>/dev/null; then
     echo "iptables filter KUBE-FOREIGN-PROBE" >> "$dir/created"
     iptables -t filter -A KUBE-FOREIGN-PROBE -m comment --comment "$COMMENT" -j RETURN

@@ -22,7 +22,12 @@ cleanup() {
 }
 trap cleanup EXIT
 # Another tool's networking on this machine, as the node must leave it (hack/node-safety.sh).
-hack/node-safety.sh plant "$probes"
+# Without what a node needs the node tests fail and say why; there is nothing to check then.
+node_safety=0
+if hack/node.sh check 2>/dev/null; then
+  node_safety=1
+  hack/node-safety.sh plant "$probes"
+fi
 # With a real node (hack/node.sh) for the tests that install the chart; PW_HOST_IP is its address.
 eval "$(PW_NODE=1 PW_OWNER_PID=$$ hack/cluster.sh up)"
 export KUBECONFIG PW_HOST_IP="${PW_HOST_IP:-}"
@@ -32,5 +37,5 @@ log "running the tests (unit, integration, end-to-end) of every crate"
 cargo test --locked --workspace -- ${TEST_ARGS:-}
 log "stopping the control plane and its node; checking the node left the host as it found it"
 hack/cluster.sh down
-hack/node-safety.sh check "$probes"
+if [ "$node_safety" = 1 ]; then hack/node-safety.sh check "$probes"; fi
 log "all tests passed in $(( $(date +%s) - start ))s"
