@@ -71,6 +71,7 @@ net_up() {
   if ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
     [ -f "$dir/node/owner" ] || die "$NODE_BRIDGE exists: another node runs ($(cat /run/personalize-watch-node 2>/dev/null)); stop it with make cluster-down"
   fi
+  refuse_foreign_kube_chains
   mkdir -p "$dir/node"
   echo "$dir" > "$dir/node/owner"
   echo "$dir" > /run/personalize-watch-node
@@ -90,6 +91,19 @@ chains() {
     command -v "$save" >/dev/null || continue
     "$save" 2>/dev/null | awk -v f="$family" '/^\*/ { t = substr($0, 2) } /^:/ { print f, t, substr($1, 2) }'
   done
+}
+
+# kube-proxy and kubelet rewrite these chains by name: where another kube-proxy or kubelet runs on
+# this host's network (k3s, kubeadm), or a node of ours was killed before its teardown, starting
+# would change chains this node did not create. Refuse, and say which.
+KUBE_CHAINS='KUBE-(SERVICES|NODEPORTS|POSTROUTING|MARK-MASQ|FORWARD|FIREWALL|EXTERNAL-SERVICES|PROXY-FIREWALL|PROXY-CANARY|KUBELET-CANARY|IPTABLES-HINT)'
+refuse_foreign_kube_chains() {
+  local found
+  found=$(chains | grep -E " ${KUBE_CHAINS}\$" || true)
+  [ -z "$found" ] || die "chains of another kube-proxy or kubelet exist on this host (IPv4 4, IPv6 6):
+$found
+the test node would change them; stop what made them (or, for a node of ours killed before its
+teardown, delete those chains) and try again"
 }
 
 # What the node's teardown compares against: chains, network namespaces, sysctls.
