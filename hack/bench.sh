@@ -6,10 +6,12 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"
-eval "$(hack/tools.sh)"
+tools=$(hack/tools.sh)
+eval "$tools"
 export PW_CLUSTER_DIR="$PW_CACHE/bench-cluster-$$"
 cleanup() { PW_CLUSTER_DIR="$PW_CLUSTER_DIR" "$REPO_ROOT/hack/cluster.sh" down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-eval "$(PW_OWNER_PID=$$ hack/cluster.sh up | tail -n 1)"
+exports=$(PW_OWNER_PID=$$ hack/cluster.sh up | tail -n 1)
+eval "$exports"
 export KUBECONFIG
 cargo bench --locked --bench operator

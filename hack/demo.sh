@@ -32,9 +32,11 @@ cargo build --locked --quiet --workspace --bins
 bin="$CARGO_TARGET_DIR/debug"
 
 step "starting a local Kubernetes control plane (etcd + kube-apiserver $KUBE_VERSION)"
-eval "$(hack/control-plane/build.sh --env | sed 's/^/export /')"
+assets=$(hack/control-plane/build.sh --env | sed 's/^/export /')
+eval "$assets"
 kubectl() { "$TEST_ASSET_KUBECTL" "$@"; }
-eval "$(PW_CLUSTER_DIR="$demo_dir/cluster" PW_OWNER_PID=$$ hack/cluster.sh up | tail -n 1)"
+exports=$(PW_CLUSTER_DIR="$demo_dir/cluster" PW_OWNER_PID=$$ hack/cluster.sh up | tail -n 1)
+eval "$exports"
 export KUBECONFIG
 
 step "starting the Personalize emulator with examples/emulator-state.yaml"

@@ -10,7 +10,8 @@ start=$(date +%s)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"
 command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs); Rust >= 1.94 is needed"
 
-eval "$(hack/tools.sh)"
+tools=$(hack/tools.sh)
+eval "$tools"
 
 hack/lint.sh
 
@@ -29,7 +30,9 @@ if hack/node.sh check 2>/dev/null; then
   hack/node-safety.sh plant "$probes"
 fi
 # With a real node (hack/node.sh) for the tests that install the chart; PW_HOST_IP is its address.
-eval "$(PW_NODE=1 PW_OWNER_PID=$$ hack/cluster.sh up)"
+# Assigned first: a failed `up` stops the run here (eval of its output would hide the failure).
+exports=$(PW_NODE=1 PW_OWNER_PID=$$ hack/cluster.sh up)
+eval "$exports"
 export KUBECONFIG PW_HOST_IP="${PW_HOST_IP:-}"
 
 log "running the tests (unit, integration, end-to-end) of every crate"
