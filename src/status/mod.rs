@@ -66,8 +66,8 @@ pub struct Decision {
     pub deferred: usize,
     /// Jobs the ledger knew that the listing left out.
     pub omitted: usize,
-    /// The poll listed (so lastSyncTime is the time of this listing).
-    pub listed: bool,
+    /// The decision comes from a complete listing (so lastSyncTime is its time).
+    pub from_listing: bool,
 }
 
 /// Times in status have whole seconds (metav1.Time); compare at that precision too.
@@ -85,7 +85,7 @@ pub fn next_status(prev: Option<&SolutionVersionWatchStatus>, obs: &Observation<
             status: while_suspended(prev, obs),
             deferred: 0,
             omitted: 0,
-            listed: false,
+            from_listing: false,
         },
     }
 }
@@ -141,7 +141,7 @@ fn after_listing(
         status,
         deferred: update.deferred,
         omitted: update.omitted,
-        listed: true,
+        from_listing: true,
     }
 }
 
@@ -218,7 +218,7 @@ fn after_failure(
         status,
         deferred: 0,
         omitted: 0,
-        listed: false,
+        from_listing: false,
     }
 }
 

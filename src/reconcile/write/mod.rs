@@ -131,7 +131,7 @@ async fn attempt(
     let now = jiff::Timestamp::now();
     events::after_publishing(&mut decision.status, &delivery, generation, now);
     let listed_at = decision.status.last_sync_time.clone();
-    if decision.listed {
+    if decision.from_listing {
         let heartbeat = ctx.settings.status_heartbeat;
         status::hold_quiet_listing(
             current.status.as_ref(),
