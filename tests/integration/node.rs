@@ -122,20 +122,8 @@ impl Release {
     }
 
     async fn watch(&self, name: &str, sv: &str) {
-        let yaml = crate::support::dedent(&format!(
-            r#"
-            apiVersion: personalize-watch.dev/v1alpha1
-            kind: SolutionVersionWatch
-            metadata:
-              name: {name}
-              namespace: {}
-            spec:
-              solutionVersionArn: {sv}
-              activePollInterval: 5s
-              pollInterval: 5s
-            "#,
-            self.ns
-        ));
+        let spec = format!("solutionVersionArn: {sv}\nactivePollInterval: 5s\npollInterval: 5s");
+        let yaml = support::watch_yaml(&self.ns, name, &spec);
         let out = support::kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
         assert!(out.success, "{}", out.text());
     }

@@ -163,18 +163,7 @@ async fn failure_and_completion_give_exactly_one_event_across_restarts() {
 #[tokio::test]
 async fn malformed_arn_and_arn_change_are_refused_naming_the_field() {
     let f = Fixture::start("refused").await;
-    let bad = crate::support::dedent(&format!(
-        r#"
-        apiVersion: personalize-watch.dev/v1alpha1
-        kind: SolutionVersionWatch
-        metadata:
-          name: bad
-          namespace: {}
-        spec:
-          solutionVersionArn: not-an-arn
-        "#,
-        f.ns
-    ));
+    let bad = support::watch_yaml(&f.ns, "bad", "solutionVersionArn: not-an-arn");
     let CommandOutput {
         success: ok,
         stderr: err,

@@ -328,19 +328,8 @@ async fn api_server_restart_loses_and_repeats_no_event() {
         emu,
         op,
     };
-    let yaml = crate::support::dedent(&format!(
-        r#"
-        apiVersion: personalize-watch.dev/v1alpha1
-        kind: SolutionVersionWatch
-        metadata:
-          name: r
-          namespace: {}
-        spec:
-          solutionVersionArn: {sv}
-          activePollInterval: 5s
-        "#,
-        f.ns
-    ));
+    let spec = format!("solutionVersionArn: {sv}\nactivePollInterval: 5s");
+    let yaml = support::watch_yaml(&f.ns, "r", &spec);
     let watches = f.watches();
     let watch: SolutionVersionWatch = serde_yaml::from_str(&yaml).unwrap();
     watches
@@ -554,18 +543,8 @@ async fn bad_specs_are_refused_naming_the_field() {
         ("unknownField: 1".into(), "unknownField"),
     ];
     for (i, (extra, field)) in cases.iter().enumerate() {
-        let yaml = crate::support::dedent(&format!(
-            r#"
-            apiVersion: personalize-watch.dev/v1alpha1
-            kind: SolutionVersionWatch
-            metadata:
-              name: bad{i}
-              namespace: {ns}
-            spec:
-              solutionVersionArn: {arn}
-              {extra}
-            "#
-        ));
+        let spec = format!("solutionVersionArn: {arn}\n{extra}");
+        let yaml = support::watch_yaml(&ns, &format!("bad{i}"), &spec);
         let CommandOutput {
             success: ok,
             stderr: err,
@@ -594,17 +573,7 @@ async fn bad_specs_are_refused_naming_the_field() {
             .iter()
             .map(|a| (format!("\"{a}\""), "spec.solutionVersionArn")),
     ) {
-        let yaml = crate::support::dedent(&format!(
-            r#"
-            apiVersion: personalize-watch.dev/v1alpha1
-            kind: SolutionVersionWatch
-            metadata:
-              name: badarn
-              namespace: {ns}
-            spec:
-              solutionVersionArn: {arn}
-            "#
-        ));
+        let yaml = support::watch_yaml(&ns, "badarn", &format!("solutionVersionArn: {arn}"));
         let CommandOutput {
             success: ok,
             stderr: err,
@@ -614,18 +583,8 @@ async fn bad_specs_are_refused_naming_the_field() {
     }
     // A region that names another host, or another region than the ARN's.
     for region in ["evil", "evil.test/", "us-east-1.evil.test", "eu-west-1"] {
-        let yaml = crate::support::dedent(&format!(
-            r#"
-            apiVersion: personalize-watch.dev/v1alpha1
-            kind: SolutionVersionWatch
-            metadata:
-              name: badregion
-              namespace: {ns}
-            spec:
-              solutionVersionArn: {arn}
-              region: "{region}"
-            "#
-        ));
+        let spec = format!("solutionVersionArn: {arn}\nregion: \"{region}\"");
+        let yaml = support::watch_yaml(&ns, "badregion", &spec);
         let CommandOutput {
             success: ok,
             stderr: err,

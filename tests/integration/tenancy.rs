@@ -13,7 +13,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use personalize_emulator::LoggedRequest;
 use personalize_watch::access::policy::ALLOWED_ACCOUNTS;
-use personalize_watch::crd::SolutionVersionWatch;
+use personalize_watch::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
 
 use crate::support::processes::{Operator, OperatorOptions};
 use crate::support::{
@@ -75,20 +75,15 @@ impl World {
     }
 
     async fn apply_watch(&self, ns: &str, name: &str, sv: &str) {
-        let yaml = crate::support::dedent(&format!(
-            r#"
-            apiVersion: personalize-watch.dev/v1alpha1
-            kind: SolutionVersionWatch
-            metadata:
-              name: {name}
-              namespace: {ns}
-            spec:
-              solutionVersionArn: {sv}
-              pollInterval: 5s
-              activePollInterval: 5s
-            "#
-        ));
-        let watch: SolutionVersionWatch = serde_yaml::from_str(&yaml).unwrap();
+        let mut watch = SolutionVersionWatch::new(
+            name,
+            SolutionVersionWatchSpec {
+                poll_interval: Some("5s".into()),
+                active_poll_interval: Some("5s".into()),
+                ..SolutionVersionWatchSpec::watching(sv)
+            },
+        );
+        watch.metadata.namespace = Some(ns.to_string());
         Api::<SolutionVersionWatch>::namespaced(self.client.clone(), ns)
             .patch(
                 name,
@@ -410,20 +405,9 @@ async fn a_crowded_namespace_slows_only_itself() {
     let mut yaml = String::new();
     for i in 0..400 {
         let sv = support::solution_version_arn(&format!("crowd-{i}"));
-        yaml.push_str(&crate::support::dedent(&format!(
-            r#"
-            ---
-            apiVersion: personalize-watch.dev/v1alpha1
-            kind: SolutionVersionWatch
-            metadata:
-              name: crowd-{i}
-              namespace: {crowd}
-            spec:
-              solutionVersionArn: {sv}
-              pollInterval: 5s
-              activePollInterval: 5s
-            "#
-        )));
+        let spec = format!("solutionVersionArn: {sv}\npollInterval: 5s\nactivePollInterval: 5s");
+        yaml.push_str("---\n");
+        yaml.push_str(&support::watch_yaml(crowd, &format!("crowd-{i}"), &spec));
     }
     let applied = support::kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
     assert!(applied.success, "{}", applied.stderr);

@@ -36,6 +36,17 @@ pub const FAKE_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEK
 /// The account of every ARN the tests make up.
 pub const ACCOUNT: &str = "123456789012";
 
+/// A SolutionVersionWatch manifest for `kubectl apply`: `spec` holds the spec's lines
+/// (`solutionVersionArn: ...`, one field a line), written as a user would, hostile values included
+/// (tests that need a valid watch build the typed object instead).
+pub fn watch_yaml(namespace: &str, name: &str, spec: &str) -> String {
+    let spec: String = spec.lines().map(|l| format!("  {l}\n")).collect();
+    format!(
+        "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\n\
+         metadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n{spec}"
+    )
+}
+
 /// `text` without its first line break and the indentation its lines share, so that fixtures
 /// can be written as raw strings indented with the code around them.
 pub fn dedent(text: &str) -> String {
@@ -270,4 +281,31 @@ pub fn cache_dir() -> PathBuf {
             PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
         });
     base.join("personalize-watch")
+}
+
+#[cfg(test)]
+mod fixture_text_tests {
+    use super::*;
+
+    #[test]
+    fn dedent_strips_the_shared_indentation_and_keeps_the_rest() {
+        let text = dedent(
+            r#"
+            a:
+              b: 1
+            c: "x"
+            "#,
+        );
+        assert_eq!(text, "a:\n  b: 1\nc: \"x\"\n");
+        assert_eq!(dedent("one line"), "one line");
+    }
+
+    #[test]
+    fn watch_yaml_is_a_watch_manifest() {
+        let yaml = watch_yaml("ns", "w", "solutionVersionArn: x\npollInterval: 5s");
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(value["kind"], "SolutionVersionWatch");
+        assert_eq!(value["metadata"]["namespace"], "ns");
+        assert_eq!(value["spec"]["pollInterval"], "5s");
+    }
 }
