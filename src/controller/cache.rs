@@ -2,14 +2,14 @@
 //! slim copy ([`slim`]): no job list (its digest stays), no notes of announcements waiting in
 //! the outbox, no managed fields, so memory does not grow with job lists or failure reasons.
 //! Reconcile receives that copy as a [`CachedWatch`]; what it lacks is in the type, not in
-//! comments: [`CachedWatch::job_list`] is [`JobList::Elided`], and a write that needs the notes
-//! reads the whole watch first ([`CachedWatch::outbox_complete`]).
+//! comments: the write compares job lists by digest, and one that needs the notes reads the
+//! whole watch first ([`CachedWatch::outbox_complete`]).
 
 use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use crate::crd::{JobSummary, SolutionVersionWatch, SolutionVersionWatchStatus};
+use crate::crd::{SolutionVersionWatch, SolutionVersionWatchStatus};
 
 /// Cuts a watch down to what the cache keeps.
 pub fn slim(watch: &mut SolutionVersionWatch) {
@@ -20,15 +20,6 @@ pub fn slim(watch: &mut SolutionVersionWatch) {
             ledger.outbox.blank_notes();
         }
     }
-}
-
-/// What a copy of a watch holds of its job list.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum JobList<'a> {
-    /// The cache's copy: the list left out, its digest kept (status writes compare digests).
-    Elided { digest: Option<&'a str> },
-    /// A copy read from the API server.
-    Whole(&'a [JobSummary]),
 }
 
 /// The cache's slim copy of a watch, as reconcile receives it.
@@ -50,12 +41,6 @@ impl CachedWatch {
         self.0.status.as_ref()
     }
 
-    pub fn job_list(&self) -> JobList<'_> {
-        JobList::Elided {
-            digest: self.status().and_then(|s| s.jobs_digest.as_deref()),
-        }
-    }
-
     /// Whether every waiting announcement kept its note: publishing from this copy is then
     /// the same as from the stored object.
     pub fn outbox_complete(&self) -> bool {
@@ -70,16 +55,11 @@ impl CachedWatch {
     }
 }
 
-/// A whole watch read from the API server.
-pub fn job_list(watch: &SolutionVersionWatch) -> JobList<'_> {
-    JobList::Whole(watch.status.as_ref().map_or(&[][..], |s| &s.jobs[..]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crd::{
-        AnnouncementKind, EventLedger, PendingEvent, SolutionVersionWatchSpec,
+        AnnouncementKind, EventLedger, JobSummary, PendingEvent, SolutionVersionWatchSpec,
         SolutionVersionWatchStatus,
     };
 
@@ -117,16 +97,11 @@ mod tests {
             ledger: Some(ledger),
             ..Default::default()
         });
-        assert_eq!(
-            job_list(&w),
-            JobList::Whole(&w.status.as_ref().unwrap().jobs)
-        );
         assert!(CachedWatch::from_cache(Arc::new(w.clone())).outbox_complete());
         slim(&mut w);
         let cached = CachedWatch::from_cache(Arc::new(w));
-        assert_eq!(cached.job_list(), JobList::Elided { digest: Some("d") });
         let status = cached.status().unwrap();
-        assert!(status.jobs.is_empty());
+        assert!(status.jobs.is_empty() && status.jobs_digest.as_deref() == Some("d"));
         let meta = &cached.watch().metadata;
         assert!(meta.managed_fields.as_ref().is_none_or(Vec::is_empty));
         assert!(!cached.outbox_complete(), "a write reads the whole watch");

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crd::{AnnouncementKind, PendingEvent};
+use crate::crd::PendingEvent;
 
 /// Announcements waiting at most: past it a job's announcement waits in the ledger's `open`
 /// list for room (see [`super::ledger`]); an episode's (overdue, poll failure) is not made.
@@ -40,12 +40,6 @@ impl Outbox {
 
     pub fn has_room(&self) -> bool {
         self.0.len() < MAX_OUTBOX
-    }
-
-    pub fn contains(&self, kind: AnnouncementKind, subject: &str) -> bool {
-        self.0
-            .iter()
-            .any(|e| e.kind == kind && e.subject == subject)
     }
 
     pub fn len(&self) -> usize {
@@ -91,6 +85,7 @@ impl<'a> IntoIterator for &'a Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::AnnouncementKind;
 
     fn pending(kind: AnnouncementKind, subject: &str) -> PendingEvent {
         PendingEvent {
