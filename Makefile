@@ -1,8 +1,13 @@
 # personalize-watch: the development loop. `make help` lists the targets.
 SHELL := bash
-PW_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/personalize-watch
-export PW_CACHE
-export CARGO_TARGET_DIR ?= $(PW_CACHE)/target
+# hack/lib.sh is the one place that decides the cache folder and the target folder in it.
+ifndef CARGO_TARGET_DIR
+CARGO_TARGET_DIR := $(shell bash -c 'source hack/lib.sh && echo "$$CARGO_TARGET_DIR"')
+endif
+ifndef PW_CACHE
+PW_CACHE := $(shell bash -c 'source hack/lib.sh && echo "$$PW_CACHE"')
+endif
+export PW_CACHE CARGO_TARGET_DIR
 
 .PHONY: help build test soak lint fmt crds tools control-plane cluster-up cluster-down image demo bench bench-emulator
 

@@ -5,7 +5,6 @@ set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"
 tools=$(hack/tools.sh)
 eval "$tools"
 export PW_CLUSTER_DIR="$PW_CACHE/bench-cluster-$$"

@@ -9,7 +9,6 @@ set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"
 step() { printf '\n==> %s\n' "$*"; }
 
 demo_dir="$PW_CACHE/demo-$$"

@@ -7,6 +7,8 @@ KUBE_VERSION="$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$REPO_ROOT/h
 PW_CACHE="${PW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/personalize-watch}"
 # shellcheck disable=SC2034 # used by the scripts that source this
 PW_BIN="$PW_CACHE/bin"
+# Every script and make target builds into one target folder, so a warm cache serves them all.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

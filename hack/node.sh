@@ -74,6 +74,8 @@ net_up() {
   refuse_foreign_kube_chains
   mkdir -p "$dir/node"
   echo "$dir" > "$dir/node/owner"
+  # Where the API server listens and pods reach the host: the harness reads it from here.
+  echo "$NODE_IP" > "$dir/node/host-ip"
   echo "$dir" > /run/personalize-watch-node
   record_host "$dir/node"
   ip link add "$NODE_BRIDGE" type bridge 2>/dev/null || true

@@ -7,7 +7,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 start=$(date +%s)
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"
 command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs); Rust >= 1.94 is needed"
 
 tools=$(hack/tools.sh)

@@ -465,14 +465,15 @@ fn make_image_agrees_with_the_dockerfile() {
     // Assemble without a node: the archive alone.
     let out_dir = std::env::temp_dir().join(format!("pw-image-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
+    let archive = out_dir.join("image.oci.tar");
     let mut command = Command::new("bash");
     command
         .arg(support::repo_root().join("hack/image.sh"))
-        .env("PW_CLUSTER_DIR", &out_dir);
+        .env("PW_CLUSTER_DIR", &out_dir)
+        .env("PW_IMAGE_ARCHIVE", &archive);
     let reference = run(command, None).expect_success();
     let reference = reference.lines().last().unwrap().trim();
     assert!(reference.ends_with(&format!(":{version}")), "{reference}");
-    let archive = support::cache_dir().join(format!("image/personalize-watch-{version}.oci.tar"));
     let unpacked = out_dir.join("unpacked");
     std::fs::create_dir_all(&unpacked).unwrap();
     let tar = Command::new("tar")

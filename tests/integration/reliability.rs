@@ -2,7 +2,6 @@
 //! For each: no panic or crash, the last good status kept and marked stale, a condition and an
 //! Event that say what is wrong, and recovery without a restart once the fault clears.
 
-use std::process::Command;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -302,7 +301,7 @@ async fn endpoint_down_at_startup_then_up() {
 
 #[tokio::test]
 async fn api_server_restart_loses_and_repeats_no_event() {
-    let cp = PrivateControlPlane::start("restart");
+    let cp = std::sync::Arc::new(PrivateControlPlane::start("restart"));
     let client = support::client_for(&cp.kubeconfig).await;
     support::install_crds(&client).await;
     let ns = support::namespace(&client, "restart").await;
@@ -343,14 +342,8 @@ async fn api_server_restart_loses_and_repeats_no_event() {
 
     // The API server goes away for 8s; a job fails meanwhile.
     let restart = {
-        let dir = cp.dir.clone();
-        std::thread::spawn(move || {
-            Command::new("bash")
-                .arg(support::repo_root().join("hack/cluster.sh"))
-                .args(["restart-apiserver", "--down-for", "8"])
-                .env("PW_CLUSTER_DIR", dir)
-                .status()
-        })
+        let cp = cp.clone();
+        std::thread::spawn(move || cp.restart_apiserver(Duration::from_secs(8)))
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     f.emu
@@ -360,7 +353,9 @@ async fn api_server_restart_loses_and_repeats_no_event() {
             Some("while the API server was down"),
         )
         .await;
-    assert!(restart.join().unwrap().unwrap().success());
+    if let Err(e) = restart.join().unwrap() {
+        panic!("restarting the API server failed: {e}");
+    }
     let client = support::client_for(&cp.kubeconfig).await;
     let f = Fixture { client, ..f };
     wait_for(

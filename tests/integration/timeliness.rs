@@ -191,9 +191,9 @@ async fn the_duration_histogram_counts_each_finished_job_once_across_a_restart()
 /// `kubectl personalize-watch jobs` through kubectl's plugin lookup, with the operator's binary
 /// on PATH as kubectl-personalize_watch.
 fn plugin(args: &[&str], columns: Option<&str>) -> String {
-    let dir = tempdir("plugin");
+    // A folder per call (tests call this at once), removed after it.
+    let dir = tempdir(&format!("plugin-{:08x}", rand::random::<u32>()));
     let link = dir.join("kubectl-personalize_watch");
-    let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(binary("personalize-watch", "personalize-watch"), &link)
         .expect("link the plugin");
     let path = format!(
@@ -211,7 +211,9 @@ fn plugin(args: &[&str], columns: Option<&str>) -> String {
     if let Some(c) = columns {
         command.env("COLUMNS", c);
     }
-    run(command, None).expect_success()
+    let output = run(command, None);
+    let _ = std::fs::remove_dir_all(&dir);
+    output.expect_success()
 }
 
 fn tempdir(name: &str) -> std::path::PathBuf {

@@ -3,14 +3,15 @@
 //! process ends, however it ends.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use super::repo_root;
+use crate::envtest::{EnvtestError, LocalControlPlane, Options, Owner};
+use crate::processes::binary;
 
 pub struct ControlPlane {
     pub kubeconfig: PathBuf,
-    /// The hack/cluster.sh state folder, when known (tests that restart the API server need it).
+    /// The control plane's state folder, when known (tests that restart the API server need it).
     pub dir: Option<PathBuf>,
     /// The real node's address on its bridge (PW_HOST_IP), where pods reach the host; None
     /// without a node.
@@ -36,11 +37,11 @@ fn start_control_plane() -> Result<ControlPlane, String> {
         });
     }
     let dir = std::env::temp_dir().join(format!("personalize-watch-test-{}", std::process::id()));
-    let up = cluster_up(&dir, true)?;
+    let plane = start_owned(&dir, true, &[]).map_err(|e| e.to_string())?;
     Ok(ControlPlane {
-        kubeconfig: up.kubeconfig,
+        kubeconfig: plane.state.kubeconfig,
         dir: Some(dir),
-        host_ip: Some(up.host_ip).filter(|ip| !ip.is_empty()),
+        host_ip: Some(plane.state.host_ip).filter(|ip| !ip.is_empty()),
     })
 }
 
@@ -64,43 +65,32 @@ pub fn node() -> (String, PathBuf) {
     }
 }
 
-/// What `hack/cluster.sh up` wrote to its state file, `DIR/state.json`.
-#[derive(serde::Deserialize)]
-struct Up {
-    kubeconfig: PathBuf,
-    #[serde(rename = "hostIp")]
-    host_ip: String,
-}
-
-/// `hack/cluster.sh up` in `dir` (with a node when `node`), torn down by its reaper when this
-/// process ends; returns what its state file says: the kubeconfig and the node's address.
-fn cluster_up(dir: &Path, node: bool) -> Result<Up, String> {
-    let status = Command::new("bash")
-        .arg(repo_root().join("hack/cluster.sh"))
-        .arg("up")
-        .env("PW_CLUSTER_DIR", dir)
-        .env("PW_NODE", if node { "1" } else { "0" })
-        .env("PW_OWNER_PID", std::process::id().to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .status()
-        .map_err(|e| format!("cannot run hack/cluster.sh: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "hack/cluster.sh up failed ({status}); it needs Go to build the control plane the first time, \
-             or run `make test`, which builds everything"
-        ));
-    }
-    let state = dir.join("state.json");
-    let text = std::fs::read_to_string(&state)
-        .map_err(|e| format!("hack/cluster.sh up wrote no {}: {e}", state.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not the state expected: {e}", state.display()))
+/// A control plane in `dir` (with a node when `node`), torn down by its reaper when this
+/// process ends, however it ends.
+fn start_owned(
+    dir: &Path,
+    node: bool,
+    apiserver_flags: &[&str],
+) -> Result<LocalControlPlane, EnvtestError> {
+    LocalControlPlane::start(&Options {
+        dir: dir.to_path_buf(),
+        node,
+        apiserver_flags: apiserver_flags.iter().map(|f| f.to_string()).collect(),
+        owner: Some(Owner {
+            pid: std::process::id(),
+            down: binary("personalize-watch-testkit", "pw-cluster"),
+        }),
+    })
 }
 
 /// A copy of the admin kubeconfig that impersonates `user` (e.g. a ServiceAccount).
 pub fn impersonating_kubeconfig(user: &str, name: &str) -> PathBuf {
-    let admin = std::fs::read_to_string(&control_plane().kubeconfig).expect("admin kubeconfig");
+    impersonating_kubeconfig_of(&control_plane().kubeconfig, user, name)
+}
+
+/// A copy of the admin kubeconfig `admin` that impersonates `user`.
+pub fn impersonating_kubeconfig_of(admin: &Path, user: &str, name: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(admin).expect("admin kubeconfig");
     let impersonating = admin.replacen(
         "    client-key-data:",
         &format!("    as: {user}\n    client-key-data:"),
@@ -115,8 +105,8 @@ pub fn impersonating_kubeconfig(user: &str, name: &str) -> PathBuf {
     path
 }
 
-/// A control plane of its own, for tests that stop or pause the API server. Torn down when dropped
-/// (and by the reaper if this process dies).
+/// A control plane of its own, for tests that stop, pause or restart the API server. Torn down
+/// when dropped (and by the reaper if this process dies).
 pub struct PrivateControlPlane {
     pub kubeconfig: PathBuf,
     pub dir: PathBuf,
@@ -124,45 +114,51 @@ pub struct PrivateControlPlane {
 
 impl PrivateControlPlane {
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, &[])
+    }
+
+    /// With more kube-apiserver flags, for example a short `--event-ttl`.
+    pub fn start_with(name: &str, apiserver_flags: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("pw-{name}-{}", std::process::id()));
         // Never a node: there is one per machine, the test run's.
-        let up = cluster_up(&dir, false).unwrap_or_else(|e| panic!("{e}"));
+        let plane = start_owned(&dir, false, apiserver_flags)
+            .unwrap_or_else(|e| panic!("no control plane: {e}"));
         PrivateControlPlane {
-            kubeconfig: up.kubeconfig,
+            kubeconfig: plane.state.kubeconfig,
             dir,
         }
     }
 
+    fn plane(&self) -> LocalControlPlane {
+        LocalControlPlane::open(&self.dir).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     pub fn apiserver_pid(&self) -> u32 {
-        std::fs::read_to_string(self.dir.join("apiserver.pid"))
-            .expect("apiserver.pid")
-            .trim()
-            .parse()
-            .expect("a pid")
+        self.plane().state.apiserver_pid
     }
 
     pub fn signal_apiserver(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.apiserver_pid().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
+        assert!(
+            self.plane().signal_apiserver(signal),
+            "kube-apiserver of {} took no SIG{signal}",
+            self.dir.display()
+        );
+    }
+
+    /// Kills kube-apiserver, waits `down_for` and starts it again; returns once it is ready.
+    pub fn restart_apiserver(&self, down_for: Duration) -> Result<(), EnvtestError> {
+        self.plane().restart_apiserver(down_for)
     }
 }
 
 impl Drop for PrivateControlPlane {
     fn drop(&mut self) {
-        let stopped = Command::new("bash")
-            .arg(repo_root().join("hack/cluster.sh"))
-            .arg("down")
-            .env("PW_CLUSTER_DIR", &self.dir)
-            .stderr(std::process::Stdio::null())
-            .status();
-        if !stopped.is_ok_and(|s| s.success()) {
-            eprintln!(
-                "could not stop the control plane in {}; its reaper will",
+        match LocalControlPlane::open(&self.dir) {
+            Ok(plane) => plane.stop(),
+            Err(e) => eprintln!(
+                "could not stop the control plane in {}: {e}; its reaper will",
                 self.dir.display()
-            );
+            ),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod command;
+pub mod envtest;
 pub mod fixture;
 pub mod http;
 pub mod markdown;
@@ -24,7 +25,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 pub use cluster::{
-    ControlPlane, PrivateControlPlane, control_plane, impersonating_kubeconfig, node,
+    ControlPlane, PrivateControlPlane, control_plane, impersonating_kubeconfig,
+    impersonating_kubeconfig_of, node,
 };
 pub use command::{CommandOutput, kubectl, kubectl_with_input};
 pub use fixture::{Fixture, condition, total};
@@ -230,8 +232,27 @@ where
     }
 }
 
-/// A binary the tests need, found where hack/ scripts put it; fails with how to get it.
+/// A binary the tests need, at the path hack/tools.sh exported (`make test` runs it); panics
+/// saying how to get it otherwise.
 pub fn tool(name: &str) -> PathBuf {
+    find_tool(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A tool the harness was not told about: which variable names it, and how to get it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{name} not found: ${var} is not set. `make test` sets it; to run tests or hack/cluster.sh on \
+     their own, first run `eval \"$(hack/tools.sh)\"` (it builds or installs what is missing)"
+)]
+pub struct MissingTool {
+    pub name: String,
+    pub var: &'static str,
+}
+
+/// Where a tool is: the one place that decides is hack/ (hack/lib.sh for the cache folder,
+/// hack/control-plane/build.sh and hack/tools.sh for the tools), which exports a variable per
+/// tool; envtest's KUBEBUILDER_ASSETS is honoured for the control plane's three.
+pub fn find_tool(name: &str) -> Result<PathBuf, MissingTool> {
     let var = match name {
         "kubectl" => "TEST_ASSET_KUBECTL",
         "kube-apiserver" => "TEST_ASSET_KUBE_APISERVER",
@@ -243,44 +264,20 @@ pub fn tool(name: &str) -> PathBuf {
         "kstatus" => "PW_KSTATUS",
         "promrules" => "PW_PROMRULES",
         "argo-events-check" => "PW_ARGO_EVENTS_CHECK",
-        _ => "",
+        _ => "PW_UNKNOWN_TOOL",
     };
     if let Ok(path) = std::env::var(var) {
-        return PathBuf::from(path);
+        return Ok(PathBuf::from(path));
     }
     if let Ok(dir) = std::env::var("KUBEBUILDER_ASSETS")
         && Path::new(&dir).join(name).exists()
     {
-        return Path::new(&dir).join(name);
+        return Ok(Path::new(&dir).join(name));
     }
-    let cache = cache_dir();
-    let candidates = [
-        cache.join("k8s").join(kube_version()).join(name),
-        cache.join("bin").join(name),
-        cache.join("venv/bin").join(name),
-    ];
-    for c in &candidates {
-        if c.exists() {
-            return c.clone();
-        }
-    }
-    panic!(
-        "{name} not found (looked at ${var} and {candidates:?}); run `make tools` (hack/tools.sh) \
-         or `make test`, which installs it"
-    );
-}
-
-/// Where hack/ scripts keep what they build: $PW_CACHE, else ~/.cache/personalize-watch.
-pub fn cache_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("PW_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
-        });
-    base.join("personalize-watch")
+    Err(MissingTool {
+        name: name.to_string(),
+        var,
+    })
 }
 
 #[cfg(test)]
