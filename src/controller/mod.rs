@@ -19,7 +19,7 @@ use tracing::debug;
 use crate::access::sources::Affected;
 use crate::crd::SolutionVersionWatch;
 use crate::metrics::WatchLabels;
-use crate::reconcile::{Context, error_policy, reconcile};
+use crate::reconcile::{Context, Settings, error_policy, reconcile, schedule};
 
 /// Which SolutionVersionWatches this instance handles.
 #[derive(Clone, Debug, Default)]
@@ -55,6 +55,8 @@ impl Scope {
 #[derive(Clone)]
 struct StreamObserver {
     per_stream: Arc<Mutex<Vec<usize>>>,
+    /// Each stream's namespace (None: all namespaces), by index.
+    namespaces: Arc<Vec<Option<String>>>,
     ctx: Arc<Context>,
 }
 
@@ -71,16 +73,18 @@ impl StreamObserver {
                 self.ctx.metrics.forget_watch(&labels(watch), &uid);
                 self.ctx.forget(&uid);
             }
-            // After a relist, deletions missed while the stream was down show as absences.
+            // After a relist, deletions missed while the stream was down show as absences, in
+            // this stream's namespace only: the other streams' watches are not in its cache.
             watcher::Event::InitDone => {
                 let known: HashSet<(WatchLabels, String)> = cache
                     .state()
                     .iter()
                     .map(|w| (labels(w), w.uid().unwrap_or_default()))
                     .collect();
-                self.ctx
-                    .metrics
-                    .retain_watches(|key, uid| known.contains(&(key.clone(), uid.to_string())));
+                let scope = self.namespaces.get(index).cloned().flatten();
+                self.ctx.metrics.retain_watches(|key, uid| {
+                    kept_after_relist(scope.as_deref(), &known, key, uid)
+                });
             }
             _ => {}
         }
@@ -88,6 +92,17 @@ impl StreamObserver {
         counts[index] = cache.len();
         self.ctx.metrics.set_watches(counts.iter().sum());
     }
+}
+
+/// Whether a watch's series stays after a relist of the stream over `scope` (a namespace, or
+/// None for all): it does when the relist found it, or when it is outside the stream's scope.
+fn kept_after_relist(
+    scope: Option<&str>,
+    known: &HashSet<(WatchLabels, String)>,
+    key: &WatchLabels,
+    uid: &str,
+) -> bool {
+    scope.is_some_and(|ns| key.namespace != ns) || known.contains(&(key.clone(), uid.to_string()))
 }
 
 fn labels(watch: &SolutionVersionWatch) -> WatchLabels {
@@ -109,8 +124,14 @@ pub async fn run(
 ) {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let apis = scope.apis(&ctx.client);
+    let namespaces = if scope.namespaces.is_empty() {
+        vec![None]
+    } else {
+        scope.namespaces.iter().cloned().map(Some).collect()
+    };
     let observer = StreamObserver {
         per_stream: Arc::new(Mutex::new(vec![0; apis.len()])),
+        namespaces: Arc::new(namespaces),
         ctx: ctx.clone(),
     };
     let mut readers = Vec::new();
@@ -118,15 +139,25 @@ pub async fn run(
     for (index, api) in apis.into_iter().enumerate() {
         let (reader, writer) = reflector::store();
         readers.push(reader.clone());
-        let stream = watch_stream(api, &scope, writer, reader.clone(), index, observer.clone());
+        let (relisted, relists) = futures::channel::mpsc::unbounded();
+        let stream = watch_stream(
+            api,
+            &scope,
+            writer,
+            reader.clone(),
+            index,
+            observer.clone(),
+            relisted,
+        );
         let affected = affected_watches(ctx.access_changes.subscribe(), reader.clone());
+        let late = late_watches(relists, ctx.settings, reader.clone());
         let controller = Controller::for_stream(stream, reader)
             .with_config(Config::default().concurrency(0))
             // The controller backs its trigger stream off on its own too, by default from 800 ms
             // to 30 s: stacked on the watch stream's, a relist after an API server restart
             // waited 24.8 s. Both follow the watch streams' 5 s cap.
             .trigger_backoff(crate::controller::backoff::WatchBackoff::default())
-            .reconcile_on(affected)
+            .reconcile_on(futures::stream::select(affected, late))
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
@@ -173,6 +204,53 @@ fn affected_watches(
     })
 }
 
+/// What a sweep of the cache looks for.
+#[derive(Clone, Copy, Debug)]
+enum Sweep {
+    /// A relist ended: watches whose status has not caught up with their spec.
+    Relist,
+    /// The safety resync: watches whose poll is late.
+    Resync,
+}
+
+/// The watches to reconcile though no event asked for it, from this controller's cache: after
+/// every relist those whose status is behind their spec ([`schedule::spec_not_observed`]), and
+/// every `settings.resync` those whose poll is late ([`schedule::late`]).
+fn late_watches(
+    relists: futures::channel::mpsc::UnboundedReceiver<()>,
+    settings: Settings,
+    cache: Store<SolutionVersionWatch>,
+) -> impl futures::Stream<Item = ObjectRef<SolutionVersionWatch>> + Send + 'static {
+    let period = settings.resync.max(std::time::Duration::from_secs(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let resyncs = futures::stream::unfold(ticks, |mut ticks| async move {
+        ticks.tick().await;
+        Some((Sweep::Resync, ticks))
+    });
+    let sweeps = futures::stream::select(relists.map(|()| Sweep::Relist), resyncs);
+    sweeps.flat_map(move |sweep| {
+        let now = jiff::Timestamp::now();
+        let due: Vec<ObjectRef<SolutionVersionWatch>> = cache
+            .state()
+            .iter()
+            .filter(|w| match sweep {
+                Sweep::Relist => schedule::spec_not_observed(w),
+                Sweep::Resync => schedule::late(w, &settings, now),
+            })
+            .map(|w| ObjectRef::from_obj(w.as_ref()))
+            .collect();
+        if !due.is_empty() {
+            debug!(
+                ?sweep,
+                watches = due.len(),
+                "reconciling watches no event asked for"
+            );
+        }
+        futures::stream::iter(due)
+    })
+}
+
 fn concerns(affected: &Affected, watch: &SolutionVersionWatch) -> bool {
     match affected {
         Affected::Namespace(ns) => watch.namespace().as_ref() == Some(ns),
@@ -194,7 +272,9 @@ fn watch_stream(
     reader: Store<SolutionVersionWatch>,
     index: usize,
     observer: StreamObserver,
+    relisted: futures::channel::mpsc::UnboundedSender<()>,
 ) -> impl futures::Stream<Item = Result<SolutionVersionWatch, watcher::Error>> + Send + 'static {
+    let mut lists = 0u64;
     watcher(api, scope.watcher_config())
         .backoff(crate::controller::backoff::WatchBackoff::default())
         .modify(cache::slim)
@@ -202,8 +282,55 @@ fn watch_stream(
         .inspect(move |event| {
             if let Ok(event) = event {
                 observer.observe(index, event, &reader);
+                // After the store swap, so the sweep finds every watch of the relist. Not after
+                // the first list: the controller waits for the store then, and runs them all.
+                if matches!(event, watcher::Event::InitDone) {
+                    lists += 1;
+                    if lists > 1 {
+                        let _ = relisted.unbounded_send(());
+                    }
+                }
             }
         })
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(namespace: &str, name: &str) -> WatchLabels {
+        WatchLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_relist_drops_only_its_own_namespaces_missing_watches() {
+        let known: HashSet<(WatchLabels, String)> = [(key("a", "kept"), "u1".to_string())].into();
+        let a = Some("a");
+        assert!(kept_after_relist(a, &known, &key("a", "kept"), "u1"));
+        assert!(!kept_after_relist(
+            a,
+            &known,
+            &key("a", "deleted-meanwhile"),
+            "u2"
+        ));
+        assert!(!kept_after_relist(
+            a,
+            &known,
+            &key("a", "kept"),
+            "u-of-an-older-watch"
+        ));
+        assert!(
+            kept_after_relist(a, &known, &key("b", "another-streams"), "u3"),
+            "not this stream's"
+        );
+        assert!(
+            !kept_after_relist(None, &known, &key("b", "gone"), "u3"),
+            "a stream over all namespaces"
+        );
+    }
 }

@@ -3,8 +3,9 @@
 //!
 //! The rule: a job is announced when it is seen finished and it either was seen unfinished
 //! before (it is `open`), or it finished after the `horizon` and is not among the `finished`
-//! already accounted for. The first listing from a source sets the horizon to its own time (less
-//! a clock allowance) and summarises what had already finished in one Event. After that, the
+//! already accounted for. The first listing sets the horizon to its own time (less a clock
+//! allowance) and summarises what had already finished in one Event; a listing from another
+//! region or endpoint keeps what is awaited and sums up only the finished jobs never seen. After that, the
 //! horizon trails the newest finish time seen by [`RETENTION`]: `finished` only holds what is
 //! newer, so it stays bounded. An id leaves `open` only when its job is seen finished, and a
 //! finished id is pruned by its age, never because one listing left its job out.
@@ -19,12 +20,12 @@ use std::collections::HashSet;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::crd::{AnnouncementKind, EventLedger, JobCounts, ListingSource, PendingEvent};
+use crate::crd::{EventLedger, JobCounts, ListingSource};
 use crate::personalize::ListedJob;
-use crate::status::jobs::{Fnv, JobState, describe_counts};
+use crate::status::jobs::{Fnv, JobState};
 use crate::status::whole_seconds;
-use crate::text::truncate_utf8;
 
+use super::announcements::{announcement, discovered, source_changed, stuck_announcement};
 use super::outbox::Full;
 
 /// Clocks differ: the first listing's horizon is its time less this allowance. A job the first
@@ -135,11 +136,12 @@ fn finish_time(job: &ListedJob) -> Option<Timestamp> {
 pub fn next_ledger(prev: Option<&EventLedger>, listed: &Input<'_>) -> LedgerUpdate {
     let mut update = match prev {
         // A ledger with no horizon has seen no listing (a failed poll's announcement made it).
-        Some(prev)
-            if prev.horizon.is_some()
-                && prev.source.as_ref().is_none_or(|s| s == listed.source) =>
-        {
-            later_listing(prev, listed)
+        Some(prev) if prev.horizon.is_some() => {
+            if prev.source.as_ref().is_none_or(|s| s == listed.source) {
+                later_listing(prev, listed)
+            } else {
+                source_change(prev, listed)
+            }
         }
         _ => LedgerUpdate {
             ledger: baseline(prev, listed),
@@ -176,6 +178,39 @@ fn baseline(prev: Option<&EventLedger>, listed: &Input<'_>) -> EventLedger {
     // A full outbox leaves the summary out: the jobs it sums up are history either way.
     let _ = ledger.outbox.push(discovered(previous, listed));
     ledger
+}
+
+/// A listing from another source (region or endpoint) than the last: the watched ARN, and the
+/// job ARNs the ids hash, are the same wherever they are listed from, so awaited (`open`) and
+/// stuck jobs carry over and are announced when they finish. Finished jobs the ledger never saw
+/// are accounted for without an Event each and summed up in one, as at a baseline: a first
+/// listing that went to the wrong region must not turn the right region's history into a flood.
+/// A change that finds nothing new (two writers whose endpoint settings differ, taking turns)
+/// decides no Event.
+fn source_change(prev: &EventLedger, listed: &Input<'_>) -> LedgerUpdate {
+    let mut ledger = prev.clone();
+    let mut never_seen = 0;
+    for job in listed.jobs {
+        let Some(id) = job_hash(job) else { continue };
+        let known = ledger.finished.contains_key(id.as_str())
+            || ledger.open.iter().any(|o| o == id.as_str());
+        if known || !JobState::of(&job.status).finished() {
+            continue;
+        }
+        never_seen += 1;
+        let at = finish_time(job).unwrap_or_else(|| whole_seconds(listed.now));
+        ledger.finished.insert(id.to_string(), at.as_second());
+    }
+    let previous = prev.source.clone();
+    let mut update = later_listing(&ledger, listed);
+    if never_seen > 0 {
+        // A full outbox leaves the summary out: the jobs it sums up are history either way.
+        let _ = update
+            .ledger
+            .outbox
+            .push(source_changed(previous.as_ref(), listed, never_seen));
+    }
+    update
 }
 
 /// A listing after the baseline: announce what finished, keep waiting for the rest.
@@ -327,108 +362,4 @@ fn announce_stuck(ledger: &mut EventLedger, listed: &Input<'_>) -> usize {
         ledger.stuck.push(id.to_string());
     }
     waiting
-}
-
-/// The Event for a job that has not finished in time.
-fn stuck_announcement(
-    job: &ListedJob,
-    age: SignedDuration,
-    stuck_after: SignedDuration,
-) -> PendingEvent {
-    let created = job
-        .created
-        .map(whole_seconds)
-        .map_or_else(String::new, |t| format!(" (created {t})"));
-    let note = format!(
-        "Batch inference job {} has been {} for {}{created}, longer than spec.stuckAfter {}",
-        job.name,
-        job.status,
-        human_duration(age),
-        human_duration(stuck_after),
-    );
-    PendingEvent {
-        kind: AnnouncementKind::Stuck,
-        subject: job_key(job).unwrap_or_default(),
-        job_name: job.name.clone(),
-        note: truncate_utf8(&note, MAX_NOTE_BYTES).to_string(),
-        duration_seconds: None,
-        reason: None,
-    }
-}
-
-/// "2h5m10s", "45s": whole seconds, largest units first.
-pub fn human_duration(d: SignedDuration) -> String {
-    let total = d.as_secs().max(0);
-    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
-
-/// The baseline's summary Event: one per change of source, exactly once. Its id names only what
-/// every writer sees alike (the source before and the source now), never a writer's clock: two
-/// writers that both take the first listing publish one summary, and a return to an earlier
-/// source (A, B, then A again) is a new one.
-fn discovered(previous: Option<&ListingSource>, listed: &Input<'_>) -> PendingEvent {
-    let from = previous.map_or_else(String::new, |s| format!("{}:{}", s.region, s.endpoint));
-    PendingEvent {
-        kind: AnnouncementKind::Discovered,
-        subject: format!(
-            "baseline:{from}->{}:{}",
-            listed.source.region, listed.source.endpoint
-        ),
-        job_name: String::new(),
-        note: format!(
-            "First listing found {}: jobs that had already finished are not announced one by one",
-            describe_counts(listed.counts)
-        ),
-        duration_seconds: None,
-        reason: None,
-    }
-}
-
-/// The Event for a finished job.
-fn announcement(job: &ListedJob) -> PendingEvent {
-    let (kind, note) = match JobState::of(&job.status) {
-        JobState::Failed => {
-            let reason = job
-                .failure_reason
-                .as_deref()
-                .filter(|r| !r.is_empty())
-                .unwrap_or("no failure reason given");
-            (
-                AnnouncementKind::Failed,
-                format!("Batch inference job {} failed: {}", job.name, reason),
-            )
-        }
-        _ => (
-            AnnouncementKind::Completed,
-            format!("Batch inference job {} completed (ACTIVE)", job.name),
-        ),
-    };
-    PendingEvent {
-        kind,
-        subject: job_key(job).unwrap_or_default(),
-        job_name: job.name.clone(),
-        note: truncate_utf8(&note, MAX_NOTE_BYTES).to_string(),
-        duration_seconds: duration_seconds(job),
-        reason: None,
-    }
-}
-
-/// A finished job's duration: its last update less its creation, in whole seconds.
-pub fn duration_seconds(job: &ListedJob) -> Option<i64> {
-    if !JobState::of(&job.status).finished() {
-        return None;
-    }
-    let (created, updated) = (job.created?, job.updated?);
-    Some((updated.as_second() - created.as_second()).max(0))
 }

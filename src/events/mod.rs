@@ -17,19 +17,22 @@
 //!   yet published. [`Outbox::push`] is the only way in and holds the cap for every kind; a job
 //!   announcement that finds no room is **deferred**: it waits in `open` and is decided again.
 //! - **Publishing** ([`publish`]) creates each Event under its name; one already there counts
-//!   as published. The **delivery** ([`delivery`]) is what a publishing pass achieved: published
+//!   as published, and so does one this process published before ([`published`]: while status
+//!   writes fail, an expired Event is not created again). The **delivery** ([`delivery`]) is what a publishing pass achieved: published
 //!   entries leave the outbox, and the EventsPublished condition says whether any wait.
 //!
 //! The order, and why: a reconcile decides (pure), publishes the outbox, then writes status.
 //! Publishing first is safe because Events are named by what they announce: a crash or a failed
 //! write between the two only means the next reconcile decides them again and finds them there.
 
+pub mod announcements;
 pub mod delivery;
 pub mod episodes;
 pub mod ledger;
 pub mod name;
 pub mod outbox;
 pub mod publish;
+pub mod published;
 
 pub use crate::crd::PendingEvent;
 pub use delivery::{Delivery, after_publishing};

@@ -9,6 +9,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use kube::{Client, Resource, ResourceExt};
+use std::sync::Arc;
 use tracing::{debug, info, warn};
 
 use crate::crd::{AnnouncementKind, PendingEvent, SolutionVersionWatch};
@@ -19,6 +20,7 @@ use super::delivery::Delivery;
 use super::ledger::MAX_NOTE_BYTES;
 use super::name::{Announcement, event_name};
 use super::outbox::Outbox;
+use super::published::PublishedNames;
 
 /// Kind used in the secondary reference that names a job (not a Kubernetes object).
 pub const JOB_KIND: &str = "BatchInferenceJob";
@@ -40,6 +42,8 @@ pub enum Published {
 pub struct Publisher {
     client: Client,
     instance: String,
+    /// What this process published: not created again after it expired.
+    published: Arc<PublishedNames>,
 }
 
 impl Publisher {
@@ -47,6 +51,7 @@ impl Publisher {
         Publisher {
             client,
             instance: truncate_utf8(instance, MAX_INSTANCE).to_string(),
+            published: Arc::default(),
         }
     }
 
@@ -97,22 +102,29 @@ impl Publisher {
         delivery
     }
 
-    /// Creates the Event about `watch`, unless it exists already.
+    /// Creates the Event about `watch`, unless it exists already or this process published it
+    /// before (it may have expired since: see [`super::published`]).
     pub async fn publish(
         &self,
         watch: &SolutionVersionWatch,
         announcement: &Announcement,
     ) -> Result<Published, kube::Error> {
         let event = self.event(watch, announcement);
+        let name = event.metadata.name.clone().unwrap_or_default();
+        if self.published.contains(&name) {
+            return Ok(Published::AlreadyThere);
+        }
         let namespace = watch.namespace().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        match api.create(&PostParams::default(), &event).await {
-            Ok(_) => Ok(Published::Created),
+        let published = match api.create(&PostParams::default(), &event).await {
+            Ok(_) => Published::Created,
             Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
-                Ok(Published::AlreadyThere)
+                Published::AlreadyThere
             }
-            Err(e) => Err(e),
-        }
+            Err(e) => return Err(e),
+        };
+        self.published.remember(&name);
+        Ok(published)
     }
 
     fn event(&self, watch: &SolutionVersionWatch, a: &Announcement) -> Event {

@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use crate::crd::{JobSummary, SolutionVersionWatch};
-use crate::events::ledger::human_duration;
+use crate::events::announcements::human_duration;
 use crate::status::jobs::describe_counts;
 
 /// Columns are separated as kubectl separates them.

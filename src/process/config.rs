@@ -275,6 +275,12 @@ pub struct PollingArgs {
     /// Reconciles that may work at once; the others wait in their namespace's turn.
     #[arg(long, env = "PERSONALIZE_WATCH_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+
+    /// How often every cached watch is checked for a poll that is late (its status behind its
+    /// spec, or its last listing older than its interval allows): a safety net for a requeue
+    /// lost; late ones are reconciled.
+    #[arg(long, env = "PERSONALIZE_WATCH_RESYNC_INTERVAL", default_value = "30m", value_parser = parse_poll_interval)]
+    pub resync_interval: Duration,
 }
 
 impl PollingArgs {
@@ -287,6 +293,7 @@ impl PollingArgs {
             min_backoff: self.min_backoff,
             max_backoff: self.max_backoff,
             status_heartbeat: self.status_heartbeat,
+            resync: self.resync_interval,
         }
     }
 }

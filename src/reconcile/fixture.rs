@@ -79,7 +79,7 @@ impl Context {
 }
 
 impl Settings {
-    /// Polls every 5m, every 1m while jobs run; backoff 5s to 5m; heartbeat 10m.
+    /// Polls every 5m, every 1m while jobs run; backoff 5s to 5m; heartbeat 10m; resync 30m.
     pub fn test() -> Self {
         Settings {
             default_intervals: PollIntervals {
@@ -89,6 +89,7 @@ impl Settings {
             min_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
             status_heartbeat: Duration::from_secs(600),
+            resync: Duration::from_secs(1800),
         }
     }
 }

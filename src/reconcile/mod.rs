@@ -45,6 +45,8 @@ pub struct Settings {
     pub max_backoff: Duration,
     /// A listing that changes nothing is written only when lastSyncTime is this old.
     pub status_heartbeat: Duration,
+    /// How often the controller looks for watches whose poll is late ([`schedule::late`]).
+    pub resync: Duration,
 }
 
 /// How a reconcile talks to the world; shared by every reconcile of the process.

@@ -3,7 +3,11 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::spec::PollIntervals;
+use jiff::Timestamp;
+
+use super::Settings;
+use super::spec::{self, PollIntervals};
+use crate::crd::SolutionVersionWatch;
 
 /// Retry soon while Events wait for a later poll.
 pub const DEFERRED_RETRY: Duration = Duration::from_secs(1);
@@ -86,6 +90,41 @@ pub fn backoff(failures: u32, min: Duration, max: Duration, jitter: f64) -> Dura
     let exp = failures.saturating_sub(1).min(20);
     let base = min.saturating_mul(1u32 << exp).min(max);
     base.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
+}
+
+/// Whether a watch's status has not caught up with its spec: never written, or written for an
+/// earlier generation. After a relist the controller reconciles these: it drops a watch it pops
+/// before the relist's store swap (kube-runtime's reflector swaps at `InitDone`), and a watch
+/// created or edited while the watch stream was down is one of them.
+pub fn spec_not_observed(watch: &SolutionVersionWatch) -> bool {
+    let generation = watch.metadata.generation;
+    watch
+        .status
+        .as_ref()
+        .is_none_or(|s| generation.is_some() && s.observed_generation != generation)
+}
+
+/// Whether a watch's poll is late, for the safety resync: its status has not caught up with
+/// its spec, or it polls and its last good listing is older than a healthy watch's can be (the
+/// status heartbeat plus twice its idle interval). A failing watch is late too: the resync
+/// retries it once more. A suspended watch or one whose spec only its author can fix is not.
+pub fn late(watch: &SolutionVersionWatch, settings: &Settings, now: Timestamp) -> bool {
+    if spec_not_observed(watch) {
+        return true;
+    }
+    let Ok(target) = spec::validate(watch, settings.default_intervals) else {
+        return false;
+    };
+    if target.suspended {
+        return false;
+    }
+    let allowed = settings.status_heartbeat + 2 * target.intervals.idle;
+    let allowed = jiff::SignedDuration::try_from(allowed).unwrap_or(jiff::SignedDuration::MAX);
+    let last = watch
+        .status
+        .as_ref()
+        .and_then(|s| s.last_sync_time.as_ref());
+    last.is_none_or(|t| now.duration_since(t.0) > allowed)
 }
 
 #[cfg(test)]
@@ -171,5 +210,83 @@ mod tests {
             assert_eq!(backoff(n, min, max, 0.0), base, "failure {n}");
             assert_eq!(backoff(n, min, max, 1.0), base.mul_f64(0.8), "failure {n}");
         }
+    }
+
+    fn watch(
+        generation: i64,
+        observed: Option<i64>,
+        synced_ago: Option<i64>,
+        suspend: bool,
+    ) -> SolutionVersionWatch {
+        use crate::crd::{SolutionVersionWatchSpec, SolutionVersionWatchStatus};
+        let mut w = SolutionVersionWatch::new(
+            "w",
+            SolutionVersionWatchSpec {
+                poll_interval: Some("5m".into()),
+                suspend,
+                ..SolutionVersionWatchSpec::watching(
+                    "arn:aws:personalize:us-east-1:123456789012:solution/s/v1",
+                )
+            },
+        );
+        w.metadata.generation = Some(generation);
+        w.status = observed.map(|g| SolutionVersionWatchStatus {
+            observed_generation: Some(g),
+            last_sync_time: synced_ago.map(|ago| {
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    now() - jiff::SignedDuration::from_secs(ago),
+                )
+            }),
+            ..Default::default()
+        });
+        w
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn a_relist_reconciles_the_watches_whose_status_is_behind_their_spec() {
+        assert!(
+            spec_not_observed(&watch(1, None, None, false)),
+            "never written: created during the relist"
+        );
+        assert!(
+            spec_not_observed(&watch(2, Some(1), Some(10), true)),
+            "edited during the relist"
+        );
+        assert!(!spec_not_observed(&watch(2, Some(2), Some(10), false)));
+    }
+
+    #[test]
+    fn the_resync_finds_late_polls_and_leaves_the_rest() {
+        let settings = crate::reconcile::Settings::test();
+        // Heartbeat 10m plus twice the 5m interval: 20 minutes.
+        assert!(!late(
+            &watch(1, Some(1), Some(19 * 60), false),
+            &settings,
+            now()
+        ));
+        assert!(
+            late(&watch(1, Some(1), Some(21 * 60), false), &settings, now()),
+            "a lost requeue"
+        );
+        assert!(
+            late(&watch(1, Some(1), None, false), &settings, now()),
+            "never listed"
+        );
+        assert!(
+            !late(&watch(1, Some(1), None, true), &settings, now()),
+            "suspended"
+        );
+        assert!(
+            late(&watch(2, Some(1), None, true), &settings, now()),
+            "edited, not yet seen"
+        );
+        assert!(
+            !late(&watch(1, Some(1), Some(-600), false), &settings, now()),
+            "a clock ahead is not late"
+        );
     }
 }

@@ -103,7 +103,7 @@ impl<'a> Shown<'a> {
                 .as_deref()
                 .map(|r| truncate_utf8(r, MAX_FAILURE_REASON_BYTES)),
             solution_version_arn: job.solution_version_arn.as_deref(),
-            duration_seconds: super::ledger::duration_seconds(job),
+            duration_seconds: crate::events::announcements::duration_seconds(job),
         }
     }
 

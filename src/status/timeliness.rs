@@ -6,8 +6,9 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::crd::SolutionVersionWatchStatus;
+use crate::events::announcements::human_duration;
 use crate::events::episodes;
-use crate::events::ledger::{human_duration, stuck_for};
+use crate::events::ledger::stuck_for;
 use crate::personalize::ListedJob;
 use crate::reasons::{ConditionStatus, ConditionType, Reason};
 

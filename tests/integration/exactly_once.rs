@@ -542,3 +542,128 @@ async fn events_refused_for_minutes_all_go_out_once_afterwards() {
         );
     }
 }
+
+/// The operator's rules in `ns` (as the chart grants them), with or without patching status.
+fn operator_role(ns: &str, sa: &str, status: bool) -> String {
+    let status_rule = if status {
+        "- {apiGroups: [personalize-watch.dev], resources: [solutionversionwatches/status], verbs: [patch]}\n"
+    } else {
+        ""
+    };
+    support::dedent(&format!(
+        r#"
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: Role
+        metadata: {{name: op, namespace: {ns}}}
+        rules:
+        - {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches], verbs: [list, watch]}}
+        - {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}
+        - {{apiGroups: [""], resources: [events], verbs: [list]}}
+        STATUS_RULE
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: RoleBinding
+        metadata: {{name: op, namespace: {ns}}}
+        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}}
+        subjects: [{{kind: User, name: "{sa}"}}]
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRole
+        metadata: {{name: op-{ns}}}
+        rules:
+        - {{apiGroups: [""], resources: [namespaces], verbs: [get, list, watch], resourceNames: [{ns}]}}
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRoleBinding
+        metadata: {{name: op-{ns}}}
+        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: op-{ns}}}
+        subjects: [{{kind: User, name: "{sa}"}}]
+        "#
+    ))
+    .replace("STATUS_RULE\n", status_rule)
+}
+
+/// Issue 25, item 6: status writes refused (only `solutionversionwatches/status` patch revoked)
+/// for several Event lifetimes, on an API server whose Events live 15 s: a failed job's Event is
+/// created once, not again each time the previous copy expired.
+#[tokio::test]
+async fn an_event_is_created_once_while_status_writes_fail_for_several_event_lifetimes() {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::api::Api;
+    use std::collections::HashSet;
+
+    // Leases are reused for 60 s by default, which would stretch every Event's life by that much.
+    let cp = support::PrivateControlPlane::start_with(
+        "eventttl",
+        &["--event-ttl=15s", "--lease-reuse-duration-seconds=1"],
+    );
+    let client = support::client_for(&cp.kubeconfig).await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "eventttl").await;
+    let sa = format!("system:serviceaccount:{ns}:operator");
+    let admin = cp.kubeconfig.to_string_lossy().into_owned();
+    let apply = |yaml: &str| {
+        let out = kubectl_with_input(&["--kubeconfig", &admin, "apply", "-f", "-"], Some(yaml));
+        assert!(out.success, "{}", out.stderr);
+    };
+    apply(&operator_role(&ns, &sa, true));
+    let kubeconfig =
+        support::impersonating_kubeconfig_of(&cp.kubeconfig, &sa, &format!("eventttl-{ns}"));
+    let emu = Emulator::start();
+    let sv = support::solution_version_arn("eventttl");
+    let arns = emu.generate(&sv, 2, "IN PROGRESS", "job").await;
+    let op = support::Operator::start(support::OperatorOptions {
+        kubeconfig: kubeconfig.clone(),
+        endpoint: &emu.url,
+        args: vec!["--watch-namespace".into(), ns.clone()],
+        env: vec![],
+    });
+    op.wait_ready().await;
+    let f = Fixture {
+        client: client.clone(),
+        ns: ns.clone(),
+        emu,
+        op,
+    };
+    f.apply_watch("ttl", &sv, "  activePollInterval: 5s\n")
+        .await;
+    f.wait_status("ttl", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(2)
+    })
+    .await;
+
+    // Only the status write is revoked; a job fails.
+    apply(&operator_role(&ns, &sa, false));
+    f.emu
+        .set_status(&arns[0], "CREATE FAILED", Some("while status writes fail"))
+        .await;
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let mut copies = HashSet::new();
+    // Four Event lifetimes and more; every copy lives at least 15 s, so a look every second sees
+    // each one.
+    let until = std::time::Instant::now() + Duration::from_secs(75);
+    while std::time::Instant::now() < until {
+        for e in events
+            .list(&Default::default())
+            .await
+            .expect("list Events")
+            .items
+        {
+            if e.reason.as_deref() == Some("BatchInferenceJobFailed") {
+                copies.insert(e.metadata.uid.unwrap_or_default());
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        f.op.logs().contains("writing the status failed"),
+        "the status writes were refused"
+    );
+    assert_eq!(
+        copies.len(),
+        1,
+        "the failure's Event was created {} times",
+        copies.len()
+    );
+    let _ = std::fs::remove_file(kubeconfig);
+}

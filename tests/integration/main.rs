@@ -16,6 +16,7 @@ mod operator;
 mod packaging;
 mod production;
 mod reliability;
+mod relist;
 mod smoke;
 mod tenancy;
 mod timeliness;

@@ -133,35 +133,120 @@ fn two_writers_taking_the_first_listing_seconds_apart_decide_one_summary() {
     assert_eq!(first, second, "same id, same note");
 }
 
-#[test]
-fn each_change_of_source_has_its_own_summary_even_back_to_an_earlier_one() {
-    let in_region = |region: &str| Listing {
-        jobs: vec![job(1, "ACTIVE", 1)],
-        source: source(region),
+/// A listing of `jobs` from `endpoint` at `now`; with `stuck`, jobs running longer than
+/// [`STUCK_AFTER`] are stuck.
+fn listed_from(
+    prev: Option<&SolutionVersionWatchStatus>,
+    endpoint: &str,
+    jobs: &[ListedJob],
+    now: i64,
+    stuck: bool,
+) -> SolutionVersionWatchStatus {
+    let listing = Listing {
+        jobs: jobs.to_vec(),
+        source: ListingSource {
+            region: "us-east-1".into(),
+            endpoint: endpoint.into(),
+        },
     };
-    let mut prev: Option<SolutionVersionWatchStatus> = None;
-    let mut ids = Vec::new();
-    for (n, region) in ["eu-west-1", "us-east-1", "eu-west-1"]
-        .into_iter()
-        .enumerate()
-    {
-        let listing = in_region(region);
-        let obs = observe(PollOutcome::Listed(&listing), 10 + 60 * n as i64, 50);
-        let status = next_status(prev.as_ref(), &obs).status;
-        let summaries: Vec<String> = outbox(&status)
-            .into_iter()
-            .filter(|e| e.kind == AnnouncementKind::Discovered)
-            .map(|e| e.subject)
-            .collect();
-        assert_eq!(summaries.len(), 1, "{region}: {summaries:?}");
-        ids.push(summaries[0].clone());
-        prev = Some(published(status));
-    }
-    assert_eq!(ids.len(), 3);
-    assert!(
-        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
-        "{ids:?}"
+    let expectations = Expectations {
+        stuck_after: stuck.then_some(STUCK_AFTER),
+        new_job_within: None,
+    };
+    let obs = Observation {
+        expectations,
+        watch_created: Some(t(0)),
+        ..observe(PollOutcome::Listed(&listing), now, 50)
+    };
+    next_status(prev, &obs).status
+}
+
+/// Issue 25, item 3: the operator restarted with the same endpoint plus a trailing slash, and a
+/// job that was running before finished in between.
+#[test]
+fn a_change_of_endpoint_keeps_the_awaited_and_stuck_jobs() {
+    let running = vec![job(1, "IN PROGRESS", 15), job(2, "IN PROGRESS", 1)];
+    let first = published(listed_from(
+        None,
+        "http://127.0.0.1:4566",
+        &running,
+        16,
+        true,
+    ));
+    // job-2 runs past stuckAfter (30 s) and is announced as stuck, once.
+    let stuck = listed_from(Some(&first), "http://127.0.0.1:4566", &running, 40, true);
+    assert_eq!(
+        announced(&stuck),
+        [(AnnouncementKind::Stuck, "job-2".to_string())]
     );
+    let stuck = published(stuck);
+    let mut after = running.clone();
+    after[0].status = "CREATE FAILED".into();
+    after[0].updated = Some(t(45));
+    let next = listed_from(Some(&stuck), "http://127.0.0.1:4566/", &after, 50, true);
+    assert_eq!(
+        announced(&next),
+        [(AnnouncementKind::Failed, "job-1".to_string())],
+        "the failure is announced and job-2 is not stuck again"
+    );
+    assert!(
+        outbox(&next)
+            .iter()
+            .all(|e| e.kind != AnnouncementKind::Discovered),
+        "nothing new to sum up"
+    );
+    assert_eq!(
+        next.ledger
+            .as_ref()
+            .and_then(|l| l.source.as_ref())
+            .map(|s| s.endpoint.as_str()),
+        Some("http://127.0.0.1:4566/")
+    );
+}
+
+/// Two writers whose endpoint settings differ take turns: each turn is a change of source, and
+/// none decides an Event the other did not.
+#[test]
+fn two_writers_with_different_endpoints_taking_turns_decide_nothing_twice() {
+    let mut jobs = vec![job(1, "ACTIVE", 1), job(2, "IN PROGRESS", 2)];
+    let mut prev = published(listed_from(None, "a", &jobs, 10, false));
+    let mut decided = Vec::new();
+    for round in 0..6 {
+        if round == 3 {
+            jobs[1].status = "ACTIVE".into();
+            jobs[1].updated = Some(t(100));
+        }
+        let endpoint = if round % 2 == 0 { "b" } else { "a" };
+        let status = listed_from(Some(&prev), endpoint, &jobs, 20 + 60 * round, false);
+        decided.extend(outbox(&status).into_iter().map(|e| (e.kind, e.job_name)));
+        prev = published(status);
+    }
+    assert_eq!(
+        decided,
+        [(AnnouncementKind::Completed, "job-2".to_string())]
+    );
+}
+
+/// A change of source sums up only the finished jobs the ledger never saw, once per change.
+#[test]
+fn a_change_of_source_sums_up_only_finished_jobs_never_seen() {
+    let known = vec![job(1, "ACTIVE", 1)];
+    let first = published(listed_from(None, "a", &known, 10, false));
+    let mut more = known.clone();
+    more.extend([job(2, "ACTIVE", 3), job(3, "ACTIVE", 4)]);
+    let next = listed_from(Some(&first), "b", &more, 70, false);
+    let summaries: Vec<PendingEvent> = outbox(&next)
+        .into_iter()
+        .filter(|e| e.kind == AnnouncementKind::Discovered)
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert_eq!(summaries[0].subject, "baseline:us-east-1:a->us-east-1:b:2");
+    assert!(
+        announced(&next).is_empty(),
+        "jobs never seen are summed up, not announced"
+    );
+    let again = listed_from(Some(&published(next)), "b", &more, 130, false);
+    assert!(outbox(&again).is_empty());
 }
 
 #[test]
