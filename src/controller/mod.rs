@@ -19,7 +19,7 @@ use tracing::debug;
 use crate::access::sources::Affected;
 use crate::crd::SolutionVersionWatch;
 use crate::metrics::WatchLabels;
-use crate::reconcile::{Context, Settings, error_policy, reconcile, schedule};
+use crate::reconcile::{Context, error_policy, reconcile, schedule};
 
 /// Which SolutionVersionWatches this instance handles.
 #[derive(Clone, Debug, Default)]
@@ -150,7 +150,8 @@ pub async fn run(
             relisted,
         );
         let affected = affected_watches(ctx.access_changes.subscribe(), reader.clone());
-        let late = late_watches(relists, ctx.settings, reader.clone());
+        let stream_scope = observer.namespaces.get(index).cloned().flatten();
+        let late = late_watches(relists, ctx.clone(), stream_scope, reader.clone());
         let controller = Controller::for_stream(stream, reader)
             .with_config(Config::default().concurrency(0))
             // The controller backs its trigger stream off on its own too, by default from 800 ms
@@ -215,12 +216,16 @@ enum Sweep {
 
 /// The watches to reconcile though no event asked for it, from this controller's cache: after
 /// every relist those whose status is behind their spec ([`schedule::spec_not_observed`]), and
-/// every `settings.resync` those whose poll is late ([`schedule::late`]).
+/// every `settings.resync` those whose poll is late ([`schedule::late`]). Each sweep also drops
+/// the backoff of watches in `scope` (a namespace, or None for all) that the cache no longer
+/// holds: deleted while their reconcile failed, or while the stream was down.
 fn late_watches(
     relists: futures::channel::mpsc::UnboundedReceiver<()>,
-    settings: Settings,
+    ctx: Arc<Context>,
+    scope: Option<String>,
     cache: Store<SolutionVersionWatch>,
 ) -> impl futures::Stream<Item = ObjectRef<SolutionVersionWatch>> + Send + 'static {
+    let settings = ctx.settings;
     let period = settings.resync.max(std::time::Duration::from_secs(1));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -231,8 +236,12 @@ fn late_watches(
     let sweeps = futures::stream::select(relists.map(|()| Sweep::Relist), resyncs);
     sweeps.flat_map(move |sweep| {
         let now = jiff::Timestamp::now();
-        let due: Vec<ObjectRef<SolutionVersionWatch>> = cache
-            .state()
+        let cached = cache.state();
+        let uids: HashSet<String> = cached.iter().filter_map(|w| w.uid()).collect();
+        ctx.retain_failures(|namespace, uid| {
+            scope.as_deref().is_some_and(|ns| ns != namespace) || uids.contains(uid)
+        });
+        let due: Vec<ObjectRef<SolutionVersionWatch>> = cached
             .iter()
             .filter(|w| match sweep {
                 Sweep::Relist => schedule::spec_not_observed(w),

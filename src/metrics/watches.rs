@@ -40,9 +40,18 @@ impl Metrics {
         if watches.standing_by || watches.deleted.contains(view.uid) {
             return;
         }
-        if let Some(counts) = view.counts {
-            self.set_jobs(key, counts);
-            self.jobs_stuck.get_or_create(key).set(counts.stuck);
+        match view.counts {
+            Some(counts) => {
+                self.set_jobs(key, counts);
+                self.jobs_stuck.get_or_create(key).set(counts.stuck);
+            }
+            // Never listed, or withdrawn with the namespace's access: no job series.
+            None => {
+                for state in JOB_STATES {
+                    self.jobs.remove(&job_labels(key, state));
+                }
+                self.jobs_stuck.remove(key);
+            }
         }
         self.pending_events
             .get_or_create(key)
@@ -179,6 +188,29 @@ mod tests {
         assert!(
             m.encode(110.0)
                 .contains("seconds_since_last_sync{namespace=\"ns\",name=\"w\"} 2")
+        );
+    }
+
+    /// An admin withdrew the namespace's access: the status has no counts, nor do the metrics.
+    #[test]
+    fn counts_withdrawn_from_the_status_leave_the_metrics_too() {
+        let m = Metrics::new();
+        let counts = JobCounts {
+            failed: 2,
+            total: 2,
+            ..Default::default()
+        };
+        let listed = WatchView {
+            counts: Some(&counts),
+            ..synced("uid-1", Some(100.0))
+        };
+        m.record_watch(&key("w"), &listed);
+        assert!(m.encode(110.0).contains("state=\"failed\""));
+        m.record_watch(&key("w"), &synced("uid-1", Some(100.0)));
+        let text = m.encode(110.0);
+        assert!(
+            !text.contains("state=\"failed\"") && !text.contains("jobs_stuck{"),
+            "{text}"
         );
     }
 

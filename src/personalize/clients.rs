@@ -2,7 +2,7 @@
 //! (credentials from the default chain, retries, timeouts), and the operator's own account.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -58,8 +58,21 @@ pub struct Clients {
     base: aws_config::SdkConfig,
     /// The Personalize endpoint override every client uses, if any.
     endpoint: Option<String>,
-    by_key: Mutex<HashMap<(String, Option<RoleRef>), Client>>,
+    /// Each client and when it was last handed out: one unused for [`CLIENT_IDLE`] goes (a role
+    /// changed in the account-roles map, a region no watch names any more).
+    by_key: Mutex<HashMap<ClientKey, (Client, Instant)>>,
     own_account: OnceCell<String>,
+}
+
+/// A client's region and role.
+type ClientKey = (String, Option<RoleRef>);
+
+/// How long a client nobody asked for is kept.
+pub const CLIENT_IDLE: Duration = Duration::from_secs(60 * 60);
+
+/// Drops the entries last used more than `idle` before `now`.
+fn evict_idle<K, V>(entries: &mut HashMap<K, (V, Instant)>, now: Instant, idle: Duration) {
+    entries.retain(|_, (_, used)| now.saturating_duration_since(*used) <= idle);
 }
 
 impl Clients {
@@ -102,8 +115,14 @@ impl Clients {
     /// through STS in that region, cached and refreshed before they expire).
     pub async fn get(&self, region: &str, role: Option<&RoleRef>) -> Client {
         let key = (region.to_string(), role.cloned());
-        if let Some(client) = self.by_key.lock().await.get(&key) {
-            return client.clone();
+        let now = Instant::now();
+        {
+            let mut clients = self.by_key.lock().await;
+            evict_idle(&mut clients, now, CLIENT_IDLE);
+            if let Some((client, used)) = clients.get_mut(&key) {
+                *used = now;
+                return client.clone();
+            }
         }
         let mut config = aws_sdk_personalize::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()));
@@ -120,7 +139,7 @@ impl Clients {
             config = config.credentials_provider(assume.build().await);
         }
         let client = Client::from_conf(config.build());
-        self.by_key.lock().await.insert(key, client.clone());
+        self.by_key.lock().await.insert(key, (client.clone(), now));
         client
     }
 
@@ -192,6 +211,22 @@ impl Intercept for BoundedResponses {
 mod tests {
     use aws_sdk_personalize::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
     use proptest::prelude::*;
+
+    #[test]
+    fn clients_nobody_asked_for_within_the_idle_time_go() {
+        let start = std::time::Instant::now();
+        let idle = std::time::Duration::from_secs(3600);
+        let mut entries = std::collections::HashMap::from([
+            ("used-lately", (1, start + idle)),
+            ("role-replaced", (2, start)),
+        ]);
+        super::evict_idle(
+            &mut entries,
+            start + idle + std::time::Duration::from_secs(1),
+            idle,
+        );
+        assert_eq!(entries.keys().copied().collect::<Vec<_>>(), ["used-lately"]);
+    }
 
     use crate::access::arn::tests::near_arn;
     use crate::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};

@@ -68,8 +68,9 @@ pub struct Context {
     /// nothing more.
     leading: AtomicBool,
     /// Consecutive failures per watch UID, for exponential backoff; a success or the watch's
-    /// deletion removes the entry (a new watch of the same name starts afresh).
-    failures: Mutex<HashMap<String, u32>>,
+    /// deletion removes the entry (a new watch of the same name starts afresh), and so do the
+    /// controller's sweeps for watches no longer cached ([`Context::retain_failures`]).
+    failures: Mutex<HashMap<String, Failures>>,
 }
 
 /// What a [`Context`] is made of.
@@ -116,9 +117,22 @@ impl Context {
         self.failures().remove(uid);
     }
 
-    fn failures(&self) -> MutexGuard<'_, HashMap<String, u32>> {
+    /// Keeps the backoff of the watches `keep` accepts (by namespace and UID): a watch deleted
+    /// while its reconcile failed, or while the watch stream was down, leaves none behind.
+    pub fn retain_failures(&self, keep: impl Fn(&str, &str) -> bool) {
+        self.failures().retain(|uid, f| keep(&f.namespace, uid));
+    }
+
+    fn failures(&self) -> MutexGuard<'_, HashMap<String, Failures>> {
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A watch's failed reconciles in a row.
+#[derive(Debug, Default, PartialEq)]
+struct Failures {
+    namespace: String,
+    count: u32,
 }
 
 /// What the poll step found.
@@ -198,7 +212,9 @@ pub async fn reconcile(watch: Arc<SolutionVersionWatch>, ctx: Arc<Context>) -> R
 
 async fn reconcile_watch(cached: &CachedWatch, ctx: &Context) -> Result<Requeue> {
     let watch = cached.watch();
-    if watch.meta().deletion_timestamp.is_some() {
+    // A replica that lost its Lease while this waited for its turn stops here, before calling
+    // Personalize: the new leader polls.
+    if watch.meta().deletion_timestamp.is_some() || !ctx.may_write() {
         return Ok(Requeue::OnChange);
     }
     let polled = match spec::validate(watch, ctx.settings.default_intervals) {
@@ -230,12 +246,18 @@ async fn poll(ctx: &Context, watch: &SolutionVersionWatch, target: Target) -> Po
         namespace: &namespace,
         role: grant.role.as_ref(),
     };
-    match ctx.personalize.list_jobs(&request).await {
-        Ok(listing) => Polled::Listed {
-            listing,
-            intervals: target.intervals,
-        },
-        Err(e) => Polled::failed(e.into()),
+    let listing = match ctx.personalize.list_jobs(&request).await {
+        Ok(listing) => listing,
+        Err(e) => return Polled::failed(e.into()),
+    };
+    // Asked again: a long listing may end after an admin withdrew the namespace's access, and
+    // then nothing it found is written or announced.
+    if let Err(e) = authorize(ctx, &namespace, &target.arn).await {
+        return Polled::failed(e);
+    }
+    Polled::Listed {
+        listing,
+        intervals: target.intervals,
     }
 }
 
@@ -314,9 +336,14 @@ fn schedule(polled: Polled, persisted: write::Persisted) -> Result<Requeue> {
 pub fn error_policy(watch: Arc<SolutionVersionWatch>, error: &Error, ctx: Arc<Context>) -> Action {
     let failures = {
         let mut map = ctx.failures();
-        let n = map.entry(watch.uid().unwrap_or_default()).or_insert(0);
-        *n += 1;
-        *n
+        let f = map
+            .entry(watch.uid().unwrap_or_default())
+            .or_insert_with(|| Failures {
+                namespace: watch.namespace().unwrap_or_default(),
+                count: 0,
+            });
+        f.count += 1;
+        f.count
     };
     let delay = retry_delay(failures, &ctx.settings, rand::rng().random_range(0.0..=1.0));
     warn!(

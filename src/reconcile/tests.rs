@@ -419,17 +419,21 @@ fn emulator_requests(emulator: &server::Shared) -> usize {
     })
 }
 
-/// An instance that lost its Lease writes and publishes nothing more.
+/// An instance that lost its Lease while a reconcile waited for its turn lists, writes and
+/// publishes nothing more.
 #[tokio::test]
-async fn a_former_leader_writes_and_publishes_nothing() {
-    let url = emulator_with(3, "CREATE FAILED").await;
+async fn a_former_leader_lists_writes_and_publishes_nothing() {
+    let mut state = EmulatorState::default();
+    state.store.generate(SV, 3, "CREATE FAILED", "job").unwrap();
+    let (url, emulator) = serve(state).await;
     let (ctx, mut handle) = context(&url).await;
     ctx.set_leading(false);
-    reconcile_watch(&cached(watch(false)), &ctx)
+    reconcile(Arc::new(watch(false)), ctx.clone())
         .await
         .expect("reconcile ends quietly");
     let nothing = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await;
     assert!(nothing.is_err(), "no request to the API server");
+    assert_eq!(emulator_requests(&emulator), 0, "no listing of Personalize");
 }
 
 #[tokio::test]
@@ -480,12 +484,20 @@ async fn unreachable_endpoint_sets_ready_false_and_warns_once() {
     // The error policy counts failures per watch and backs off: 5s, 10s, 20s.
     for (n, base) in [(1, 5), (2, 10), (3, 20)] {
         error_policy(w.clone(), &err, ctx.clone());
-        assert_eq!(ctx.failures().get("uid-1").copied(), Some(n));
+        assert_eq!(ctx.failures().get("uid-1").map(|f| f.count), Some(n));
         let delay = retry_delay(n, &ctx.settings, 0.0);
         assert_eq!(delay, Duration::from_secs(base), "failure {n}");
     }
     ctx.forget("uid-1");
     assert!(ctx.failures().is_empty(), "a deleted watch's backoff goes");
+    // Deleted while its reconcile failed: the failure is counted after the deletion was seen,
+    // and the controller's next sweep of namespace "default" finds no such watch in its cache.
+    error_policy(w.clone(), &err, ctx.clone());
+    ctx.retain_failures(|namespace, _| namespace != "default");
+    assert!(
+        ctx.failures().is_empty(),
+        "the sweep drops the backoff of a watch not cached"
+    );
 }
 
 #[test]

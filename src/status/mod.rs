@@ -176,10 +176,14 @@ fn after_failure(
 ) -> Decision {
     let g = obs.generation;
     let listed = generation_listed(&prev, g);
+    let prev = match failure.reason {
+        Reason::NotPermitted => withdrawn(prev),
+        _ => prev,
+    };
     let kept = data_from(&prev).unwrap_or_default();
     let mut status = SolutionVersionWatchStatus {
         observed_generation: Some(g),
-        stale: prev.last_sync_time.is_some(),
+        stale: prev.counts.is_some(),
         ..prev
     };
     let prev_reason = condition(&status, Ready).map(|c| c.reason.clone());
@@ -264,9 +268,25 @@ fn while_suspended(
 
 /// Where the counts and jobs shown come from, when a poll did not list.
 fn data_from(prev: &SolutionVersionWatchStatus) -> Option<String> {
+    prev.counts.as_ref()?;
     prev.last_sync_time
         .as_ref()
         .map(|t| format!("; counts and jobs are from the listing at {}", t.0))
+}
+
+/// The status without anything learned from the account: an admin withdrew the namespace's
+/// access to it, so counts, jobs, the latest job and the ledger (with the Events still waiting
+/// in its outbox) go; conditions and timestamps stay.
+fn withdrawn(prev: SolutionVersionWatchStatus) -> SolutionVersionWatchStatus {
+    SolutionVersionWatchStatus {
+        counts: None,
+        latest_job: None,
+        jobs: Vec::new(),
+        jobs_truncated: false,
+        jobs_digest: None,
+        ledger: None,
+        ..prev
+    }
 }
 
 /// Whether `generation` has had a complete listing.

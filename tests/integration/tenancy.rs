@@ -300,6 +300,33 @@ async fn a_namespace_watches_only_what_its_policy_allows() {
         !logs.contains(support::FAKE_SECRET_ACCESS_KEY),
         "no secret in the logs"
     );
+
+    // Access withdrawn again (issue 25, item 5): what B told leaves the status and the metrics.
+    annotate(&world.client, plain, Some("self")).await;
+    let w = world
+        .wait_watch(plain, "b-from-plain", "access withdrawn", |w| {
+            refused_as(w, "NotPermitted")
+        })
+        .await;
+    let status = w.status.clone().unwrap_or_default();
+    assert_eq!(status.counts, None, "no counts from B");
+    assert!(
+        status.jobs.is_empty()
+            && status.latest_job.is_none()
+            && status.ledger.as_ref().is_none_or(|l| l.open.is_empty())
+    );
+    let yaml = serde_json::to_string(&w).unwrap();
+    assert!(
+        !yaml.contains("batch-inference-job/b-"),
+        "no job of B's is named: {yaml}"
+    );
+    let scrape = world.op.metrics().await;
+    let series: Vec<&str> = scrape
+        .text()
+        .lines()
+        .filter(|l| l.contains("\"b-from-plain\"") && l.contains("state="))
+        .collect();
+    assert!(series.is_empty(), "no job series of B's: {series:?}");
 }
 
 /// The account-roles ConfigMap is watched: a role that cannot be assumed (the external ID

@@ -50,8 +50,15 @@ pub struct JobsChanged {
 
 /// The answer to `GET /_emulator/requests`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestLog {
     pub requests: Vec<LoggedRequest>,
+    /// How many requests the log keeps (`--request-log-size`).
+    #[serde(default)]
+    pub capacity: usize,
+    /// Requests it let go of, oldest first, since the start or the last clear.
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AdminResponse> {
@@ -73,7 +80,7 @@ pub fn handle(
         ("POST", "/_emulator/generate") => generate(state, body),
         ("GET", "/_emulator/requests") => Ok(requests_since(state, query)),
         ("DELETE", "/_emulator/requests") => {
-            state.requests.clear();
+            state.clear_requests();
             Ok(reply(200, json!({})))
         }
         ("GET", "/_emulator/faults") => Ok(reply(200, json!({ "faults": state.faults.pending() }))),
@@ -127,7 +134,9 @@ fn requests_since(state: &EmulatorState, query: Option<&str>) -> AdminResponse {
     reply(
         200,
         json!(RequestLog {
-            requests: state.requests[from..].to_vec()
+            requests: state.requests.range(from..).cloned().collect(),
+            capacity: state.request_log_capacity(),
+            dropped: state.requests_dropped,
         }),
     )
 }
@@ -150,4 +159,46 @@ fn upsert_jobs(state: &mut EmulatorState, body: &[u8]) -> Result<AdminResponse, 
         200,
         json!({ "upserted": arns.len(), "batchInferenceJobArns": arns }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A demo left running for days: the request log keeps its size and says what it let go.
+    #[test]
+    fn the_request_log_keeps_its_capacity_and_reports_what_it_dropped() {
+        let mut state = EmulatorState {
+            request_log_size: 3,
+            ..Default::default()
+        };
+        for _ in 0..5 {
+            state.log(crate::api::RequestFacts::default(), 200, None);
+        }
+        let log: RequestLog = serde_json::from_value(
+            handle(&mut state, "GET", "/_emulator/requests", None, b"").body,
+        )
+        .unwrap();
+        let seqs: Vec<u64> = log.requests.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        assert_eq!((log.capacity, log.dropped), (3, 2));
+        let since: RequestLog = serde_json::from_value(
+            handle(
+                &mut state,
+                "GET",
+                "/_emulator/requests",
+                Some("since=4"),
+                b"",
+            )
+            .body,
+        )
+        .unwrap();
+        assert_eq!(since.requests.len(), 1);
+        handle(&mut state, "DELETE", "/_emulator/requests", None, b"");
+        assert_eq!(state.requests_dropped, 0);
+        assert_eq!(
+            EmulatorState::default().request_log_capacity(),
+            crate::DEFAULT_REQUEST_LOG_SIZE
+        );
+    }
 }

@@ -79,12 +79,21 @@ pub struct LoggedRequest {
     pub region: String,
 }
 
+/// Requests the log keeps unless told otherwise (`--request-log-size`): about 250 bytes each.
+pub const DEFAULT_REQUEST_LOG_SIZE: usize = 100_000;
+
 #[derive(Default)]
 pub struct EmulatorState {
     pub store: Store,
     pub faults: Faults,
     pub tokens: TokenCodec,
-    pub requests: Vec<LoggedRequest>,
+    /// The last [`EmulatorState::request_log_capacity`] requests, oldest first.
+    pub requests: VecDeque<LoggedRequest>,
+    /// How many requests the log keeps (0: [`DEFAULT_REQUEST_LOG_SIZE`]): a demo left running
+    /// for days stays flat.
+    pub request_log_size: usize,
+    /// Requests the log let go of, oldest first, since the start or the last clear.
+    pub requests_dropped: u64,
     pub order: ListingOrder,
     pub identities: Identities,
     /// Moves jobs by themselves when the state file has a `simulation` block.
@@ -123,7 +132,21 @@ impl EmulatorState {
         self.identities = identities_of(&self.initial);
         self.simulation = simulation_of(&self.initial);
         self.faults.clear();
+        self.clear_requests();
+    }
+
+    /// How many requests the log keeps.
+    pub fn request_log_capacity(&self) -> usize {
+        match self.request_log_size {
+            0 => DEFAULT_REQUEST_LOG_SIZE,
+            size => size,
+        }
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&mut self) {
         self.requests.clear();
+        self.requests_dropped = 0;
     }
 
     /// Starts a listing that leaves out `arns` on every page; returns its id.
@@ -152,7 +175,11 @@ impl EmulatorState {
     pub fn log(&mut self, facts: api::RequestFacts, status: u16, error: Option<&'static str>) {
         let now = jiff::Timestamp::now();
         self.next_seq += 1;
-        self.requests.push(LoggedRequest {
+        if self.requests.len() >= self.request_log_capacity() {
+            self.requests.pop_front();
+            self.requests_dropped += 1;
+        }
+        self.requests.push_back(LoggedRequest {
             seq: self.next_seq,
             time: now.to_string(),
             time_ms: now.as_millisecond(),

@@ -37,6 +37,10 @@ struct Args {
     /// Log level (RUST_LOG, when set, wins).
     #[arg(long, env = "PERSONALIZE_EMULATOR_LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// Requests the admin API's request log keeps (the oldest go first; about 250 bytes each).
+    #[arg(long, env = "PERSONALIZE_EMULATOR_REQUEST_LOG_SIZE", default_value_t = personalize_emulator::DEFAULT_REQUEST_LOG_SIZE as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    request_log_size: u64,
 }
 
 fn load(path: Option<&Path>) -> Result<EmulatorState, String> {
@@ -62,6 +66,7 @@ async fn main() -> ExitCode {
         }
     };
     state.order = args.listing_order;
+    state.request_log_size = usize::try_from(args.request_log_size).unwrap_or(usize::MAX);
     let jobs = state.store.job_count();
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,

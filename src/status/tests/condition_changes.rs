@@ -31,6 +31,58 @@ fn conditions_keep_transition_time_and_status_is_stable() {
     }
 }
 
+/// Issue 25, item 5: an admin withdrew the namespace's access to the account. What the account
+/// told (counts, jobs, the latest job, failure reasons, Events still waiting) leaves the status;
+/// the conditions say why.
+#[test]
+fn a_withdrawn_permission_takes_what_the_account_told_out_of_the_status() {
+    let mut jobs = vec![job(1, "IN PROGRESS", 1), job(2, "PENDING", 2)];
+    let good = published(listed(None, &jobs, 10).status);
+    jobs[0].status = "CREATE FAILED".into();
+    jobs[0].failure_reason = Some("s3://secret-bucket/input is not readable".into());
+    jobs[0].updated = Some(t(20));
+    let waiting = listed(Some(&good), &jobs, 30).status;
+    assert_eq!(
+        announced(&waiting).len(),
+        1,
+        "a Failed Event waits in the outbox"
+    );
+    let failure = PollFailure {
+        reason: Reason::NotPermitted,
+        message: "the namespace's policy does not allow account 123456789012".into(),
+        stalled: true,
+    };
+    let revoked = next_status(
+        Some(&waiting),
+        &observe(PollOutcome::Failed(&failure), 40, 50),
+    )
+    .status;
+    assert_eq!(revoked.counts, None);
+    assert_eq!(revoked.latest_job, None);
+    assert!(revoked.jobs.is_empty() && !revoked.stale);
+    let text = serde_json::to_string(&revoked).unwrap();
+    assert!(
+        !text.contains("secret-bucket") && !text.contains("job-1"),
+        "{text}"
+    );
+    let kinds: Vec<AnnouncementKind> = outbox(&revoked).into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [AnnouncementKind::PollFailed],
+        "the job's Event is dropped, the refusal announced"
+    );
+    let ready = condition(&revoked, READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "NotPermitted")
+    );
+    assert!(
+        !ready.message.contains("counts and jobs are from"),
+        "{}",
+        ready.message
+    );
+}
+
 #[test]
 fn failures_keep_last_good_data_and_mark_it_stale() {
     let jobs = vec![job(1, "ACTIVE", 1), job(2, "PENDING", 2)];

@@ -8,15 +8,18 @@
 //! DIR/state.json says what runs (pids, ports, the API server's arguments), so any process can
 //! restart or stop what another started; nothing is read from a script's output.
 
+mod node;
 mod pid;
 mod pki;
+mod processes;
 mod state;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use node::{node_network, node_script, node_up};
+use processes::{apiserver_args, exited, reaper, spawn, spawn_etcd, wait_for_etcd};
 pub use state::State;
 
 /// How long etcd and kube-apiserver get to become ready.
@@ -211,7 +214,7 @@ impl LocalControlPlane {
         let log = self.state.dir.join("apiserver.log");
         let deadline = Instant::now() + READY_WITHIN;
         while !self.answers_readyz() {
-            if !pid::ours(self.state.apiserver_pid, &self.state.dir) {
+            if !pid::alive(self.state.apiserver_pid) {
                 return Err(exited("kube-apiserver", &log));
             }
             if Instant::now() > deadline {
@@ -240,235 +243,4 @@ impl LocalControlPlane {
             .status()
             .is_ok_and(|s| s.success())
     }
-}
-
-/// Starts etcd on two free ports; returns its pid.
-fn spawn_etcd(state: &mut State) -> Result<u32, EnvtestError> {
-    let etcd = crate::find_tool("etcd")?;
-    let dir = state.dir.clone();
-    state.etcd_port = crate::free_port();
-    let (client, peer) = (
-        format!("http://127.0.0.1:{}", state.etcd_port),
-        format!("http://127.0.0.1:{}", crate::free_port()),
-    );
-    let mut args = vec![etcd.to_string_lossy().into_owned()];
-    args.extend(
-        [
-            "--name",
-            "local",
-            "--unsafe-no-fsync",
-            "--log-level",
-            "warn",
-            // etcd's default quota (2 GiB) is reached by the scale benches; 8 GiB is its maximum.
-            "--quota-backend-bytes",
-            "8589934592",
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-            "--initial-cluster",
-            &format!("local={peer}"),
-            "--data-dir",
-            &dir.join("etcd-data").to_string_lossy(),
-        ]
-        .map(String::from),
-    );
-    spawn(&args, &dir.join("etcd.log"))
-}
-
-/// Until etcd answers /health.
-fn wait_for_etcd(state: &State) -> Result<(), EnvtestError> {
-    let log = state.dir.join("etcd.log");
-    let deadline = Instant::now() + READY_WITHIN;
-    while !etcd_healthy(state.etcd_port) {
-        if !pid::ours(state.etcd_pid, &state.dir) {
-            return Err(exited("etcd", &log));
-        }
-        if Instant::now() > deadline {
-            return Err(EnvtestError::NotReady {
-                process: "etcd",
-                waited: READY_WITHIN,
-                log,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(())
-}
-
-fn etcd_healthy(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut reply = String::new();
-    stream.write_all(b"GET /health HTTP/1.0\r\n\r\n").is_ok()
-        && stream.read_to_string(&mut reply).is_ok()
-        && reply.contains("\"health\":\"true\"")
-}
-
-/// kube-apiserver's command line, the way envtest configures it: RBAC, client certificates,
-/// ServiceAccount tokens. Without a node there are no pods, so no ServiceAccount admission and
-/// no endpoint reconciler; with one, it advertises itself on the node's bridge.
-fn apiserver_args(state: &State, node: bool) -> Result<Vec<String>, EnvtestError> {
-    let apiserver = crate::find_tool("kube-apiserver")?;
-    let pki = |name: &str| {
-        state
-            .dir
-            .join("pki")
-            .join(name)
-            .to_string_lossy()
-            .into_owned()
-    };
-    let mut args = vec![apiserver.to_string_lossy().into_owned()];
-    args.extend(
-        [
-            "--etcd-servers",
-            &format!("http://127.0.0.1:{}", state.etcd_port),
-            "--bind-address",
-            &state.host,
-            "--secure-port",
-            &state.apiserver_port.to_string(),
-            "--tls-cert-file",
-            &pki("serving.crt"),
-            "--tls-private-key-file",
-            &pki("serving.key"),
-            "--client-ca-file",
-            &pki("ca.crt"),
-            "--authorization-mode",
-            "RBAC",
-            "--service-account-issuer",
-            "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file",
-            &pki("sa.pub"),
-            "--service-account-signing-key-file",
-            &pki("sa.key"),
-            "--service-cluster-ip-range",
-            "10.0.0.0/24",
-            "--allow-privileged=true",
-        ]
-        .map(String::from),
-    );
-    if node {
-        args.extend(["--advertise-address".to_string(), state.host.clone()]);
-    } else {
-        args.extend(
-            [
-                "--disable-admission-plugins",
-                "ServiceAccount",
-                "--endpoint-reconciler-type",
-                "none",
-            ]
-            .map(String::from),
-        );
-    }
-    Ok(args)
-}
-
-/// Starts `args` with stdout and stderr appended to `log`; returns its pid. The process outlives
-/// this one (the command line's `up` returns while it runs).
-fn spawn(args: &[String], log: &Path) -> Result<u32, EnvtestError> {
-    let out = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| EnvtestError::io("opening a log file", e))?;
-    let err = out
-        .try_clone()
-        .map_err(|e| EnvtestError::io("opening a log file", e))?;
-    let child = Command::new(&args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| EnvtestError::io("starting a control plane process", e))?;
-    Ok(child.id())
-}
-
-fn exited(process: &'static str, log: &Path) -> EnvtestError {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(5)..].join("\n");
-    EnvtestError::Exited {
-        process,
-        log: log.to_path_buf(),
-        tail,
-    }
-}
-
-/// A detached process that runs `down` once the owner has ended, however it ended (a panic, a
-/// kill), so no etcd or kube-apiserver outlives the run that started them.
-fn reaper(owner: &Owner, dir: &Path) -> Result<u32, EnvtestError> {
-    use std::os::unix::process::CommandExt;
-    let child = Command::new("bash")
-        .arg("-c")
-        .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; PW_CLUSTER_DIR="$2" exec "$3" down"#)
-        .arg("pw-cluster-reaper")
-        .arg(owner.pid.to_string())
-        .arg(dir)
-        .arg(&owner.down)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| EnvtestError::io("starting the reaper", e))?;
-    Ok(child.id())
-}
-
-/// The node's bridge, before the API server listens on it; returns the address, or None (and
-/// DIR/node-missing says why) when this machine cannot run a node.
-fn node_network(dir: &Path) -> Result<Option<String>, EnvtestError> {
-    let check = node_script("check", dir)
-        .output()
-        .map_err(|e| EnvtestError::io("running hack/node.sh", e))?;
-    if !check.status.success() {
-        let why = String::from_utf8_lossy(&check.stderr).into_owned();
-        eprintln!("no node: {why}");
-        std::fs::write(dir.join("node-missing"), why)
-            .map_err(|e| EnvtestError::io("writing node-missing", e))?;
-        return Ok(None);
-    }
-    run_node_script("net-up", dir)?;
-    let ip = std::fs::read_to_string(dir.join("node/host-ip"))
-        .map_err(|e| EnvtestError::io("reading the node's address (DIR/node/host-ip)", e))?;
-    Ok(Some(ip.trim().to_string()))
-}
-
-fn node_up(dir: &Path) -> Result<(), EnvtestError> {
-    run_node_script("up", dir)
-}
-
-fn run_node_script(step: &'static str, dir: &Path) -> Result<(), EnvtestError> {
-    let status = node_script(step, dir)
-        .status()
-        .map_err(|e| EnvtestError::io("running hack/node.sh", e))?;
-    if status.success() {
-        return Ok(());
-    }
-    Err(EnvtestError::Node {
-        step,
-        status: status.to_string(),
-    })
-}
-
-fn node_script(step: &str, dir: &Path) -> Command {
-    let mut command = Command::new("bash");
-    command
-        .arg(crate::repo_root().join("hack/node.sh"))
-        .arg(step)
-        .stdout(Stdio::null());
-    if step != "check" {
-        command.arg(dir);
-    }
-    if let Ok(kubectl) = crate::find_tool("kubectl") {
-        command.env("TEST_ASSET_KUBECTL", kubectl);
-    }
-    command
 }

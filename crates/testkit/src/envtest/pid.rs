@@ -6,20 +6,25 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// Whether `pid` runs (a zombie does not) and its command line names `dir`: then it is ours.
-pub fn ours(pid: u32, dir: &Path) -> bool {
+/// Whether `pid` runs (a zombie does not). For a process this one just started: its command
+/// line may read empty for a moment after the exec, so [`ours`] would not tell yet.
+pub fn alive(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
     // The state follows the command name, which is in parentheses and may hold spaces.
-    let zombie = stat
-        .rsplit_once(") ")
-        .is_none_or(|(_, rest)| rest.starts_with('Z'));
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+}
+
+/// Whether `pid` runs and its command line names `dir`: then it is ours (for pids read from a
+/// state file, which may belong to someone else by now).
+pub fn ours(pid: u32, dir: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
     let dir = dir.to_string_lossy();
-    !zombie
+    alive(pid)
         && cmdline
             .split(|b| *b == 0)
             .any(|arg| String::from_utf8_lossy(arg).contains(dir.as_ref()))
