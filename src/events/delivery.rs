@@ -8,10 +8,13 @@ use crate::reasons::{ConditionStatus, ConditionType, Reason};
 use crate::status::Conditions;
 
 /// What publishing the outbox achieved: its first `published` entries are out (or were out
-/// already), and the first failure, if any, stopped the rest.
+/// already) but for those in `kept`, which the API server refused for their content (they stay,
+/// and do not hold back the rest); the first other failure, if any, stopped the rest.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Delivery {
     pub published: usize,
+    /// Indexes below `published` of entries refused for their content.
+    pub kept: Vec<usize>,
     pub error: Option<String>,
 }
 
@@ -25,7 +28,9 @@ pub fn after_publishing(
 ) {
     let waiting = match status.ledger.as_mut() {
         Some(ledger) => {
-            ledger.outbox.published(delivery.published);
+            ledger
+                .outbox
+                .published_except(delivery.published, &delivery.kept);
             ledger.outbox.len()
         }
         None => 0,

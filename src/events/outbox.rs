@@ -56,7 +56,18 @@ impl Outbox {
 
     /// The first `count` announcements went out: they leave.
     pub fn published(&mut self, count: usize) {
-        self.0.drain(..count.min(self.0.len()));
+        self.published_except(count, &[]);
+    }
+
+    /// The first `count` announcements went out but for those at the indexes `kept`, which stay
+    /// (first, in their order).
+    pub fn published_except(&mut self, count: usize, kept: &[usize]) {
+        let mut index = 0;
+        self.0.retain(|_| {
+            let stays = index >= count || kept.contains(&index);
+            index += 1;
+            stays
+        });
     }
 
     /// Drops the notes (the cache's copy keeps no text it does not need; see
@@ -120,6 +131,19 @@ mod tests {
         assert_eq!(outbox.len(), 2);
         outbox.published(10);
         assert!(outbox.is_empty());
+    }
+
+    /// Issue 25, item 7: an Event refused for its content stays and does not hold back the rest.
+    #[test]
+    fn entries_refused_for_their_content_stay_and_the_rest_go() {
+        use AnnouncementKind::*;
+        let mut outbox = Outbox::default();
+        for subject in ["poison", "a", "b", "not-tried"] {
+            outbox.push(pending(Failed, subject)).unwrap();
+        }
+        outbox.published_except(3, &[0]);
+        let left: Vec<&str> = outbox.iter().map(|e| e.subject.as_str()).collect();
+        assert_eq!(left, ["poison", "not-tried"]);
     }
 
     #[test]

@@ -55,8 +55,10 @@ impl Publisher {
         }
     }
 
-    /// Publishes `outbox` in order; the first refusal stops the rest (whatever refused one
-    /// will refuse the next), and they wait for the next reconcile.
+    /// Publishes `outbox` in order. An Event refused for its content (422 Invalid, 400 Bad
+    /// Request: an admission policy, a validation) stays pending and the rest go on; any other
+    /// refusal stops the rest (whatever refused one will refuse the next), and they wait for
+    /// the next reconcile.
     pub async fn publish_outbox(
         &self,
         metrics: &Metrics,
@@ -64,7 +66,7 @@ impl Publisher {
         outbox: &Outbox,
     ) -> Delivery {
         let mut delivery = Delivery::default();
-        for pending in outbox {
+        for (index, pending) in outbox.iter().enumerate() {
             let announcement = Announcement::of(pending);
             match self.publish(watch, &announcement).await {
                 Ok(published) => {
@@ -94,8 +96,12 @@ impl Publisher {
                         error = why,
                         "could not publish the event; it stays pending"
                     );
-                    delivery.error = Some(why);
-                    break;
+                    delivery.error.get_or_insert(why);
+                    if !refused_for_its_content(&e) {
+                        break;
+                    }
+                    delivery.kept.push(index);
+                    delivery.published += 1;
                 }
             }
         }
@@ -174,6 +180,12 @@ fn refusal(e: &kube::Error) -> String {
         kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
         other => other.to_string(),
     }
+}
+
+/// Whether the API server refused this Event for what it says (a validation, an admission
+/// policy): the next one may well go through.
+fn refused_for_its_content(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 422 || s.code == 400)
 }
 
 /// The API server's reason for refusing a call (Forbidden, Invalid, ...), or the client's.

@@ -32,6 +32,8 @@ pub enum ListErrorKind {
     MalformedResponse,
     ServiceError,
     ClientError,
+    /// The namespace's policy stopped allowing the account while the listing was under way.
+    AccessWithdrawn,
 }
 
 impl ListErrorKind {
@@ -51,6 +53,7 @@ impl ListErrorKind {
             ListErrorKind::MalformedResponse => Reason::MalformedResponse,
             ListErrorKind::ServiceError => Reason::ServiceError,
             ListErrorKind::ClientError => Reason::ClientError,
+            ListErrorKind::AccessWithdrawn => Reason::NotPermitted,
         }
     }
 

@@ -44,11 +44,14 @@ pub struct Listing {
 
 /// One listing: where, what, on whose behalf (the namespace's turn at the rate limit), and
 /// with which role.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct ListRequest<'a> {
     pub arn: &'a SolutionVersionArn,
     pub namespace: &'a str,
     pub role: Option<&'a RoleRef>,
+    /// Asked before every page after the first: false once the namespace's policy no longer
+    /// allows the ARN, and the listing stops there.
+    pub allowed: &'a (dyn Fn() -> bool + Send + Sync),
 }
 
 /// Shared by every watch: the clients, and one fair rate limiter per region.
@@ -132,7 +135,13 @@ impl Personalize {
         let mut jobs = Vec::new();
         let mut token: Option<String> = None;
         let mut seen_tokens = HashSet::new();
-        for _ in 0..MAX_PAGES {
+        for page_number in 0..MAX_PAGES {
+            if page_number > 0 && !(request.allowed)() {
+                return Err(ListError::new(
+                    ListErrorKind::AccessWithdrawn,
+                    "the namespace's access policy stopped allowing this ARN during the listing",
+                ));
+            }
             let page = self
                 .page_with_retries(client, request, token.take())
                 .await?;

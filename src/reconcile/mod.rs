@@ -241,13 +241,29 @@ async fn poll(ctx: &Context, watch: &SolutionVersionWatch, target: Target) -> Po
         Ok(grant) => grant,
         Err(e) => return Polled::failed(e),
     };
+    let known = ctx.personalize.known_own_account();
+    let allowed = || {
+        ctx.access
+            .authorize(&namespace, &target.arn, known.as_deref())
+            .is_ok()
+    };
     let request = ListRequest {
         arn: &target.arn,
         namespace: &namespace,
         role: grant.role.as_ref(),
+        allowed: &allowed,
     };
     let listing = match ctx.personalize.list_jobs(&request).await {
         Ok(listing) => listing,
+        // Withdrawn between pages: the policy's own refusal says why.
+        Err(e) if e.kind == crate::personalize::ListErrorKind::AccessWithdrawn => {
+            return Polled::failed(
+                authorize(ctx, &namespace, &target.arn)
+                    .await
+                    .err()
+                    .unwrap_or(e.into()),
+            );
+        }
         Err(e) => return Polled::failed(e.into()),
     };
     // Asked again: a long listing may end after an admin withdrew the namespace's access, and

@@ -622,3 +622,33 @@ async fn an_unknown_own_account_is_retried_not_refused() {
     assert!(matches!(result, Err(Error::AccessUnknown(_))), "{result:?}");
     finish(api_server).await;
 }
+
+/// Issue 25, item 5: an admin withdraws the namespace's access while a listing is under way; the
+/// listing stops before its next page and nothing it found is used.
+#[tokio::test]
+async fn a_listing_stops_before_its_next_page_once_access_is_withdrawn() {
+    let mut state = EmulatorState::default();
+    state.store.generate(SV, 250, "ACTIVE", "job").unwrap();
+    let (url, emulator) = serve(state).await;
+    let (ctx, _handle) = context(&url).await;
+    let arn = spec::arn_of(&watch(false)).unwrap();
+    let withdrawn = || false;
+    let request = ListRequest {
+        arn: &arn,
+        namespace: "default",
+        role: None,
+        allowed: &withdrawn,
+    };
+    let err = ctx
+        .personalize
+        .list_jobs(&request)
+        .await
+        .expect_err("the listing stops");
+    assert_eq!(err.kind, crate::personalize::ListErrorKind::AccessWithdrawn);
+    assert_eq!(err.kind.reason(), Reason::NotPermitted);
+    assert_eq!(
+        emulator_requests(&emulator),
+        1,
+        "the first of three pages, and no more"
+    );
+}

@@ -11,7 +11,9 @@ use personalize_emulator::model::Job;
 
 use crate::support::fixture::start_operator;
 use crate::support::processes::job;
-use crate::support::{self, Emulator, Fixture, condition, kubectl_with_input, total, wait_for};
+use crate::support::{
+    self, Emulator, Fixture, condition, kubectl, kubectl_with_input, total, wait_for,
+};
 
 /// Job Events per job name in the fixture's namespace, by reason.
 async fn events_by_job(f: &Fixture, reason: &str) -> HashMap<String, u32> {
@@ -666,4 +668,97 @@ async fn an_event_is_created_once_while_status_writes_fail_for_several_event_lif
         copies.len()
     );
     let _ = std::fs::remove_file(kubeconfig);
+}
+
+/// Issue 25, item 7: an admission policy refuses one job's Event for what it says (422); the
+/// other job's Event still goes out, and the refused one waits, named in EventsPublished.
+#[tokio::test]
+async fn an_event_refused_for_its_content_does_not_hold_back_the_others() {
+    let f = Fixture::start("poison").await;
+    let policy = format!("pw-poison-{}", f.ns);
+    let yaml = support::dedent(&format!(
+        r#"
+        apiVersion: admissionregistration.k8s.io/v1
+        kind: ValidatingAdmissionPolicy
+        metadata: {{name: {policy}}}
+        spec:
+          failurePolicy: Fail
+          matchConstraints:
+            resourceRules:
+            - {{apiGroups: [events.k8s.io], apiVersions: [v1], operations: [CREATE], resources: [events]}}
+          validations:
+          - {{expression: "!has(object.note) || !object.note.contains('poison')", message: "no poison in notes"}}
+        ---
+        apiVersion: admissionregistration.k8s.io/v1
+        kind: ValidatingAdmissionPolicyBinding
+        metadata: {{name: {policy}}}
+        spec:
+          policyName: {policy}
+          validationActions: [Deny]
+          matchResources:
+            namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+        "#,
+        ns = f.ns
+    ));
+    let out = kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
+    assert!(out.success, "{}", out.stderr);
+    // In force once a poisoned probe is refused (the policy is compiled asynchronously).
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(f.client.clone(), &f.ns);
+    wait_for(Duration::from_secs(30), "the policy in force", || async {
+        let probe: k8s_openapi::api::events::v1::Event =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"generateName": "probe-"},
+                "eventTime": "2026-01-01T00:00:00.000000Z",
+                "reportingController": "test/probe", "reportingInstance": "probe",
+                "action": "Probe", "reason": "Probe", "type": "Normal", "note": "poison probe",
+            "regarding": {"apiVersion": "v1", "kind": "Namespace", "name": f.ns, "namespace": f.ns}
+            }))
+            .ok()?;
+        match events.create(&Default::default(), &probe).await {
+            Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("no poison") => {
+                Some(())
+            }
+            _ => None,
+        }
+    })
+    .await;
+    let sv = support::solution_version_arn("poison");
+    let poison = f.emu.generate(&sv, 1, "IN PROGRESS", "poison").await;
+    let good = f.emu.generate(&sv, 1, "IN PROGRESS", "good").await;
+    f.apply_watch("poison", &sv, "  activePollInterval: 5s\n")
+        .await;
+    f.wait_status("poison", Duration::from_secs(30), "first listing", |w| {
+        total(w) == Some(2)
+    })
+    .await;
+    // The policy is in force once a poisoned Event is refused; then both jobs fail, poison first.
+    f.emu
+        .set_status(&poison[0], "CREATE FAILED", Some("bad input"))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    f.emu
+        .set_status(&good[0], "CREATE FAILED", Some("bad input"))
+        .await;
+    wait_for(Duration::from_secs(60), "the good job's Event", || async {
+        (f.job_events("BatchInferenceJobFailed", "good-1").await > 0).then_some(())
+    })
+    .await;
+    let w = f
+        .wait_status(
+            "poison",
+            Duration::from_secs(30),
+            "the refusal named",
+            |w| condition(w, "EventsPublished").is_some_and(|(status, _)| status == "False"),
+        )
+        .await;
+    assert_eq!(f.job_events("BatchInferenceJobFailed", "poison-1").await, 0);
+    let outbox = w.status.and_then(|s| s.ledger).map(|l| l.outbox.len());
+    assert_eq!(outbox, Some(1), "the refused Event waits");
+    let out = kubectl(&[
+        "delete",
+        "validatingadmissionpolicybinding,validatingadmissionpolicy",
+        &policy,
+    ]);
+    assert!(out.success, "{}", out.stderr);
 }

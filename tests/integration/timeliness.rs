@@ -55,8 +55,15 @@ async fn a_stuck_job_gets_one_event_across_restarts_and_its_failure_still_comes(
         note.contains("slow-1 has been IN PROGRESS for") && note.contains("stuckAfter 10s"),
         "{note}"
     );
-    let w = f.watches().get("stuck").await.unwrap();
-    assert_eq!(w.status.unwrap().counts.unwrap().stuck, 1);
+    // Events are published before the status write that records them (docs/reliability.md):
+    // the count follows a moment later.
+    f.wait_status("stuck", Duration::from_secs(20), "the stuck count", |w| {
+        w.status
+            .as_ref()
+            .and_then(|s| s.counts.as_ref())
+            .is_some_and(|c| c.stuck == 1)
+    })
+    .await;
 
     // Several polls and two restarts, one of them a crash: still one.
     for _ in 0..2 {

@@ -342,6 +342,7 @@ fn unpublished_events_stay_and_the_condition_says_why() {
     let delivery = Delivery {
         published: 1,
         error: Some("admission webhook denied the request".into()),
+        ..Default::default()
     };
     after_publishing(&mut status, &delivery, 1, t(20));
     assert_eq!(outbox(&status).len(), 1);

@@ -211,11 +211,13 @@ impl World {
                 Delivery {
                     published: outbox.len(),
                     error: None,
+                    ..Default::default()
                 }
             }
             Ending::EventsRefused => Delivery {
                 published: 0,
                 error: Some("refused".into()),
+                ..Default::default()
             },
         };
         if shape.ending == Ending::CrashBeforeWriting {

@@ -117,6 +117,7 @@ fn published(mut status: SolutionVersionWatchStatus) -> SolutionVersionWatchStat
     let delivery = Delivery {
         published: all,
         error: None,
+        ..Default::default()
     };
     after_publishing(&mut status, &delivery, 1, t(0));
     status
