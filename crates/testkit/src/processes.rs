@@ -64,6 +64,8 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
 pub struct Emulator {
     child: Child,
     pub url: String,
+    /// The state file this harness wrote for it, removed with it.
+    state_file: Option<PathBuf>,
 }
 
 impl Emulator {
@@ -95,7 +97,11 @@ impl Emulator {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected emulator output: {line:?}"))
             .to_string();
-        Emulator { child, url }
+        Emulator {
+            child,
+            url,
+            state_file: None,
+        }
     }
 
     /// With a state file holding `yaml` (identities, roles, jobs).
@@ -106,10 +112,12 @@ impl Emulator {
             rand::random::<u32>()
         ));
         std::fs::write(&path, yaml).expect("write the emulator state file");
-        let path = path.display().to_string();
-        let mut all = vec!["--state", path.as_str()];
+        let shown = path.display().to_string();
+        let mut all = vec!["--state", shown.as_str()];
         all.extend_from_slice(args);
-        Self::start_with(&all)
+        let mut emulator = Self::start_with(&all);
+        emulator.state_file = Some(path);
+        emulator
     }
 
     pub fn pid(&self) -> u32 {
@@ -183,6 +191,9 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         reap(&mut self.child);
+        if let Some(path) = self.state_file.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -329,12 +340,15 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
+        // A failing test's log stays where this says; a passing test's goes.
         if std::thread::panicking() {
             eprintln!(
                 "---- operator log ({}) ----\n{}",
                 self.log.display(),
                 tail(&self.logs(), 60)
             );
+        } else {
+            let _ = std::fs::remove_file(&self.log);
         }
     }
 }
