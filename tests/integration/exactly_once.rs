@@ -545,46 +545,6 @@ async fn events_refused_for_minutes_all_go_out_once_afterwards() {
     }
 }
 
-/// The operator's rules in `ns` (as the chart grants them), with or without patching status.
-fn operator_role(ns: &str, sa: &str, status: bool) -> String {
-    let status_rule = if status {
-        "- {apiGroups: [personalize-watch.dev], resources: [solutionversionwatches/status], verbs: [patch]}\n"
-    } else {
-        ""
-    };
-    support::dedent(&format!(
-        r#"
-        apiVersion: rbac.authorization.k8s.io/v1
-        kind: Role
-        metadata: {{name: op, namespace: {ns}}}
-        rules:
-        - {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches], verbs: [list, watch]}}
-        - {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}
-        - {{apiGroups: [""], resources: [events], verbs: [list]}}
-        STATUS_RULE
-        ---
-        apiVersion: rbac.authorization.k8s.io/v1
-        kind: RoleBinding
-        metadata: {{name: op, namespace: {ns}}}
-        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}}
-        subjects: [{{kind: User, name: "{sa}"}}]
-        ---
-        apiVersion: rbac.authorization.k8s.io/v1
-        kind: ClusterRole
-        metadata: {{name: op-{ns}}}
-        rules:
-        - {{apiGroups: [""], resources: [namespaces], verbs: [get, list, watch], resourceNames: [{ns}]}}
-        ---
-        apiVersion: rbac.authorization.k8s.io/v1
-        kind: ClusterRoleBinding
-        metadata: {{name: op-{ns}}}
-        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: op-{ns}}}
-        subjects: [{{kind: User, name: "{sa}"}}]
-        "#
-    ))
-    .replace("STATUS_RULE\n", status_rule)
-}
-
 /// Issue 25, item 6: status writes refused (only `solutionversionwatches/status` patch revoked)
 /// for several Event lifetimes, on an API server whose Events live 15 s: a failed job's Event is
 /// created once, not again each time the previous copy expired.
@@ -608,7 +568,7 @@ async fn an_event_is_created_once_while_status_writes_fail_for_several_event_lif
         let out = kubectl_with_input(&["--kubeconfig", &admin, "apply", "-f", "-"], Some(yaml));
         assert!(out.success, "{}", out.stderr);
     };
-    apply(&operator_role(&ns, &sa, true));
+    apply(&support::operator_rbac(&ns, &sa, true));
     let kubeconfig =
         support::impersonating_kubeconfig_of(&cp.kubeconfig, &sa, &format!("eventttl-{ns}"));
     let emu = Emulator::start();
@@ -635,7 +595,7 @@ async fn an_event_is_created_once_while_status_writes_fail_for_several_event_lif
     .await;
 
     // Only the status write is revoked; a job fails.
-    apply(&operator_role(&ns, &sa, false));
+    apply(&support::operator_rbac(&ns, &sa, false));
     f.emu
         .set_status(&arns[0], "CREATE FAILED", Some("while status writes fail"))
         .await;

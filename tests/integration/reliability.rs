@@ -815,48 +815,14 @@ async fn rbac_revoked_then_restored() {
     support::install_crds(&client).await;
     let ns = support::namespace(&client, "revoke").await;
     let sa = format!("system:serviceaccount:{ns}:operator");
-    let rbac = crate::support::dedent(&format!(
-        r#"
-        apiVersion: rbac.authorization.k8s.io/v1
-        kind: Role
-        metadata: {{name: op, namespace: {ns}}}
-        rules:
-        - {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches], verbs: [list, watch]}}
-        - {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches/status], verbs: [patch]}}
-        - {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}
-        - {{apiGroups: [""], resources: [events], verbs: [list]}}
-        ---
-        apiVersion: rbac.authorization.k8s.io/v1
-        kind: RoleBinding
-        metadata: {{name: op, namespace: {ns}}}
-        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}}
-        subjects: [{{kind: User, name: "{sa}"}}]
-        "#
-    ));
-    // Its namespace's access-policy annotations, read by name (kept throughout).
-    let namespace_read = crate::support::dedent(&format!(
-        r#"
-        apiVersion: rbac.authorization.k8s.io/v1
-        kind: ClusterRole
-        metadata: {{name: op-{ns}}}
-        rules:
-        - {{apiGroups: [""], resources: [namespaces], verbs: [get, list, watch], resourceNames: [{ns}]}}
-        ---
-        apiVersion: rbac.authorization.k8s.io/v1
-        kind: ClusterRoleBinding
-        metadata: {{name: op-{ns}}}
-        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: op-{ns}}}
-        subjects: [{{kind: User, name: "{sa}"}}]
-        "#
-    ));
-    for yaml in [&rbac, &namespace_read] {
-        let CommandOutput {
-            success: ok,
-            stderr: err,
-            ..
-        } = kubectl_with_input(&["apply", "-f", "-"], Some(yaml));
-        assert!(ok, "{err}");
-    }
+    // The operator's rules (status patch included) and its namespace's annotations, read by name.
+    let rbac = support::operator_rbac(&ns, &sa, true);
+    let CommandOutput {
+        success: ok,
+        stderr: err,
+        ..
+    } = kubectl_with_input(&["apply", "-f", "-"], Some(&rbac));
+    assert!(ok, "{err}");
     let kubeconfig = support::impersonating_kubeconfig(&sa, &format!("revoke-{ns}"));
     let emu = Emulator::start();
     let sv = support::solution_version_arn("revoke");

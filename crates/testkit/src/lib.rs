@@ -73,6 +73,48 @@ pub fn dedent(text: &str) -> String {
     out
 }
 
+/// RBAC for an operator impersonating `sa` and watching only `ns`: the rules the chart grants in
+/// the namespace (with or without patching status, for tests that revoke it), and reading the
+/// namespace's access-policy annotations by name.
+pub fn operator_rbac(ns: &str, sa: &str, status: bool) -> String {
+    let status_rule = if status {
+        "- {apiGroups: [personalize-watch.dev], resources: [solutionversionwatches/status], verbs: [patch]}\n"
+    } else {
+        ""
+    };
+    dedent(&format!(
+        r#"
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: Role
+        metadata: {{name: op, namespace: {ns}}}
+        rules:
+        - {{apiGroups: [personalize-watch.dev], resources: [solutionversionwatches], verbs: [list, watch]}}
+        - {{apiGroups: [events.k8s.io], resources: [events], verbs: [create, patch]}}
+        - {{apiGroups: [""], resources: [events], verbs: [list]}}
+        STATUS_RULE
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: RoleBinding
+        metadata: {{name: op, namespace: {ns}}}
+        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}}
+        subjects: [{{kind: User, name: "{sa}"}}]
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRole
+        metadata: {{name: op-{ns}}}
+        rules:
+        - {{apiGroups: [""], resources: [namespaces], verbs: [get, list, watch], resourceNames: [{ns}]}}
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRoleBinding
+        metadata: {{name: op-{ns}}}
+        roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: op-{ns}}}
+        subjects: [{{kind: User, name: "{sa}"}}]
+        "#
+    ))
+    .replace("STATUS_RULE\n", status_rule)
+}
+
 /// How long a soak test runs: `short` in `make test`, `full` in `make soak` (PW_SOAK=1).
 /// `PW_SOAK_SECONDS` sets it outright, while iterating on one.
 pub fn soak(short: Duration, full: Duration) -> Duration {

@@ -16,10 +16,10 @@ mod state;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use node::{node_network, node_script, node_up};
-use processes::{apiserver_args, exited, reaper, spawn, spawn_etcd, wait_for_etcd};
+use processes::{apiserver_args, reaper, spawn, spawn_etcd, wait_for_etcd, wait_until_ready};
 pub use state::State;
 
 /// How long etcd and kube-apiserver get to become ready.
@@ -212,21 +212,9 @@ impl LocalControlPlane {
 
     fn wait_ready(&self) -> Result<(), EnvtestError> {
         let log = self.state.dir.join("apiserver.log");
-        let deadline = Instant::now() + READY_WITHIN;
-        while !self.answers_readyz() {
-            if !pid::alive(self.state.apiserver_pid) {
-                return Err(exited("kube-apiserver", &log));
-            }
-            if Instant::now() > deadline {
-                return Err(EnvtestError::NotReady {
-                    process: "kube-apiserver",
-                    waited: READY_WITHIN,
-                    log,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(())
+        wait_until_ready("kube-apiserver", self.state.apiserver_pid, &log, || {
+            self.answers_readyz()
+        })
     }
 
     fn answers_readyz(&self) -> bool {

@@ -49,16 +49,29 @@ pub(super) fn spawn_etcd(state: &mut State) -> Result<u32, EnvtestError> {
 /// Until etcd answers /health.
 pub(super) fn wait_for_etcd(state: &State) -> Result<(), EnvtestError> {
     let log = state.dir.join("etcd.log");
+    wait_until_ready("etcd", state.etcd_pid, &log, || {
+        etcd_healthy(state.etcd_port)
+    })
+}
+
+/// Until `ready` holds for the process `pid` this one just started (its log `log`); an error
+/// when it exits first or [`READY_WITHIN`] passes.
+pub(super) fn wait_until_ready(
+    process: &'static str,
+    pid: u32,
+    log: &Path,
+    ready: impl Fn() -> bool,
+) -> Result<(), EnvtestError> {
     let deadline = Instant::now() + READY_WITHIN;
-    while !etcd_healthy(state.etcd_port) {
-        if !pid::alive(state.etcd_pid) {
-            return Err(exited("etcd", &log));
+    while !ready() {
+        if !pid::alive(pid) {
+            return Err(exited(process, log));
         }
         if Instant::now() > deadline {
             return Err(EnvtestError::NotReady {
-                process: "etcd",
+                process,
                 waited: READY_WITHIN,
-                log,
+                log: log.to_path_buf(),
             });
         }
         std::thread::sleep(Duration::from_millis(200));
