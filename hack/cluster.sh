@@ -25,5 +25,6 @@ if [ "${1:-}" = up ] || [ "${1:-}" = restart-apiserver ]; then
   exports=$("$REPO_ROOT/hack/control-plane/build.sh" --env | sed 's/^/export /')
   eval "$exports"
 fi
-(cd "$REPO_ROOT" && cargo build --locked --quiet -p personalize-watch-testkit --bin pw-cluster)
+# Every binary, as the tests build them (crates/testkit/src/processes.rs, `binary`).
+(cd "$REPO_ROOT" && cargo build --locked --quiet --workspace --bins)
 exec "$CARGO_TARGET_DIR/debug/pw-cluster" "$@"

@@ -35,8 +35,8 @@ eval "$exports"
 export KUBECONFIG PW_HOST_IP="${PW_HOST_IP:-}"
 
 # Most integration tests wait on the API server, the emulator or a poll interval rather than
-# on a core: three at once on two cores (PW_TEST_THREADS to change it).
-export RUST_TEST_THREADS="${PW_TEST_THREADS:-3}"
+# on a core: four at once on two cores (PW_TEST_THREADS to change it).
+export RUST_TEST_THREADS="${PW_TEST_THREADS:-4}"
 log "running the tests (unit, integration, end-to-end) of every crate, $RUST_TEST_THREADS at once"
 # shellcheck disable=SC2086 # TEST_ARGS holds several words
 cargo test --locked --workspace -- ${TEST_ARGS:-}

@@ -37,6 +37,10 @@ pub enum Published {
     AlreadyThere,
 }
 
+/// Content refusals in a row after which a publishing pass stops (see
+/// [`Publisher::publish_outbox`]).
+pub const REFUSALS_IN_A_ROW: usize = 3;
+
 /// Creates Events for one operator instance.
 #[derive(Clone)]
 pub struct Publisher {
@@ -56,9 +60,11 @@ impl Publisher {
     }
 
     /// Publishes `outbox` in order. An Event refused for its content (422 Invalid, 400 Bad
-    /// Request: an admission policy, a validation) stays pending and the rest go on; any other
-    /// refusal stops the rest (whatever refused one will refuse the next), and they wait for
-    /// the next reconcile.
+    /// Request: an admission policy, a validation) stays pending and the rest go on, until
+    /// [`REFUSALS_IN_A_ROW`] of them: then the refusal is about Events, not one Event (a policy
+    /// refusing all), and trying the whole outbox on every reconcile would only load the API
+    /// server. Any other refusal stops the rest (whatever refused one will refuse the next), and
+    /// they wait for the next reconcile.
     pub async fn publish_outbox(
         &self,
         metrics: &Metrics,
@@ -66,6 +72,7 @@ impl Publisher {
         outbox: &Outbox,
     ) -> Delivery {
         let mut delivery = Delivery::default();
+        let mut refused_in_a_row = 0;
         for (index, pending) in outbox.iter().enumerate() {
             let announcement = Announcement::of(pending);
             match self.publish(watch, &announcement).await {
@@ -86,6 +93,7 @@ impl Publisher {
                         );
                     }
                     delivery.published += 1;
+                    refused_in_a_row = 0;
                 }
                 Err(e) => {
                     let why = refusal(&e);
@@ -102,6 +110,10 @@ impl Publisher {
                     }
                     delivery.kept.push(index);
                     delivery.published += 1;
+                    refused_in_a_row += 1;
+                    if refused_in_a_row == REFUSALS_IN_A_ROW {
+                        break;
+                    }
                 }
             }
         }
@@ -194,5 +206,94 @@ fn refusal_reason(e: &kube::Error) -> String {
         kube::Error::Api(s) if !s.reason.is_empty() => s.reason.clone(),
         kube::Error::Api(s) => format!("HTTP{}", s.code),
         _ => "Unreachable".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+
+    use super::*;
+    use crate::crd::SolutionVersionWatchSpec;
+
+    const SV: &str = "arn:aws:personalize:us-east-1:123456789012:solution/s/v1";
+
+    fn failed(n: usize) -> PendingEvent {
+        PendingEvent {
+            kind: AnnouncementKind::Failed,
+            subject: format!("{SV}/job-{n}"),
+            job_name: format!("job-{n}"),
+            note: "CREATE FAILED".into(),
+            duration_seconds: None,
+            reason: None,
+        }
+    }
+
+    /// Publishes an outbox of `pending` Events to an API server answering with `answers` in
+    /// turn; the delivery and how many creates were asked for.
+    async fn publish_against(pending: usize, answers: &[u16]) -> (Delivery, usize) {
+        crate::install_crypto_provider();
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let answers = answers.to_vec();
+        let api_server = tokio::spawn(async move {
+            let mut asked = 0;
+            while let Some((_, send)) = handle.next_request().await {
+                let code = answers.get(asked).copied().unwrap_or(201);
+                asked += 1;
+                let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "Invalid", "code": code, "message": "refused by a test policy"});
+                let body = if code == 201 { json!({}) } else { body };
+                send.send_response(
+                    Response::builder()
+                        .status(code)
+                        .body(Body::from(body.to_string().into_bytes()))
+                        .unwrap(),
+                );
+            }
+            asked
+        });
+        let publisher = Publisher::new(Client::new(service, "default"), "test");
+        let mut watch = SolutionVersionWatch::new("w", SolutionVersionWatchSpec::watching(SV));
+        watch.metadata.namespace = Some("default".into());
+        watch.metadata.uid = Some("uid-1".into());
+        let mut outbox = Outbox::default();
+        for n in 0..pending {
+            outbox.push(failed(n)).unwrap();
+        }
+        let delivery = publisher
+            .publish_outbox(&Metrics::new(), &watch, &outbox)
+            .await;
+        drop(publisher);
+        (delivery, api_server.await.unwrap())
+    }
+
+    /// One Event refused for its content does not hold back the others.
+    #[tokio::test]
+    async fn a_refused_event_is_kept_and_the_rest_go_out() {
+        let (delivery, asked) = publish_against(5, &[422, 201, 400, 201, 201]).await;
+        assert_eq!(asked, 5);
+        assert_eq!(delivery.published, 5);
+        assert_eq!(delivery.kept, vec![0, 2]);
+        assert!(delivery.error.is_some());
+    }
+
+    /// A policy refusing every Event costs a few requests per pass, not one per pending Event.
+    #[tokio::test]
+    async fn refusals_in_a_row_end_the_pass() {
+        let (delivery, asked) = publish_against(100, &[201, 422, 422, 422, 201]).await;
+        assert_eq!(asked, 1 + REFUSALS_IN_A_ROW);
+        assert_eq!(delivery.published, 1 + REFUSALS_IN_A_ROW);
+        assert_eq!(delivery.kept, vec![1, 2, 3]);
+    }
+
+    /// Any other refusal (here Forbidden) stops the pass at once: the entries after it wait.
+    #[tokio::test]
+    async fn another_refusal_stops_the_pass() {
+        let (delivery, asked) = publish_against(5, &[201, 403]).await;
+        assert_eq!(asked, 2);
+        assert_eq!(delivery.published, 1);
+        assert!(delivery.kept.is_empty());
     }
 }

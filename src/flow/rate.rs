@@ -45,6 +45,11 @@ impl FairBucket {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A call's token if one is free and nobody waits.
+    pub fn try_acquire(&self) -> bool {
+        self.waiting().turns.is_empty() && self.bucket.check().is_ok()
+    }
+
     /// Waits for a call's token, in `key`'s turn.
     pub async fn acquire(self: &Arc<Self>, key: &str) {
         let granted = {
@@ -96,16 +101,18 @@ impl RegionLimiter {
         }
     }
 
+    /// The fair bucket of `region`.
+    pub fn bucket(&self, region: &str) -> Arc<FairBucket> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets
+            .entry(region.to_string())
+            .or_insert_with(|| Arc::new(FairBucket::new(self.rate, self.burst)))
+            .clone()
+    }
+
     /// Waits for a call's token in `region`, in the turn of `key` (the watch's namespace).
     pub async fn acquire(&self, region: &str, key: &str) {
-        let bucket = {
-            let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-            buckets
-                .entry(region.to_string())
-                .or_insert_with(|| Arc::new(FairBucket::new(self.rate, self.burst)))
-                .clone()
-        };
-        bucket.acquire(key).await;
+        self.bucket(region).acquire(key).await;
     }
 }
 

@@ -13,6 +13,7 @@ pub use error::{ListError, ListErrorKind, classify, redact};
 pub use job::ListedJob;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use crate::access::RoleRef;
 use crate::access::arn::SolutionVersionArn;
 use crate::crd::ListingSource;
 use crate::flow::rate::RegionLimiter;
+use crate::flow::turns::Slot;
 use crate::metrics::Metrics;
 
 /// Pages per listing before giving up: 10,000 pages of 100 is a million jobs.
@@ -52,6 +54,19 @@ pub struct ListRequest<'a> {
     /// Asked before every page after the first: false once the namespace's policy no longer
     /// allows the ARN, and the listing stops there.
     pub allowed: &'a (dyn Fn() -> bool + Send + Sync),
+    /// The reconcile's admission slot, given up while the listing waits for a rate token or
+    /// before asking for a page again (none outside a reconcile).
+    pub slot: Option<&'a Slot>,
+}
+
+impl ListRequest<'_> {
+    /// Waits for `wait` without the reconcile's slot.
+    async fn away<F: Future>(&self, wait: F) -> F::Output {
+        match self.slot {
+            Some(slot) => slot.away(wait).await,
+            None => wait.await,
+        }
+    }
 }
 
 /// Shared by every watch: the clients, and one fair rate limiter per region.
@@ -183,7 +198,7 @@ impl Personalize {
                     let sv = request.arn.as_str();
                     tracing::debug!(solution_version_arn = sv, error = %e, "asking for the page again");
                     let jittered = pause.mul_f64(rand::rng().random_range(0.8..=1.0));
-                    tokio::time::sleep(jittered).await;
+                    request.away(tokio::time::sleep(jittered)).await;
                     pause *= 2;
                 }
                 answered => return answered,
@@ -199,9 +214,10 @@ impl Personalize {
         request: &ListRequest<'_>,
         token: Option<String>,
     ) -> Result<ListBatchInferenceJobsOutput, ListError> {
-        self.limiter
-            .acquire(&request.arn.region, request.namespace)
-            .await;
+        let bucket = self.limiter.bucket(&request.arn.region);
+        if !bucket.try_acquire() {
+            request.away(bucket.acquire(request.namespace)).await;
+        }
         let result = client
             .list_batch_inference_jobs()
             .solution_version_arn(request.arn.as_str())

@@ -272,7 +272,8 @@ pub struct PollingArgs {
     #[arg(long, env = "PERSONALIZE_WATCH_STATUS_HEARTBEAT", default_value = "10m", value_parser = parse_poll_interval)]
     pub status_heartbeat: Duration,
 
-    /// Reconciles that may work at once; the others wait in their namespace's turn.
+    /// Reconciles that may work at once; the others wait in their namespace's turn. One
+    /// namespace holds at most three quarters of them.
     #[arg(long, env = "PERSONALIZE_WATCH_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
 

@@ -28,7 +28,7 @@ use crate::crd::{SolutionVersionWatch, SolutionVersionWatchStatus};
 use crate::error::{Error, Result};
 use crate::events::Publisher;
 use crate::flow::memory::{self, JobListMemory};
-use crate::flow::turns::Admission;
+use crate::flow::turns::{Admission, Slot};
 use crate::metrics::Metrics;
 use crate::personalize::{ListRequest, Listing, Personalize};
 use crate::status::{self, Decision, Observation, PollFailure, PollOutcome};
@@ -184,14 +184,15 @@ pub async fn reconcile(watch: Arc<SolutionVersionWatch>, ctx: Arc<Context>) -> R
     // Every due watch gets here at once (the controller's concurrency is unbounded) and waits
     // for a slot in its namespace's turn, so a crowded namespace queues behind itself. The
     // work is boxed so that waiting costs a small future.
-    let _slot = ctx
-        .admission
-        .enter(&watch.watch().namespace().unwrap_or_default())
-        .await;
+    let slot = Slot::new(
+        ctx.admission
+            .enter(&watch.watch().namespace().unwrap_or_default())
+            .await,
+    );
     let span = info_span!("reconcile", watch = %key(watch.watch()));
     let started = Instant::now();
     ctx.metrics.reconcile_started();
-    let result = Box::pin(reconcile_watch(&watch, &ctx))
+    let result = Box::pin(reconcile_watch(&watch, &ctx, &slot))
         .instrument(span)
         .await;
     ctx.metrics.reconcile_finished(
@@ -210,7 +211,7 @@ pub async fn reconcile(watch: Arc<SolutionVersionWatch>, ctx: Arc<Context>) -> R
     }
 }
 
-async fn reconcile_watch(cached: &CachedWatch, ctx: &Context) -> Result<Requeue> {
+async fn reconcile_watch(cached: &CachedWatch, ctx: &Context, slot: &Slot) -> Result<Requeue> {
     let watch = cached.watch();
     // A replica that lost its Lease while this waited for its turn stops here, before calling
     // Personalize: the new leader polls.
@@ -218,7 +219,7 @@ async fn reconcile_watch(cached: &CachedWatch, ctx: &Context) -> Result<Requeue>
         return Ok(Requeue::OnChange);
     }
     let polled = match spec::validate(watch, ctx.settings.default_intervals) {
-        Ok(target) => poll(ctx, watch, target).await,
+        Ok(target) => poll(ctx, watch, target, slot).await,
         Err(problem) => Polled::failed(Error::InvalidSpec(problem)),
     };
     let _held = ctx.job_lists.hold(polled.summaries_bytes(watch)).await;
@@ -230,7 +231,7 @@ async fn reconcile_watch(cached: &CachedWatch, ctx: &Context) -> Result<Requeue>
 
 /// Lists every job of the watched solution version, if its namespace's policy allows it and
 /// polling is not suspended.
-async fn poll(ctx: &Context, watch: &SolutionVersionWatch, target: Target) -> Polled {
+async fn poll(ctx: &Context, watch: &SolutionVersionWatch, target: Target, slot: &Slot) -> Polled {
     if target.suspended {
         return Polled::Suspended {
             intervals: target.intervals,
@@ -252,6 +253,7 @@ async fn poll(ctx: &Context, watch: &SolutionVersionWatch, target: Target) -> Po
         namespace: &namespace,
         role: grant.role.as_ref(),
         allowed: &allowed,
+        slot: Some(slot),
     };
     let listing = match ctx.personalize.list_jobs(&request).await {
         Ok(listing) => listing,

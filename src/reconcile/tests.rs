@@ -35,6 +35,11 @@ fn watch(suspend: bool) -> SolutionVersionWatch {
     w
 }
 
+/// A slot of the Context's own admission, as `reconcile` takes one.
+async fn slot(ctx: &Context) -> Slot {
+    Slot::new(ctx.admission.enter("default").await)
+}
+
 /// The watch as the controller's cache hands it to reconcile.
 fn cached(w: SolutionVersionWatch) -> CachedWatch {
     CachedWatch::from_cache(Arc::new(w))
@@ -221,7 +226,7 @@ async fn first_listing_publishes_the_summary_then_writes_status() {
             (Some("Ready"), Some("True"))
         );
     });
-    let requeue = reconcile_watch(&cached(watch(false)), &ctx)
+    let requeue = reconcile_watch(&cached(watch(false)), &ctx, &slot(&ctx).await)
         .await
         .expect("reconcile succeeds");
     finish(api_server).await;
@@ -356,7 +361,7 @@ async fn a_refused_event_stays_pending_and_counts_still_move() {
                 .contains("denied by policy")
         );
     });
-    let requeue = reconcile_watch(&cached(w.clone()), &ctx)
+    let requeue = reconcile_watch(&cached(w.clone()), &ctx, &slot(&ctx).await)
         .await
         .expect("the write succeeds");
     finish(api_server).await;
@@ -401,7 +406,7 @@ async fn a_write_conflict_reads_again_and_decides_again_without_listing_again() 
         let (patch, _) = expect_status_patch(&mut handle, &Value::Null, "8").await;
         assert_eq!(patch["metadata"]["resourceVersion"], "7");
     });
-    reconcile_watch(&cached(watch(false)), &ctx)
+    reconcile_watch(&cached(watch(false)), &ctx, &slot(&ctx).await)
         .await
         .expect("reconcile succeeds");
     finish(api_server).await;
@@ -446,7 +451,9 @@ async fn suspended_watch_writes_a_condition_and_does_not_poll() {
         assert_eq!(ready["status"], "True");
         assert!(status.get("counts").is_none());
     });
-    let requeue = reconcile_watch(&cached(watch(true)), &ctx).await.unwrap();
+    let requeue = reconcile_watch(&cached(watch(true)), &ctx, &slot(&ctx).await)
+        .await
+        .unwrap();
     assert_eq!(requeue, Requeue::OnChange);
     finish(api_server).await;
     assert!(
@@ -581,7 +588,9 @@ async fn a_quiet_listing_writes_nothing() {
         let (_, status) = expect_status_patch(&mut handle, &Value::Null, "2").await;
         (status, handle)
     });
-    reconcile_watch(&cached(watch(false)), &ctx).await.unwrap();
+    reconcile_watch(&cached(watch(false)), &ctx, &slot(&ctx).await)
+        .await
+        .unwrap();
     let (status, mut handle) = finish(api_server).await;
     // The cache's copy of what was written: no job list.
     let mut w = watch(false);
@@ -589,7 +598,9 @@ async fn a_quiet_listing_writes_nothing() {
     w.status = Some(serde_json::from_value(status).unwrap());
     crate::controller::cache::slim(&mut w);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    reconcile_watch(&cached(w.clone()), &ctx).await.unwrap();
+    reconcile_watch(&cached(w.clone()), &ctx, &slot(&ctx).await)
+        .await
+        .unwrap();
     let nothing = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await;
     assert!(nothing.is_err(), "no write for a quiet listing");
     let synced = ctx.metrics.encode(0.0);
@@ -638,6 +649,7 @@ async fn a_listing_stops_before_its_next_page_once_access_is_withdrawn() {
         namespace: "default",
         role: None,
         allowed: &withdrawn,
+        slot: None,
     };
     let err = ctx
         .personalize

@@ -1,29 +1,43 @@
-//! The performance harness itself works (tiny sizes); `make bench` runs it at scale.
+//! The performance harness itself works (tiny sizes); `make bench` runs it at scale. One test
+//! per group of scenarios, so they run side by side (`Scale::only`, as `PW_BENCH_ONLY` does).
 
-use crate::support::bench::{self, Scale, Scenario};
+use crate::support::bench::{self, Row, Scale, Scenario};
 
-#[tokio::test]
-async fn bench_harness_measures_every_scenario() {
-    let scale = Scale::tiny();
+/// The tiny scale, running only `groups`; its rows and their table, checked for shape.
+async fn run_only(groups: &[&str]) -> (Vec<Row>, String) {
+    let scale = Scale {
+        only: Some(groups.iter().map(|g| g.to_string()).collect()),
+        ..Scale::tiny()
+    };
     let rows = bench::run(&scale).await;
     let table = bench::table(&rows);
-    let named = Scenario::ALL.map(Scenario::name);
-    for scenario in named.into_iter().chain(["memory 0", "memory 2", "rate"]) {
+    for group in groups {
         assert!(
-            rows.iter().any(|r| r.scenario == scenario),
-            "no row for {scenario}:\n{table}"
+            rows.iter().any(|r| r.scenario.starts_with(group)),
+            "no row for {group}:\n{table}"
         );
     }
-    for r in rows.iter().filter(|r| {
-        [
-            Scenario::OneLongListing,
-            Scenario::Fleet,
-            Scenario::LongListings,
-            Scenario::LargeFleet,
-        ]
-        .map(Scenario::name)
-        .contains(&r.scenario.as_str())
-    }) {
+    assert!(table.lines().count() >= rows.len() + 2);
+    // Every row has as many cells as the header.
+    let cells = |l: &str| l.matches('|').count();
+    let header = cells(table.lines().next().unwrap());
+    assert!(
+        table.lines().all(|l| cells(l) == header),
+        "ragged table:\n{table}"
+    );
+    (rows, table)
+}
+
+#[tokio::test]
+async fn bench_harness_measures_the_listing_scenarios() {
+    let listings = [
+        Scenario::OneLongListing,
+        Scenario::LongListings,
+        Scenario::LargeFleet,
+    ]
+    .map(Scenario::name);
+    let (rows, table) = run_only(&listings).await;
+    for r in &rows {
         assert!(
             r.converge_secs.is_some(),
             "{} did not converge:\n{table}",
@@ -39,12 +53,28 @@ async fn bench_harness_measures_every_scenario() {
             "process figures:\n{table}"
         );
     }
+}
+
+#[tokio::test]
+async fn bench_harness_measures_the_fleet_its_quiet_time_and_a_failure_burst() {
+    let (rows, table) = run_only(&[Scenario::Fleet.name()]).await;
+    let row = |s: Scenario| {
+        rows.iter()
+            .find(|r| r.scenario == s.name())
+            .unwrap_or_else(|| panic!("no row for {}:\n{table}", s.name()))
+    };
+    let b = row(Scenario::Fleet);
+    assert!(
+        b.converge_secs.is_some(),
+        "fleet did not converge:\n{table}"
+    );
+    assert_eq!(
+        b.calls, b.min_calls,
+        "fleet made more calls than needed:\n{table}"
+    );
     // quiet-fleet: the fleet alone: no Event, heartbeats only (10s heartbeat, 22s window: at
     // most two writes per watch).
-    let d = rows
-        .iter()
-        .find(|r| r.scenario == Scenario::QuietFleet.name())
-        .unwrap();
+    let d = row(Scenario::QuietFleet);
     assert_eq!(d.events, 0.0, "{table}");
     assert!(
         d.listings >= d.watches * 3,
@@ -55,25 +85,26 @@ async fn bench_harness_measures_every_scenario() {
         d.note.contains("status writes per watch per hour"),
         "{table}"
     );
-    let e = rows
-        .iter()
-        .find(|r| r.scenario == Scenario::FailureBurst.name())
-        .unwrap();
+    let e = row(Scenario::FailureBurst);
     assert!(
         e.latency_p99.is_some(),
         "failure-burst saw its Events:\n{table}"
     );
+    let failures = Scale::tiny().e_failures;
     assert!(
-        e.note.starts_with(&format!("{0}/{0} ", scale.e_failures)),
+        e.note.starts_with(&format!("{failures}/{failures} ")),
         "every failure announced:\n{table}"
     );
-    assert!(bench::bytes_per_watch(&rows).is_some());
-    assert!(table.lines().count() >= rows.len() + 2);
-    // Every row has as many cells as the header.
-    let cells = |l: &str| l.matches('|').count();
-    let header = cells(table.lines().next().unwrap());
-    assert!(
-        table.lines().all(|l| cells(l) == header),
-        "ragged table:\n{table}"
-    );
+}
+
+#[tokio::test]
+async fn bench_harness_measures_memory_the_scaling_curve_and_the_rate_limit() {
+    let (rows, table) = run_only(&["memory", "curve", "rate"]).await;
+    for row in ["memory 0", "memory 2", "rate"] {
+        assert!(
+            rows.iter().any(|r| r.scenario == row),
+            "no row for {row}:\n{table}"
+        );
+    }
+    assert!(bench::bytes_per_watch(&rows).is_some(), "{table}");
 }

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use personalize_emulator::LoggedRequest;
+use personalize_emulator::faults::{FaultKind, FaultRule};
 use personalize_watch::access::policy::ALLOWED_ACCOUNTS;
 use personalize_watch::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
 
@@ -421,20 +422,44 @@ async fn account_roles_are_assumed_and_their_failures_named() {
     assert!(world.warning_events(team, "AccessDenied").await >= 3);
 }
 
-/// 400 watches at a 5 s interval in one namespace and 1 in another, at the default rate limit
-/// (5 calls per second: the crowd alone asks for 80): for 90 s in `make test`, 5 minutes in
-/// `make soak`, the lone watch is listed within twice its interval every time, while the crowd
-/// waits behind itself.
+/// 400 watches at a 5 s interval in one namespace, 24 more listing 10 pages each and 8 whose
+/// listings never answer (each attempt runs into the 30 s time limit), and 1 watch in another
+/// namespace, at the default rate limit (5 calls per second: the crowd alone asks for 130) and
+/// concurrency (16): for 90 s in `make test`, 5 minutes in `make soak`, the lone watch is
+/// listed within twice its interval every time, while the crowd waits behind itself.
 #[tokio::test]
 async fn a_crowded_namespace_slows_only_itself() {
     let (world, ns) = World::start("fair", &[None, None], &[]).await;
     let (crowd, lone) = (&ns[0], &ns[1]);
     let mut yaml = String::new();
-    for i in 0..400 {
-        let sv = support::solution_version_arn(&format!("crowd-{i}"));
+    let mut crowd_watch = |name: &str| {
+        let sv = support::solution_version_arn(name);
         let spec = format!("solutionVersionArn: {sv}\npollInterval: 5s\nactivePollInterval: 5s");
         yaml.push_str("---\n");
-        yaml.push_str(&support::watch_yaml(crowd, &format!("crowd-{i}"), &spec));
+        yaml.push_str(&support::watch_yaml(crowd, name, &spec));
+        sv
+    };
+    for i in 0..400 {
+        crowd_watch(&format!("crowd-{i}"));
+    }
+    for i in 0..24 {
+        let sv = crowd_watch(&format!("crowd-long-{i}"));
+        world
+            .emu
+            .generate(&sv, 1_000, "ACTIVE", &format!("long{i}"))
+            .await;
+    }
+    for i in 0..8 {
+        let sv = crowd_watch(&format!("crowd-silent-{i}"));
+        world
+            .emu
+            .fault(FaultRule {
+                count: 1_000,
+                solution_version_arn: Some(sv),
+                latency_ms: Some(600_000),
+                ..FaultRule::new(FaultKind::Latency)
+            })
+            .await;
     }
     let applied = support::kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
     assert!(applied.success, "{}", applied.stderr);

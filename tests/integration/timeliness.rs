@@ -201,8 +201,7 @@ fn plugin(args: &[&str], columns: Option<&str>) -> String {
     // A folder per call (tests call this at once), removed after it.
     let dir = tempdir(&format!("plugin-{:08x}", rand::random::<u32>()));
     let link = dir.join("kubectl-personalize_watch");
-    std::os::unix::fs::symlink(binary("personalize-watch", "personalize-watch"), &link)
-        .expect("link the plugin");
+    std::os::unix::fs::symlink(binary("personalize-watch"), &link).expect("link the plugin");
     let path = format!(
         "{}:{}",
         dir.display(),

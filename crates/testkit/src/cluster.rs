@@ -78,7 +78,7 @@ fn start_owned(
         apiserver_flags: apiserver_flags.iter().map(|f| f.to_string()).collect(),
         owner: Some(Owner {
             pid: std::process::id(),
-            down: binary("personalize-watch-testkit", "pw-cluster"),
+            down: binary("pw-cluster"),
         }),
     })
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use personalize_emulator::LoggedRequest;
@@ -21,23 +21,25 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The path of a workspace binary, built first (once per test process) so tests always run
-/// the current code: `cargo build -p PACKAGE --bin NAME`, in the profile this harness was built
-/// with.
-pub fn binary(package: &str, name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
+/// The path of the workspace binary `name`. The first call builds every package's binaries
+/// (once per test process, so tests always run the current code) as hack/cluster.sh, `make build`
+/// and `make demo` do: `cargo build --workspace --bins`, in the profile this harness was built
+/// with. With the features of the test build (crates/testkit/Cargo.toml) nothing compiles twice.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    let built = BUILT.get_or_init(build_binaries);
+    built
+        .get(name)
+        .unwrap_or_else(|| panic!("cargo built no executable named {name}"))
+        .clone()
+}
+
+fn build_binaries() -> HashMap<String, PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
     command
         .args(["build", "--locked", "--quiet", "--message-format=json"])
-        .args(["-p", package, "--bin", name])
+        .args(["--workspace", "--bins"])
         .current_dir(repo_root())
         .stderr(Stdio::inherit());
     if !cfg!(debug_assertions) {
@@ -45,19 +47,20 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
     }
     let output = command
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cargo} to build {name}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {cargo} to build the binaries: {e}"));
     assert!(
         output.status.success(),
-        "cargo build -p {package} --bin {name} failed"
+        "cargo build --workspace --bins failed"
     );
-    let path = String::from_utf8_lossy(&output.stdout)
+    String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo built no executable named {name}"));
-    built.insert(name.to_string(), path.clone());
-    path
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter_map(|m| {
+            let name = m["target"]["name"].as_str()?.to_string();
+            Some((name, PathBuf::from(m["executable"].as_str()?)))
+        })
+        .collect()
 }
 
 /// The emulator as its own process, and a client of its admin API.
@@ -79,7 +82,7 @@ impl Emulator {
         } else {
             &["--listen", "127.0.0.1:0"]
         };
-        let mut child = Command::new(binary("personalize-emulator", "personalize-emulator"))
+        let mut child = Command::new(binary("personalize-emulator"))
             .args(listen)
             .args(["--log-level", "warn"])
             .args(args)
@@ -226,7 +229,7 @@ fn signal_process(pid: u32, signal: &str) {
 /// `hack/heaptrack-exec.sh`, which execs so that signals and the peak-RSS reading by pid still
 /// reach the operator): for measuring a benchmark, never set by the tests.
 fn operator_command() -> Command {
-    let operator = binary("personalize-watch", "personalize-watch");
+    let operator = binary("personalize-watch");
     let wrapper = std::env::var("PW_OPERATOR_WRAPPER").unwrap_or_default();
     let mut words = wrapper.split_whitespace();
     match words.next() {
