@@ -107,6 +107,48 @@ fn is_role_arn(arn: &str) -> bool {
             && !resource.contains(char::is_whitespace))
 }
 
+/// A namespace annotation choosing the role for one account in that namespace:
+/// `personalize-watch.dev/role.ACCOUNT`, a role ARN in ACCOUNT, with
+/// `personalize-watch.dev/external-id.ACCOUNT` for its external ID. It takes the place of the
+/// account-roles ConfigMap's entry there, so two teams allowed one account can use different
+/// roles. Like the policy annotations, only whoever may edit the Namespace can set it.
+pub const NAMESPACE_ROLE_PREFIX: &str = "personalize-watch.dev/role.";
+/// See [`NAMESPACE_ROLE_PREFIX`].
+pub const NAMESPACE_EXTERNAL_ID_PREFIX: &str = "personalize-watch.dev/external-id.";
+
+/// The role `annotations` choose for `account`, if any; an error naming the annotation when
+/// it is not a role ARN in that account.
+fn namespace_role(
+    annotations: &PolicyAnnotations,
+    namespace: &str,
+    account: &str,
+) -> Result<Option<RoleRef>, String> {
+    let key = format!("{NAMESPACE_ROLE_PREFIX}{account}");
+    let Some(role_arn) = annotations.get(&key).map(|v| v.trim()) else {
+        return Ok(None);
+    };
+    if !is_role_arn(role_arn) || role_arn.split(':').nth(4) != Some(account) {
+        return Err(format!(
+            "the annotation {key} of namespace {namespace} is not valid: {role_arn:?} is not an IAM role ARN in account {account}"
+        ));
+    }
+    let external_id = annotations
+        .get(&format!("{NAMESPACE_EXTERNAL_ID_PREFIX}{account}"))
+        .map(|v| v.trim().to_string());
+    Ok(Some(RoleRef {
+        role_arn: role_arn.to_string(),
+        external_id,
+    }))
+}
+
+/// Whether an annotation key is one the access decision reads.
+pub fn is_access_annotation(key: &str) -> bool {
+    key == policy::ALLOWED_ACCOUNTS
+        || key == policy::ALLOWED_ARNS
+        || key.starts_with(NAMESPACE_ROLE_PREFIX)
+        || key.starts_with(NAMESPACE_EXTERNAL_ID_PREFIX)
+}
+
 /// What a permitted watch is listed with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Grant {
@@ -114,7 +156,8 @@ pub struct Grant {
     pub role: Option<RoleRef>,
 }
 
-/// A namespace's policy annotations (only those: the rest of the object is not kept).
+/// A namespace's access annotations, policy and roles (only those: the rest of the object is
+/// not kept).
 pub type PolicyAnnotations = BTreeMap<String, String>;
 
 /// The access decision's inputs that change while the operator runs, kept current by
@@ -163,7 +206,7 @@ impl Access {
         arn: &SolutionVersionArn,
         own_account: Option<&str>,
     ) -> Result<Grant, Error> {
-        let policy = {
+        let (policy, chosen_role) = {
             let namespaces = self.namespaces.read().unwrap_or_else(|p| p.into_inner());
             // Unseen, a namespace might hold annotations narrower than the defaults.
             let Some(annotations) = namespaces.get(namespace) else {
@@ -171,9 +214,12 @@ impl Access {
                     "the operator has not seen namespace {namespace} yet, so not its access policy"
                 )));
             };
-            Policy::of_namespace(namespace, Some(annotations), &self.defaults)
-        }
-        .map_err(Error::NotPermitted)?;
+            (
+                Policy::of_namespace(namespace, Some(annotations), &self.defaults),
+                namespace_role(annotations, namespace, &arn.account),
+            )
+        };
+        let policy = policy.map_err(Error::NotPermitted)?;
         match policy.judge(arn, own_account) {
             Verdict::Permitted => {}
             Verdict::Refused(why) => return Err(Error::NotPermitted(why)),
@@ -182,6 +228,9 @@ impl Access {
                     "the policy allows the operator's own account, which STS GetCallerIdentity has not told yet".into(),
                 ));
             }
+        }
+        if let Some(role) = chosen_role.map_err(Error::NotPermitted)? {
+            return Ok(Grant { role: Some(role) });
         }
         let roles = self.roles.read().unwrap_or_else(|p| p.into_inner());
         let role = roles
@@ -197,6 +246,67 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::policy::{ALLOWED_ACCOUNTS, Account};
+
+    /// A namespace's role annotation takes the place of the ConfigMap's role for its account
+    /// there, and only there; one that names a role in another account is refused, named.
+    #[test]
+    fn a_namespace_chooses_its_own_role_for_an_account() {
+        let access = Access::new(Defaults {
+            accounts: vec![Account::Id("111111111111".into())],
+            arns: vec!["*".into()],
+        });
+        let data: BTreeMap<String, String> = [(
+            "222222222222".to_string(),
+            "arn:aws:iam::222222222222:role/shared".to_string(),
+        )]
+        .into();
+        access.set_roles(AccountRoles::from_data(&data));
+        let annotations = |pairs: &[(&str, &str)]| -> PolicyAnnotations {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let allowed = (ALLOWED_ACCOUNTS, "222222222222");
+        access.set_namespace("shared", annotations(&[allowed]));
+        let own = "arn:aws:iam::222222222222:role/team-c";
+        access.set_namespace(
+            "team-c",
+            annotations(&[
+                allowed,
+                ("personalize-watch.dev/role.222222222222", own),
+                ("personalize-watch.dev/external-id.222222222222", "team-c"),
+            ]),
+        );
+        let other_account = "arn:aws:iam::333333333333:role/elsewhere";
+        access.set_namespace(
+            "wrong",
+            annotations(&[
+                allowed,
+                ("personalize-watch.dev/role.222222222222", other_account),
+            ]),
+        );
+        let arn =
+            SolutionVersionArn::parse("arn:aws:personalize:us-east-1:222222222222:solution/s/v1")
+                .unwrap();
+        let role = |ns: &str| access.authorize(ns, &arn, None).map(|g| g.role);
+        let shared = role("shared").unwrap().unwrap();
+        assert_eq!(shared.role_arn, "arn:aws:iam::222222222222:role/shared");
+        assert_eq!(
+            role("team-c").unwrap(),
+            Some(RoleRef {
+                role_arn: own.into(),
+                external_id: Some("team-c".into())
+            })
+        );
+        let refused = role("wrong").unwrap_err().to_string();
+        assert!(
+            refused.contains("personalize-watch.dev/role.222222222222")
+                && refused.contains("not an IAM role ARN in account 222222222222"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn roles_by_account_with_external_ids() {

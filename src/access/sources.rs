@@ -16,8 +16,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::access::policy::{ALLOWED_ACCOUNTS, ALLOWED_ARNS};
-use crate::access::{Access, AccountRoles, PolicyAnnotations};
+use crate::access::{Access, AccountRoles, PolicyAnnotations, is_access_annotation};
 use crate::controller::backoff::WatchBackoff;
 
 /// What changed, so which watches to reconcile.
@@ -95,12 +94,12 @@ impl Sources {
     }
 }
 
-/// The annotations of a namespace that make its policy.
+/// The annotations of a namespace that make its policy and choose its roles.
 fn policy_annotations(namespace: &Namespace) -> PolicyAnnotations {
     namespace
         .annotations()
         .iter()
-        .filter(|(k, _)| *k == ALLOWED_ACCOUNTS || *k == ALLOWED_ARNS)
+        .filter(|(k, _)| is_access_annotation(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -15,14 +15,14 @@
 //! announced. Over the caps (`MAX_OPEN`, `MAX_FINISHED`) the oldest entries go first; see
 //! docs/reliability.md.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::{EventLedger, JobCounts, ListingSource};
 use crate::personalize::ListedJob;
-use crate::status::jobs::{Fnv, JobState};
+use crate::status::jobs::{Fingerprint, JobState};
 use crate::status::whole_seconds;
 
 use super::announcements::{announcement, discovered, source_changed, stuck_announcement};
@@ -65,37 +65,82 @@ pub struct LedgerUpdate {
     pub omitted: usize,
 }
 
-/// A short stable id for a job: FNV-1a of its ARN, or of its name when the listing gave no ARN.
-/// None when the listing gave neither: such a job is counted, never announced.
+/// A short stable id for a job: a [`Fingerprint`] of its ARN, or of its name when the listing
+/// gave no ARN. None when the listing gave neither: such a job is counted, never announced.
 pub fn job_hash(job: &ListedJob) -> Option<JobHash> {
     // Hashed in place, without building the key: this runs for every job on every poll.
     let (prefix, key) = job_key_parts(job)?;
-    let mut hash = Fnv::default();
+    let mut hash = Fingerprint::default();
     hash.bytes(prefix.as_bytes());
     hash.bytes(key.as_bytes());
-    Some(JobHash::of_hash(hash.0))
+    Some(JobHash(hash.finish_hex()))
 }
 
-/// A job's id as the ledger writes it, 16 lowercase hex digits, held inline: ids are made for
+/// A job's id as the ledger writes it, 32 lowercase hex digits, held inline: ids are made for
 /// every job on every poll, and only the few the ledger keeps become strings.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct JobHash([u8; 16]);
+pub struct JobHash([u8; 32]);
 
 impl JobHash {
-    fn of_hash(hash: u64) -> Self {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = [0; 16];
-        for (i, digit) in hex.iter_mut().enumerate() {
-            *digit = DIGITS[((hash >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        JobHash(hex)
-    }
-
     pub fn as_str(&self) -> &str {
         // Hex digits only, so always UTF-8.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
+
+/// The id an earlier version wrote for `job`: FNV-1a, 64 bits, as 16 hex digits (see
+/// [`with_current_ids`]).
+pub fn legacy_job_hash(job: &ListedJob) -> Option<String> {
+    let (prefix, key) = job_key_parts(job)?;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in prefix.bytes().chain(key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Some(format!("{hash:016x}"))
+}
+
+/// A ledger written by an earlier version holds FNV-1a ids ([`legacy_job_hash`]), which anyone
+/// creating jobs in the watched account could make collide. Each of a job this listing shows
+/// takes the job's current id, so an upgrade neither repeats nor loses an announcement; the
+/// others keep theirs until their job is listed again or their finish ages out. None when the
+/// ledger holds no such id.
+fn with_current_ids(prev: &EventLedger, jobs: &[ListedJob]) -> Option<EventLedger> {
+    let legacy = |id: &String| id.len() == LEGACY_ID_DIGITS;
+    let any_legacy = prev.open.iter().any(legacy)
+        || prev.stuck.iter().any(legacy)
+        || prev.finished.keys().any(legacy);
+    if !any_legacy {
+        return None;
+    }
+    let current: HashMap<String, String> = jobs
+        .iter()
+        .filter_map(|job| Some((legacy_job_hash(job)?, job_hash(job)?.to_string())))
+        .collect();
+    let rename = |id: &String| current.get(id).unwrap_or(id).clone();
+    // In order, each id once (a ledger may already hold a job's current id beside its old one).
+    let renamed = |ids: &[String]| {
+        let mut kept: Vec<String> = Vec::with_capacity(ids.len());
+        for id in ids.iter().map(rename) {
+            if !kept.contains(&id) {
+                kept.push(id);
+            }
+        }
+        kept
+    };
+    let mut ledger = prev.clone();
+    ledger.open = renamed(&prev.open);
+    ledger.stuck = renamed(&prev.stuck);
+    ledger.finished = prev
+        .finished
+        .iter()
+        .map(|(id, at)| (rename(id), *at))
+        .collect();
+    Some(ledger)
+}
+
+/// Digits of an id written before [`job_hash`] was SHA-256.
+const LEGACY_ID_DIGITS: usize = 16;
 
 impl std::fmt::Display for JobHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -134,6 +179,8 @@ fn finish_time(job: &ListedJob) -> Option<Timestamp> {
 /// The ledger after a complete listing of `listed.jobs`. A ledger without a source (written by
 /// an earlier version) adopts this one.
 pub fn next_ledger(prev: Option<&EventLedger>, listed: &Input<'_>) -> LedgerUpdate {
+    let migrated = prev.and_then(|p| with_current_ids(p, listed.jobs));
+    let prev = migrated.as_ref().or(prev);
     let mut update = match prev {
         // A ledger with no horizon has seen no listing (a failed poll's announcement made it).
         Some(prev) if prev.horizon.is_some() => {

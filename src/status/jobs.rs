@@ -6,6 +6,7 @@ use std::collections::hash_map::Entry;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use sha2::{Digest, Sha256};
 
 use crate::crd::{JobCounts, JobSummary, LatestJob};
 use crate::personalize::ListedJob;
@@ -196,11 +197,11 @@ pub fn newest_first(a: &ListedJob, b: &ListedJob) -> std::cmp::Ordering {
     b.created.cmp(&a.created).then_with(|| a.arn.cmp(&b.arn))
 }
 
-/// A digest of the job list as status shows it (FNV-1a over every field of every summary, with
-/// the truncation flag): equal digests mean the same list. Fields are hashed directly, not
+/// A digest of the job list as status shows it ([`Fingerprint`] over every field of every
+/// summary, with the truncation flag): equal digests mean the same list. Fields are hashed directly, not
 /// through JSON: this runs on every poll, and serializing was most of its cost.
 pub fn digest<'a>(jobs: impl IntoIterator<Item = Shown<'a>>, truncated: bool) -> String {
-    let mut hash = Fnv::default();
+    let mut hash = Fingerprint::default();
     let mut count = 0;
     for job in jobs {
         // Destructured so that a new field cannot be left out of the digest.
@@ -230,7 +231,9 @@ pub fn digest<'a>(jobs: impl IntoIterator<Item = Shown<'a>>, truncated: bool) ->
         count += 1;
     }
     hash.bytes(&[u8::from(truncated)]);
-    format!("{:016x}-{count}", hash.0)
+    let hex = hash.finish_hex();
+    // Hex digits only, so always UTF-8.
+    format!("{}-{count}", std::str::from_utf8(&hex).unwrap_or_default())
 }
 
 /// The digest of summaries already built.
@@ -238,22 +241,17 @@ pub fn digest_of(jobs: &[JobSummary], truncated: bool) -> String {
     digest(jobs.iter().map(Shown::summarized), truncated)
 }
 
-/// FNV-1a, 64 bits: the job-list digest (each value length-prefixed so that fields cannot run
-/// into each other) and, over the raw bytes of a job's key, the ledger's job ids.
-pub(crate) struct Fnv(pub(crate) u64);
+/// SHA-256 over length-prefixed values (so that fields cannot run into each other), cut to 128
+/// bits: the job-list digest and, over the raw bytes of a job's key, the ledger's job ids.
+/// Collision-resistant: whoever can create jobs in the watched account cannot make two jobs
+/// share an id (a lost Event) or two lists a digest (FNV-1a, used before, could be made to).
+/// Its cost per poll is a bench row (docs/performance.md, "Hashing").
+#[derive(Default)]
+pub(crate) struct Fingerprint(Sha256);
 
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
+impl Fingerprint {
     pub(crate) fn bytes(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        self.0.update(bytes);
     }
 
     fn text(&mut self, text: &str) {
@@ -270,6 +268,18 @@ impl Fnv {
                 self.bytes(bytes);
             }
         }
+    }
+
+    /// The first 128 bits, as 32 lowercase hex digits.
+    pub(crate) fn finish_hex(self) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digest = self.0.finalize();
+        let mut hex = [0; 32];
+        for (i, byte) in digest.iter().take(16).enumerate() {
+            hex[2 * i] = DIGITS[usize::from(byte >> 4)];
+            hex[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
+        }
+        hex
     }
 }
 

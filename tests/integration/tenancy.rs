@@ -18,8 +18,8 @@ use personalize_watch::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
 
 use crate::support::processes::{Operator, OperatorOptions};
 use crate::support::{
-    self, ACCOUNT, ACCOUNT_B, Emulator, ROLE_B, TEAM_B_EXTERNAL_ID, UNTRUSTING_ROLE, condition,
-    total, wait_for,
+    self, ACCOUNT, ACCOUNT_B, Emulator, ROLE_B, ROLE_B_TEAM_C, TEAM_B_EXTERNAL_ID,
+    TEAM_C_EXTERNAL_ID, UNTRUSTING_ROLE, condition, total, wait_for,
 };
 
 const ROLES: &str = "account-roles";
@@ -335,6 +335,70 @@ async fn a_namespace_watches_only_what_its_policy_allows() {
 /// a restart. A role that trusts nobody is refused the same way; an allowed account without a
 /// role is listed with the operator's own credentials and AWS's AccessDenied reaches the status
 /// without the operator's principal or account.
+/// Two namespaces allowed account B: one lists it through the account-roles ConfigMap's role,
+/// the other through the role its own annotations choose (with its external ID); an annotation
+/// naming a role in another account is refused, naming the annotation, before any call.
+#[tokio::test]
+async fn a_namespace_annotation_chooses_the_role_for_an_account() {
+    let roles = [
+        (ACCOUNT_B, ROLE_B),
+        ("222222222222.externalId", TEAM_B_EXTERNAL_ID),
+    ];
+    let namespaces = [Some(ACCOUNT_B), Some(ACCOUNT_B), Some(ACCOUNT_B)];
+    let (world, ns) = World::start("nsrole", &namespaces, &roles).await;
+    let (shared, own, wrong) = (&ns[0], &ns[1], &ns[2]);
+    let choose = |role: &str, external_id: &str| {
+        serde_json::json!({"metadata": {"annotations": {
+            "personalize-watch.dev/role.222222222222": role,
+            "personalize-watch.dev/external-id.222222222222": external_id,
+        }}})
+    };
+    let namespaces_api = Api::<Namespace>::all(world.client.clone());
+    for (ns, patch) in [
+        (own, choose(ROLE_B_TEAM_C, TEAM_C_EXTERNAL_ID)),
+        (wrong, choose(UNTRUSTING_ROLE, "x")),
+    ] {
+        namespaces_api
+            .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("annotate the namespace");
+    }
+    let sv = |name: &str| support::solution_version_arn_in(ACCOUNT_B, name);
+    for (ns, name) in [(shared, "shared"), (own, "own"), (wrong, "wrong")] {
+        world.emu.generate(&sv(name), 3, "ACTIVE", name).await;
+        world.apply_watch(ns, name, &sv(name)).await;
+    }
+    for (ns, name) in [(shared, "shared"), (own, "own")] {
+        world
+            .wait_watch(ns, name, "listed through its role", |w| total(w) == Some(3))
+            .await;
+    }
+    let w = world
+        .wait_watch(wrong, "wrong", "NotPermitted", |w| {
+            refused_as(w, "NotPermitted")
+        })
+        .await;
+    assert!(
+        ready_message(&w).contains("personalize-watch.dev/role.222222222222"),
+        "{}",
+        ready_message(&w)
+    );
+    assert!(world.calls_naming(&sv("wrong")).await.is_empty(), "no call");
+    let mut assumed = Vec::new();
+    for role in [ROLE_B, ROLE_B_TEAM_C, UNTRUSTING_ROLE] {
+        assumed.push(world.calls_naming(role).await.len());
+    }
+    assert!(
+        assumed[0] >= 1,
+        "the ConfigMap's role for {shared}: {assumed:?}"
+    );
+    assert!(
+        assumed[1] >= 1,
+        "the annotation's role for {own}: {assumed:?}"
+    );
+    assert_eq!(assumed[2], 0, "{assumed:?}");
+}
+
 #[tokio::test]
 async fn account_roles_are_assumed_and_their_failures_named() {
     let roles = [(ACCOUNT_B, ROLE_B), ("444444444444", UNTRUSTING_ROLE)];

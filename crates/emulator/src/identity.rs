@@ -4,7 +4,7 @@
 //! identity, temporary credentials issued by AssumeRole, or, for any other key, a user of the
 //! default account. Signatures are not verified; the key only says who the caller claims to be.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -69,13 +69,25 @@ pub fn scope(authorization: &str) -> Option<Scope> {
     })
 }
 
-/// Accounts, identities, roles, and the temporary credentials issued so far.
+/// Temporary credentials remembered at most: past it the oldest are forgotten, and a request
+/// signed with a forgotten key is refused as expired (clients assume the role again), so an
+/// emulator left running under `make demo` stays flat however often roles are assumed.
+pub const MAX_TEMPORARY_CREDENTIALS: usize = 1_000;
+
+/// What every access key AssumeRole issues starts with.
+const TEMPORARY_PREFIX: &str = "ASIAEMULATED";
+
+/// Accounts, identities, roles, and the temporary credentials issued (the newest
+/// [`MAX_TEMPORARY_CREDENTIALS`]).
 #[derive(Clone, Debug)]
 pub struct Identities {
     default_account: String,
     keys: HashMap<String, Principal>,
     roles: Vec<RoleSpec>,
     issued: u64,
+    temporary: HashMap<String, Principal>,
+    /// Temporary keys, oldest first.
+    temporary_order: VecDeque<String>,
 }
 
 impl Default for Identities {
@@ -100,6 +112,8 @@ impl Identities {
             keys,
             roles: roles.to_vec(),
             issued: 0,
+            temporary: HashMap::new(),
+            temporary_order: VecDeque::new(),
         }
     }
 
@@ -107,8 +121,19 @@ impl Identities {
     pub fn principal(&self, access_key_id: &str) -> Principal {
         self.keys
             .get(access_key_id)
+            .or_else(|| self.temporary.get(access_key_id))
             .cloned()
             .unwrap_or_else(|| user(&self.default_account, access_key_id))
+    }
+
+    /// Whether `access_key_id` is temporary credentials issued here and since forgotten.
+    pub fn expired(&self, access_key_id: &str) -> bool {
+        access_key_id.starts_with(TEMPORARY_PREFIX) && !self.temporary.contains_key(access_key_id)
+    }
+
+    /// Temporary credentials remembered now.
+    pub fn temporary_credentials(&self) -> usize {
+        self.temporary.len()
     }
 
     /// AssumeRole: temporary credentials of the role's account, or why not.
@@ -141,18 +166,31 @@ impl Identities {
         let account = role_arn.split(':').nth(4).unwrap_or_default().to_string();
         let role_name = role_arn.rsplit('/').next().unwrap_or_default();
         self.issued += 1;
-        let access_key_id = format!("ASIAEMULATED{:08X}", self.issued);
+        let access_key_id = format!("{TEMPORARY_PREFIX}{:08X}", self.issued);
         let principal = Principal {
             arn: format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session}"),
             account,
         };
-        self.keys.insert(access_key_id.clone(), principal.clone());
+        self.remember(&access_key_id, &principal);
         Ok(TemporaryCredentials {
             access_key_id,
             secret_access_key: format!("emulated-secret-{:08x}", rand::random::<u32>()),
             session_token: format!("emulated-session-{:016x}", rand::random::<u64>()),
             principal,
         })
+    }
+}
+
+impl Identities {
+    fn remember(&mut self, access_key_id: &str, principal: &Principal) {
+        if self.temporary_order.len() == MAX_TEMPORARY_CREDENTIALS
+            && let Some(oldest) = self.temporary_order.pop_front()
+        {
+            self.temporary.remove(&oldest);
+        }
+        self.temporary
+            .insert(access_key_id.to_string(), principal.clone());
+        self.temporary_order.push_back(access_key_id.to_string());
     }
 }
 
@@ -176,6 +214,37 @@ pub struct TemporaryCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// However often roles are assumed, the newest credentials are kept and no more; a
+    /// forgotten key is expired, not someone else's.
+    #[test]
+    fn temporary_credentials_are_bounded_and_the_oldest_expire() {
+        let role = "arn:aws:iam::222222222222:role/reader";
+        let mut ids = Identities::new(
+            None,
+            &[],
+            &[RoleSpec {
+                role_arn: role.into(),
+                trusted_accounts: vec![DEFAULT_ACCOUNT.into()],
+                external_id: None,
+            }],
+        );
+        let caller = ids.principal("AKIDANY");
+        let mut keys = Vec::new();
+        for _ in 0..MAX_TEMPORARY_CREDENTIALS + 5 {
+            keys.push(
+                ids.assume_role(&caller, role, "s", None)
+                    .unwrap()
+                    .access_key_id,
+            );
+        }
+        assert_eq!(ids.temporary_credentials(), MAX_TEMPORARY_CREDENTIALS);
+        assert!(ids.expired(&keys[0]) && ids.expired(&keys[4]));
+        let newest = keys.last().unwrap();
+        assert!(!ids.expired(newest));
+        assert_eq!(ids.principal(newest).account, "222222222222");
+        assert!(!ids.expired("AKIDANY"), "a long-term key never expires");
+    }
 
     #[test]
     fn keys_roles_and_trust() {

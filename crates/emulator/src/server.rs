@@ -127,7 +127,17 @@ fn call_api(state: &Shared, parts: &Parts, body: &[u8]) -> (RequestFacts, Outcom
         region: scope.region,
     });
     let target = header_str("x-amz-target");
+    let expired = authorization
+        .and_then(identity::scope)
+        .is_some_and(|scope| state.identities.expired(&scope.access_key_id));
     let outcome = match (target, &caller) {
+        // Temporary credentials forgotten (identity::MAX_TEMPORARY_CREDENTIALS): as AWS answers
+        // for expired ones, so the client assumes the role again.
+        (Some(_), Some(_)) if expired => api::error_outcome(
+            400,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ),
         (None, Some(caller)) => {
             facts.account = caller.principal.account.clone();
             facts.region = caller.region.clone();

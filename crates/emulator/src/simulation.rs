@@ -96,7 +96,8 @@ pub struct Simulation {
     spec: SimulationSpec,
     started: EpochMillis,
     made: Vec<u64>,
-    /// ARNs of the jobs it created, the ones it moves, oldest first.
+    /// ARNs of the jobs it created that have not finished, oldest first: the ones it moves.
+    /// A finished job leaves, so each request costs the moving jobs, not every job made.
     own: Vec<String>,
 }
 
@@ -131,6 +132,11 @@ impl Simulation {
                 tracing::warn!(error = %e, "simulation step refused");
             }
         }
+        self.own.retain(|arn| {
+            store
+                .job(arn)
+                .is_some_and(|j| matches!(j.status.as_deref(), Some("PENDING" | "IN PROGRESS")))
+        });
     }
 
     fn create_due_jobs(&mut self, store: &mut Store, now: EpochMillis) {

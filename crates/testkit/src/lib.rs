@@ -153,13 +153,18 @@ pub fn kube_version() -> &'static str {
 pub const ACCOUNT_B: &str = "222222222222";
 pub const ROLE_B: &str = "arn:aws:iam::222222222222:role/personalize-watch-reader";
 pub const TEAM_B_EXTERNAL_ID: &str = "team-b";
+/// A second role in account B, for a team choosing its own (a namespace annotation).
+pub const ROLE_B_TEAM_C: &str = "arn:aws:iam::222222222222:role/personalize-watch-team-c";
+pub const TEAM_C_EXTERNAL_ID: &str = "team-c";
 /// A role in a third account that trusts nobody.
 pub const UNTRUSTING_ROLE: &str = "arn:aws:iam::444444444444:role/untrusting";
 
 /// The emulator state of a two-account world: the roles above.
 pub fn two_account_state() -> String {
     format!(
-        "roles:\n- roleArn: {ROLE_B}\n  trustedAccounts: [\"{ACCOUNT}\"]\n  externalId: {TEAM_B_EXTERNAL_ID}\n- roleArn: {UNTRUSTING_ROLE}\n  trustedAccounts: []\n"
+        "roles:\n- roleArn: {ROLE_B}\n  trustedAccounts: [\"{ACCOUNT}\"]\n  externalId: {TEAM_B_EXTERNAL_ID}\n\
+         - roleArn: {ROLE_B_TEAM_C}\n  trustedAccounts: [\"{ACCOUNT}\"]\n  externalId: {TEAM_C_EXTERNAL_ID}\n\
+         - roleArn: {UNTRUSTING_ROLE}\n  trustedAccounts: []\n"
     )
 }
 

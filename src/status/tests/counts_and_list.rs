@@ -69,17 +69,25 @@ fn finished_jobs_show_their_duration_and_the_latest_job_is_named() {
 }
 
 proptest! {
-    /// Job ids are written as they always were: 16 lowercase hex digits of the hash.
+    /// Job ids are the first 128 bits of SHA-256 of the job's key, as 32 lowercase hex digits;
+    /// the id an earlier version wrote is FNV-1a, 64 bits, as 16.
     #[test]
     fn job_ids_read_as_the_hash_in_hex(arn in "[a-z:/0-9-]{1,80}", name in "[a-z0-9-]{0,20}") {
+        use sha2::{Digest, Sha256};
         let job = ListedJob { arn: arn.clone(), name, ..Default::default() };
+        let sha: String = Sha256::digest(arn.as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let id = ledger::job_hash(&job).map(|id| id.to_string());
+        prop_assert_eq!(id, Some(sha));
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in arn.bytes() {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
-        let id = ledger::job_hash(&job).map(|id| id.to_string());
-        prop_assert_eq!(id, Some(format!("{hash:016x}")));
+        prop_assert_eq!(ledger::legacy_job_hash(&job), Some(format!("{hash:016x}")));
     }
 }
 

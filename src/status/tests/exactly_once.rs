@@ -2,6 +2,7 @@
 //! between any two steps, refused Events, and Event expiry.
 
 use super::*;
+use crate::events::ledger::legacy_job_hash;
 
 // ---- property test: imperfect listings, crashes, refused Events, Event expiry ----
 
@@ -10,11 +11,20 @@ const EVENT_TTL: i64 = 3600;
 
 #[derive(Clone, Debug)]
 enum Step {
-    Create { status: &'static str },
-    Advance { index: usize, to_failed: bool },
-    Tick { secs: u16 },
+    Create {
+        status: &'static str,
+    },
+    Advance {
+        index: usize,
+        to_failed: bool,
+    },
+    Tick {
+        secs: u16,
+    },
     Poll(PollShape),
     FailedPoll,
+    /// The stored ledger as a version before SHA-256 ids wrote it (FNV-1a ids): an upgrade.
+    WrittenByEarlierVersion,
 }
 
 /// One listing: which jobs it leaves out or shows twice (one view from before the last change),
@@ -68,6 +78,7 @@ fn step(endpoints: bool) -> impl Strategy<Value = Step> {
                 Step::Poll(PollShape { omit, repeat, order, ending, other_endpoint })
             }),
         1 => Just(Step::FailedPoll),
+        1 => Just(Step::WrittenByEarlierVersion),
     ]
 }
 
@@ -76,6 +87,31 @@ fn step(endpoints: bool) -> impl Strategy<Value = Step> {
 struct WorldJob {
     now: ListedJob,
     before: Option<ListedJob>,
+}
+
+impl World {
+    /// Rewrites the stored ledger's ids the way a version before SHA-256 ids made them.
+    fn written_by_earlier_version(&mut self) {
+        let legacy: HashMap<String, String> = self
+            .jobs
+            .iter()
+            .filter_map(|j| {
+                let current = crate::events::ledger::job_hash(&j.now)?;
+                Some((current.to_string(), legacy_job_hash(&j.now)?))
+            })
+            .collect();
+        let Some(ledger) = self.stored.as_mut().and_then(|s| s.ledger.as_mut()) else {
+            return;
+        };
+        let old = |id: &String| legacy.get(id).unwrap_or(id).clone();
+        ledger.open = ledger.open.iter().map(old).collect();
+        ledger.stuck = ledger.stuck.iter().map(old).collect();
+        ledger.finished = ledger
+            .finished
+            .iter()
+            .map(|(id, at)| (old(id), *at))
+            .collect();
+    }
 }
 
 /// The world: jobs, a clock, the stored status, and the Events the API server holds.
@@ -322,6 +358,7 @@ fn check_announcements(steps: Vec<Step>, endpoints: bool) -> Result<(), TestCase
             }
             Step::Tick { secs } => w.tick(i64::from(secs)),
             Step::Poll(shape) => w.poll(&shape),
+            Step::WrittenByEarlierVersion => w.written_by_earlier_version(),
             Step::FailedPoll => {
                 w.clock += 1;
                 let f = PollFailure {
