@@ -122,10 +122,15 @@ pub struct Permit {
 }
 
 impl Admission {
-    /// `slots` at once; one key holds at most three quarters of them (all of one or two).
+    /// `slots` at once; one key holds at most three quarters of them, leaving at least one
+    /// for the others (all of one or two).
     pub fn new(slots: usize) -> Arc<Self> {
         let slots = slots.max(1);
-        let per_key = if slots > 2 { slots - slots / 4 } else { slots };
+        let per_key = if slots > 2 {
+            slots - (slots / 4).max(1)
+        } else {
+            slots
+        };
         Arc::new(Admission {
             state: Mutex::new(AdmissionState {
                 free: slots,
@@ -270,6 +275,8 @@ mod tests {
     /// One namespace holds at most three quarters of the slots: another finds one free at once.
     #[tokio::test]
     async fn one_namespace_leaves_a_quarter_of_the_slots_to_the_others() {
+        let bounds = [1, 2, 3, 4, 16].map(|slots| Admission::new(slots).per_key());
+        assert_eq!(bounds, [1, 2, 2, 3, 12]);
         let admission = Admission::new(8);
         assert_eq!(admission.per_key(), 6);
         let mut crowd = Vec::new();
