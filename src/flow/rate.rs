@@ -101,18 +101,13 @@ impl RegionLimiter {
         }
     }
 
-    /// The fair bucket of `region`.
+    /// The fair bucket of `region`: a call takes its token there, in the turn of its namespace.
     pub fn bucket(&self, region: &str) -> Arc<FairBucket> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         buckets
             .entry(region.to_string())
             .or_insert_with(|| Arc::new(FairBucket::new(self.rate, self.burst)))
             .clone()
-    }
-
-    /// Waits for a call's token in `region`, in the turn of `key` (the watch's namespace).
-    pub async fn acquire(&self, region: &str, key: &str) {
-        self.bucket(region).acquire(key).await;
     }
 }
 
