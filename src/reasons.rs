@@ -84,6 +84,8 @@ pub enum Reason {
     RepeatedToken,
     /// The listing did not end within the page limit.
     TooManyPages,
+    /// The listing held more jobs or bytes than the operator's bounds allow.
+    ListingTooLarge,
     /// No connection to the endpoint.
     EndpointUnreachable,
     /// The endpoint did not answer in time.
@@ -113,7 +115,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 26] = [
         Reason::Synced,
         Reason::Suspended,
         Reason::Retrying,
@@ -126,6 +128,7 @@ impl Reason {
         Reason::InvalidNextToken,
         Reason::RepeatedToken,
         Reason::TooManyPages,
+        Reason::ListingTooLarge,
         Reason::EndpointUnreachable,
         Reason::Timeout,
         Reason::MalformedResponse,
@@ -155,6 +158,7 @@ impl Reason {
             Reason::InvalidNextToken => "InvalidNextToken",
             Reason::RepeatedToken => "RepeatedToken",
             Reason::TooManyPages => "TooManyPages",
+            Reason::ListingTooLarge => "ListingTooLarge",
             Reason::EndpointUnreachable => "EndpointUnreachable",
             Reason::Timeout => "Timeout",
             Reason::MalformedResponse => "MalformedResponse",

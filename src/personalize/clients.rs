@@ -51,6 +51,7 @@ pub struct ClientOptions {
     pub attempt_timeout: Duration,
     pub rate_per_second: f64,
     pub burst: u32,
+    pub listing_bounds: super::ListingBounds,
 }
 
 /// Clients by region and role; the own account once known.

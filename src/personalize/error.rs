@@ -27,6 +27,8 @@ pub enum ListErrorKind {
     InvalidNextToken,
     RepeatedToken,
     TooManyPages,
+    /// The listing passed `--max-listing-jobs` or `--max-listing-bytes`.
+    TooLarge,
     EndpointUnreachable,
     Timeout,
     MalformedResponse,
@@ -48,6 +50,7 @@ impl ListErrorKind {
             ListErrorKind::InvalidNextToken => Reason::InvalidNextToken,
             ListErrorKind::RepeatedToken => Reason::RepeatedToken,
             ListErrorKind::TooManyPages => Reason::TooManyPages,
+            ListErrorKind::TooLarge => Reason::ListingTooLarge,
             ListErrorKind::EndpointUnreachable => Reason::EndpointUnreachable,
             ListErrorKind::Timeout => Reason::Timeout,
             ListErrorKind::MalformedResponse => Reason::MalformedResponse,

@@ -6,6 +6,12 @@ use aws_sdk_personalize::primitives::DateTime;
 use aws_sdk_personalize::types::{BatchInferenceJobMode, BatchInferenceJobSummary};
 use jiff::Timestamp;
 
+use crate::text::truncate_utf8;
+
+/// A failure reason is cut to this many bytes as it is read: the status and Events show no
+/// more, and a listing of long reasons is held at this size, not the service's.
+pub const MAX_FAILURE_REASON_BYTES: usize = 1024;
+
 /// One job of a listing. Every member is optional in the service model; what a summary leaves
 /// out stays empty here (an unknown status counts as "other", never as finished).
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -32,6 +38,16 @@ fn mode(mode: &BatchInferenceJobMode) -> Cow<'static, str> {
     }
 }
 
+/// The reason cut to [`MAX_FAILURE_REASON_BYTES`], its allocation with it.
+fn cut_reason(mut reason: String) -> String {
+    let kept = truncate_utf8(&reason, MAX_FAILURE_REASON_BYTES).len();
+    if kept < reason.len() {
+        reason.truncate(kept);
+        reason.shrink_to_fit();
+    }
+    reason
+}
+
 fn timestamp(t: Option<&DateTime>) -> Option<Timestamp> {
     let t = t?;
     Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok()
@@ -48,9 +64,27 @@ impl From<BatchInferenceJobSummary> for ListedJob {
             mode: s.batch_inference_job_mode.as_ref().map(mode),
             created: timestamp(s.creation_date_time.as_ref()),
             updated: timestamp(s.last_updated_date_time.as_ref()),
-            failure_reason: s.failure_reason,
+            failure_reason: s.failure_reason.map(cut_reason),
             solution_version_arn: s.solution_version_arn,
         }
+    }
+}
+
+impl ListedJob {
+    /// About the memory this job holds: the struct and its strings' allocations.
+    pub fn held_bytes(&self) -> usize {
+        let owned_mode = match &self.mode {
+            Some(Cow::Owned(m)) => m.capacity(),
+            _ => 0,
+        };
+        let optional = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        std::mem::size_of::<Self>()
+            + self.name.capacity()
+            + self.arn.capacity()
+            + self.status.capacity()
+            + owned_mode
+            + optional(&self.failure_reason)
+            + optional(&self.solution_version_arn)
     }
 }
 
@@ -78,6 +112,26 @@ mod tests {
         assert_eq!(
             ListedJob::from(BatchInferenceJobSummary::builder().build()).mode,
             None
+        );
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_as_it_is_read_and_what_it_held_goes_with_it() {
+        let long = "é".repeat(40_000);
+        let summary = BatchInferenceJobSummary::builder()
+            .job_name("j")
+            .failure_reason(long)
+            .build();
+        let job = ListedJob::from(summary);
+        let reason = job.failure_reason.as_deref().unwrap();
+        assert_eq!(reason.len(), MAX_FAILURE_REASON_BYTES);
+        assert!(job.held_bytes() < MAX_FAILURE_REASON_BYTES + 512);
+        let short = BatchInferenceJobSummary::builder()
+            .failure_reason("no access to s3://bucket")
+            .build();
+        assert_eq!(
+            ListedJob::from(short).failure_reason.as_deref(),
+            Some("no access to s3://bucket")
         );
     }
 }

@@ -4,13 +4,15 @@
 //! chain (environment, profile, web identity / IRSA, EKS Pod Identity); the endpoint from the
 //! standard overrides (`AWS_ENDPOINT_URL_PERSONALIZE`, `AWS_ENDPOINT_URL`) or `--aws-endpoint-url`.
 
+mod bounds;
 mod clients;
 mod error;
 mod job;
 
+pub use bounds::{ListingBounds, ListingSize};
 pub use clients::{ClientOptions, Clients, OwnAccountError, SESSION_NAME};
 pub use error::{ListError, ListErrorKind, classify, redact};
-pub use job::ListedJob;
+pub use job::{ListedJob, MAX_FAILURE_REASON_BYTES};
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -29,7 +31,7 @@ use crate::flow::rate::RegionLimiter;
 use crate::flow::turns::Slot;
 use crate::metrics::Metrics;
 
-/// Pages per listing before giving up: 10,000 pages of 100 is a million jobs.
+/// Pages per listing before giving up, whatever the pages hold (empty pages with a token).
 const MAX_PAGES: usize = 10_000;
 /// A page that fails with an error that may pass is asked for again this many times, after
 /// growing pauses, before the listing fails: the listing goes on from that page, not page 1.
@@ -73,6 +75,7 @@ impl ListRequest<'_> {
 pub struct Personalize {
     clients: Clients,
     limiter: RegionLimiter,
+    bounds: ListingBounds,
     metrics: Arc<Metrics>,
 }
 
@@ -97,6 +100,7 @@ impl Personalize {
         Personalize {
             clients,
             limiter: RegionLimiter::new(options.rate_per_second, options.burst),
+            bounds: options.listing_bounds,
             metrics,
         }
     }
@@ -148,6 +152,7 @@ impl Personalize {
         request: &ListRequest<'_>,
     ) -> Result<Vec<ListedJob>, ListError> {
         let mut jobs = Vec::new();
+        let mut size = ListingSize::default();
         let mut token: Option<String> = None;
         let mut seen_tokens = HashSet::new();
         for page_number in 0..MAX_PAGES {
@@ -161,12 +166,11 @@ impl Personalize {
                 .page_with_retries(client, request, token.take())
                 .await?;
             let next = page.next_token.clone().filter(|t| !t.is_empty());
-            jobs.extend(
-                page.batch_inference_jobs
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(ListedJob::from),
-            );
+            let before = jobs.len();
+            let listed = page.batch_inference_jobs.unwrap_or_default();
+            jobs.extend(listed.into_iter().map(ListedJob::from));
+            size.add(&jobs[before..]);
+            self.bounds.check(&size)?;
             let Some(next) = next else {
                 return Ok(jobs);
             };

@@ -7,10 +7,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use personalize_watch_runtime::telemetry::LogFormat;
 
-use crate::access::policy::{self, Account};
+use crate::access::policy;
 use crate::access::sources::Sources;
 use crate::controller::Scope;
-use crate::personalize::ClientOptions;
+use crate::personalize::{ClientOptions, ListingBounds};
+use crate::process::flag_values::{
+    AccountList, ArnPatterns, ObjectName, parse_accounts, parse_arns, parse_bytes, parse_duration,
+    parse_object_name, parse_poll_interval,
+};
 use crate::process::leader::LeaseSettings;
 use crate::reconcile::Settings;
 use crate::reconcile::spec::PollIntervals;
@@ -48,63 +52,6 @@ pub enum RetryMode {
     Standard,
     /// Standard, plus a client-side rate that drops when Personalize throttles.
     Adaptive,
-}
-
-/// A Go-style duration such as 30s, 5m or 1h30m.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d: kube::core::Duration = text
-        .parse()
-        .map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h: {e}"))?;
-    if d.is_negative() {
-        return Err(format!("{text:?} is negative"));
-    }
-    Ok(d.into())
-}
-
-/// A poll interval: a duration of at least 5s, the floor the CRD enforces too.
-pub fn parse_poll_interval(text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text)?;
-    if d < Duration::from_secs(5) {
-        return Err(format!("{text:?} is below the 5s floor"));
-    }
-    Ok(d)
-}
-
-/// Allowed accounts, as parsed from a flag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountList(pub Vec<Account>);
-
-/// ARN patterns, as parsed from a flag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArnPatterns(pub Vec<String>);
-
-/// `NAMESPACE/NAME` of an object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectName {
-    pub namespace: String,
-    pub name: String,
-}
-
-fn parse_accounts(text: &str) -> Result<AccountList, String> {
-    policy::parse_accounts(text).map(AccountList)
-}
-
-fn parse_arns(text: &str) -> Result<ArnPatterns, String> {
-    policy::parse_arns(text).map(ArnPatterns)
-}
-
-fn parse_object_name(text: &str) -> Result<ObjectName, String> {
-    match text.split_once('/') {
-        Some((namespace, name))
-            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
-        {
-            Ok(ObjectName {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-            })
-        }
-        _ => Err(format!("{text:?} is not NAMESPACE/NAME")),
-    }
 }
 
 /// `personalize-watch run`: its flags in groups, each turning itself into the settings of the
@@ -233,6 +180,17 @@ pub struct AwsArgs {
     /// Personalize endpoint; the standard AWS_ENDPOINT_URL_PERSONALIZE / AWS_ENDPOINT_URL also work.
     #[arg(long, env = "PERSONALIZE_WATCH_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+
+    /// Jobs one listing may hold; past it the poll fails (ListingTooLarge) and the last good
+    /// status stays, marked stale.
+    #[arg(long, env = "PERSONALIZE_WATCH_MAX_LISTING_JOBS", default_value_t = ListingBounds::DEFAULT.max_jobs)]
+    pub max_listing_jobs: usize,
+
+    /// Bytes one listing may hold (failure reasons are cut to 1 KiB as they are read), as a
+    /// number with an optional Ki, Mi or Gi suffix; past it the poll fails like
+    /// --max-listing-jobs. The process holds at most --concurrency times this.
+    #[arg(long, env = "PERSONALIZE_WATCH_MAX_LISTING_BYTES", default_value = "16Mi", value_parser = parse_bytes)]
+    pub max_listing_bytes: usize,
 }
 
 impl AwsArgs {
@@ -244,6 +202,10 @@ impl AwsArgs {
             attempt_timeout: self.aws_timeout,
             rate_per_second: self.personalize_rate,
             burst: self.personalize_burst,
+            listing_bounds: ListingBounds {
+                max_jobs: self.max_listing_jobs,
+                max_bytes: self.max_listing_bytes,
+            },
         }
     }
 }
@@ -358,14 +320,6 @@ impl LeaseArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_like_go() {
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("5 minutes").is_err());
-        assert!(parse_duration("-5s").is_err());
-    }
 
     #[test]
     fn every_flag_has_help_and_an_environment_variable() {

@@ -138,3 +138,66 @@ async fn check_crd(client: &kube::Client, args: &RunArgs) -> Result<(), StartErr
         Err(e) => Err(StartError::ApiUnreachable(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+
+    use crate::process::config::{Cli, Command};
+
+    /// `check_crd` against an API server that answers the list with `code`; the list's path too.
+    async fn check_against(code: u16, namespace: Option<&str>) -> (Result<(), StartError>, String) {
+        crate::install_crypto_provider();
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let api_server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("one list");
+            let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "NotFound", "code": code, "message": "the server could not find the requested resource"});
+            send.send_response(
+                Response::builder()
+                    .status(code)
+                    .body(Body::from(body.to_string().into_bytes()))
+                    .expect("a response"),
+            );
+            request.uri().path().to_string()
+        });
+        let mut argv = vec!["personalize-watch", "run"];
+        argv.extend(
+            namespace
+                .map(|ns| ["--watch-namespace", ns])
+                .into_iter()
+                .flatten(),
+        );
+        let Command::Run(args) = Cli::parse_from(argv).command else {
+            unreachable!("run was given")
+        };
+        let result = check_crd(&kube::Client::new(service, "default"), &args).await;
+        (result, api_server.await.expect("the mock API server"))
+    }
+
+    #[tokio::test]
+    async fn a_missing_crd_stops_the_start_with_what_to_install() {
+        let (result, path) = check_against(404, None).await;
+        assert_eq!(
+            path,
+            "/apis/personalize-watch.dev/v1alpha1/solutionversionwatches"
+        );
+        let error = result.expect_err("a missing CRD fails the start");
+        assert!(matches!(error, StartError::CrdMissing));
+        assert!(
+            error.to_string().contains("kubectl apply -f crds/"),
+            "{error}"
+        );
+
+        let (result, path) = check_against(403, Some("team-a")).await;
+        assert_eq!(
+            path,
+            "/apis/personalize-watch.dev/v1alpha1/namespaces/team-a/solutionversionwatches"
+        );
+        assert!(matches!(result, Err(StartError::CrdForbidden(_))));
+    }
+}

@@ -15,7 +15,7 @@ use crate::access::Access;
 use crate::access::policy::{Account, Defaults};
 use crate::events::Publisher;
 use crate::metrics::Metrics;
-use crate::personalize::{ClientOptions, Personalize};
+use crate::personalize::{ClientOptions, ListingBounds, Personalize};
 
 use super::spec::PollIntervals;
 use super::{Context, Parts, Settings};
@@ -59,6 +59,7 @@ impl Context {
             attempt_timeout: Duration::from_secs(5),
             rate_per_second: 100.0,
             burst: 10,
+            listing_bounds: ListingBounds::DEFAULT,
         };
         let personalize =
             Arc::new(Personalize::from_loader(loader, &options, metrics.clone()).await);

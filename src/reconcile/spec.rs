@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::access::arn::SolutionVersionArn;
 use crate::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
-use crate::process::config::parse_duration;
+use crate::process::flag_values::parse_duration;
 use crate::status::Expectations;
 
 /// How often to poll: while no job runs, and while any job is PENDING or IN PROGRESS.

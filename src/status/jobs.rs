@@ -14,8 +14,8 @@ use crate::text::truncate_utf8;
 
 use super::whole_seconds;
 
-/// failureReason in status.jobs is cut to this many bytes.
-pub const MAX_FAILURE_REASON_BYTES: usize = 1024;
+/// failureReason in status.jobs is cut to this many bytes, as the listing already cuts it.
+pub use crate::personalize::MAX_FAILURE_REASON_BYTES;
 
 /// A job's state, from its status string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

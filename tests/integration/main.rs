@@ -6,6 +6,7 @@
 use personalize_watch_testkit as support;
 
 mod bench_harness;
+mod bounds;
 mod docs;
 mod emulator_clients;
 mod emulator_sdk;

@@ -74,7 +74,7 @@ pub fn handle(
     body: &[u8],
 ) -> AdminResponse {
     let result = match (method, path) {
-        ("GET", "/_emulator/healthz") => Ok(reply(200, json!({ "jobs": state.store.job_count() }))),
+        ("GET", "/_emulator/healthz") => Ok(reply(200, health(state))),
         ("POST", "/_emulator/jobs") => upsert_jobs(state, body),
         ("POST", "/_emulator/solution-versions") => upsert_solution_versions(state, body),
         ("POST", "/_emulator/generate") => generate(state, body),
@@ -99,6 +99,16 @@ pub fn handle(
         )),
     };
     result.unwrap_or_else(|e| e)
+}
+
+/// Liveness, the jobs held, and what each simulated schedule made and kept.
+fn health(state: &EmulatorState) -> Value {
+    let schedules = state
+        .simulation
+        .as_ref()
+        .map(|sim| sim.report())
+        .unwrap_or_default();
+    json!({ "jobs": state.store.job_count(), "schedules": schedules })
 }
 
 fn upsert_solution_versions(

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::EmulatorState;
-use super::faults::{FaultKind, FaultRule};
+use super::faults::{FaultKind, FaultRule, LONG_REASON_BYTES};
 use super::identity::Caller;
 use super::model::{Job, arn_region_and_account, matches_personalize_arn};
 use super::token::Cursor;
@@ -420,7 +420,13 @@ fn list_batch_inference_jobs(
     let page = state
         .store
         .list_jobs(sv.as_deref(), state.order, cursor.start, limit, &visible);
-    let items: Vec<Value> = page.items.iter().map(|j| j.summary()).collect();
+    let mut items: Vec<Value> = page.items.iter().map(|j| j.summary()).collect();
+    if fault.is_some_and(|f| f.kind == FaultKind::LongReasons) {
+        let reason = long_reason();
+        for item in &mut items {
+            item["failureReason"] = Value::String(reason.clone());
+        }
+    }
     let mut out = json!({ "batchInferenceJobs": items });
     if fault.is_some_and(|f| f.kind == FaultKind::RepeatToken) {
         out["nextToken"] = json!(token);
@@ -429,6 +435,15 @@ fn list_batch_inference_jobs(
         out["nextToken"] = Value::String(state.tokens.encode(OP, sv.as_deref(), next));
     }
     Ok(out)
+}
+
+/// A failure reason of [`LONG_REASON_BYTES`], worded like one.
+fn long_reason() -> String {
+    let head = "Input data in s3://bucket/input.json could not be read: ";
+    let mut reason = String::with_capacity(LONG_REASON_BYTES);
+    reason.push_str(head);
+    reason.extend(std::iter::repeat_n('x', LONG_REASON_BYTES - head.len()));
+    reason
 }
 
 fn describe_batch_inference_job(

@@ -38,7 +38,14 @@ pub enum FaultKind {
     /// 200 with a valid but enormous body (an empty page padded past 8 MiB with a member the
     /// model does not have), as a hostile endpoint might send to exhaust a client's memory.
     Oversized,
+    /// Every job of the page carries a failure reason of [`LONG_REASON_BYTES`], keeping the
+    /// answer under 4 MiB: a listing of many such pages is the memory a hostile or huge service
+    /// can make a client hold. `count` counts pages.
+    LongReasons,
 }
+
+/// The failure reason of every job on a `longReasons` page.
+pub const LONG_REASON_BYTES: usize = 32 * 1024;
 
 /// The size of an `oversized` answer.
 pub const OVERSIZED_BYTES: usize = 8 * 1024 * 1024 + 1;
@@ -101,7 +108,8 @@ impl FaultKind {
             FaultKind::Latency
             | FaultKind::RepeatToken
             | FaultKind::EmptyPage
-            | FaultKind::Omit => return None,
+            | FaultKind::Omit
+            | FaultKind::LongReasons => return None,
         };
         Some(outcome)
     }

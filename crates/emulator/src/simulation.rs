@@ -3,8 +3,14 @@
 //! durations (jobs from the state file or the admin API stay as they are told). Which jobs fail is a hash of the seed
 //! and the job's name, so the same state file gives the same run.
 //!
+//! Each schedule keeps its newest `keep` jobs (1,000 by default) and deletes older ones, which
+//! AWS never does: a demo left running for days lists the same number of jobs and holds the
+//! same memory. `GET /_emulator/healthz` reports each schedule's jobs made and kept.
+//!
 //! Time is the emulator's clock: [`Simulation::advance`] applies every step due by `now`, with
 //! the times the steps were due (a late tick does not shift them).
+
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +55,19 @@ pub struct Schedule {
     /// At most this many jobs (default: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// The newest jobs of this schedule kept; older ones are deleted.
+    #[serde(default = "default_keep")]
+    pub keep: u64,
+}
+
+/// What a schedule has done, as the admin API reports it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleReport {
+    pub name_prefix: String,
+    pub made: u64,
+    pub kept: usize,
+    pub keep: u64,
 }
 
 fn default_pending() -> f64 {
@@ -59,6 +78,9 @@ fn default_running() -> f64 {
 }
 fn default_reason() -> String {
     "Simulated failure: the input data could not be read".into()
+}
+fn default_keep() -> u64 {
+    1_000
 }
 fn default_prefix() -> String {
     "scheduled".into()
@@ -85,6 +107,9 @@ impl SimulationSpec {
                 return Err("simulation.schedules[].everySeconds must be at least 1".into());
             }
             positive("schedules[].firstAfterSeconds", s.first_after_seconds)?;
+            if s.keep == 0 {
+                return Err("simulation.schedules[].keep must be at least 1".into());
+            }
         }
         Ok(())
     }
@@ -96,6 +121,8 @@ pub struct Simulation {
     spec: SimulationSpec,
     started: EpochMillis,
     made: Vec<u64>,
+    /// Per schedule, the ARNs of the jobs it made that are kept, oldest first.
+    kept: Vec<VecDeque<String>>,
     /// ARNs of the jobs it created that have not finished, oldest first: the ones it moves.
     /// A finished job leaves, so each request costs the moving jobs, not every job made.
     own: Vec<String>,
@@ -109,6 +136,7 @@ impl Simulation {
     pub fn new(spec: SimulationSpec, started: EpochMillis) -> Self {
         Simulation {
             made: vec![0; spec.schedules.len()],
+            kept: vec![VecDeque::new(); spec.schedules.len()],
             spec,
             started,
             own: Vec::new(),
@@ -139,8 +167,27 @@ impl Simulation {
         });
     }
 
+    /// What each schedule has made and kept.
+    pub fn report(&self) -> Vec<ScheduleReport> {
+        self.spec
+            .schedules
+            .iter()
+            .zip(&self.made)
+            .zip(&self.kept)
+            .map(|((schedule, made), kept)| ScheduleReport {
+                name_prefix: schedule.name_prefix.clone(),
+                made: *made,
+                kept: kept.len(),
+                keep: schedule.keep,
+            })
+            .collect()
+    }
+
     fn create_due_jobs(&mut self, store: &mut Store, now: EpochMillis) {
         for (i, schedule) in self.spec.schedules.iter().enumerate() {
+            // After a long quiet time only the newest `keep` due jobs are made at all.
+            let due = self.due(schedule, now);
+            self.made[i] = self.made[i].max(due.saturating_sub(schedule.keep));
             loop {
                 let n = self.made[i];
                 if schedule.count.is_some_and(|max| n >= max) {
@@ -162,11 +209,29 @@ impl Simulation {
                     ..Default::default()
                 };
                 match store.upsert_job(job) {
-                    Ok(job) => self.own.extend(job.batch_inference_job_arn.clone()),
+                    Ok(job) => {
+                        self.own.extend(job.batch_inference_job_arn.clone());
+                        self.kept[i].extend(job.batch_inference_job_arn.clone());
+                    }
                     Err(e) => tracing::warn!(error = %e, "simulated job refused"),
                 }
             }
+            while self.kept[i].len() as u64 > schedule.keep {
+                if let Some(arn) = self.kept[i].pop_front() {
+                    store.remove_job(&arn);
+                }
+            }
         }
+    }
+
+    /// How many jobs `schedule` has had due by `now`, at most its count.
+    fn due(&self, schedule: &Schedule, now: EpochMillis) -> u64 {
+        let since_first = now.0 - self.started.0 - millis(schedule.first_after_seconds);
+        let due = match u64::try_from(since_first) {
+            Ok(ms) => ms / millis(schedule.every_seconds).max(1) as u64 + 1,
+            Err(_) => 0,
+        };
+        schedule.count.map_or(due, |max| due.min(max))
     }
 
     /// The job after every step due by `now` (PENDING may go straight to its end when the
@@ -231,6 +296,7 @@ mod tests {
                 first_after_seconds: 1.0,
                 name_prefix: "sim".into(),
                 count: Some(3),
+                keep: 1_000,
             }],
         }
     }
@@ -291,5 +357,33 @@ mod tests {
         s.schedules[0].every_seconds = 0.0;
         assert!(s.check().is_err());
         assert!(spec(0.1).check().is_ok());
+    }
+
+    #[test]
+    fn a_schedule_keeps_its_newest_jobs_and_memory_stays_flat() {
+        let mut store = Store::default();
+        let mut s = spec(0.0);
+        s.schedules[0].count = None;
+        s.schedules[0].keep = 5;
+        let mut sim = Simulation::new(s, EpochMillis(0));
+        // A job every 10 s for a day, asked every 10 s.
+        for tick in 0..8_640 {
+            sim.advance(&mut store, EpochMillis(tick * 10_000));
+        }
+        assert_eq!(store.job_count(), 5);
+        assert_eq!(status_of(&store, "sim-8639").as_deref(), Some("ACTIVE"));
+        assert_eq!(status_of(&store, "sim-8635").as_deref(), Some("ACTIVE"));
+        assert_eq!(
+            status_of(&store, "sim-8634"),
+            None,
+            "older jobs are deleted"
+        );
+        assert_eq!(store.positions_held(), 5, "holes are reclaimed");
+        let report = &sim.report()[0];
+        assert_eq!((report.made, report.kept, report.keep), (8_639, 5, 5));
+        // Nobody asked for a year: only the newest five due jobs are made.
+        sim.advance(&mut store, EpochMillis(365 * 86_400_000));
+        assert_eq!(store.job_count(), 5);
+        assert_eq!(sim.report()[0].made, 365 * 8_640);
     }
 }

@@ -7,7 +7,8 @@
 //! every request and their tokens are offsets, as a real service might do: a job created or
 //! updated during a listing shifts the pages, so the listing can skip or repeat jobs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Index;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,7 @@ use super::model::{EpochMillis, Job, SolutionVersion, StateFile, arn_prefix};
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     /// Jobs by position; the position is the job's place in every listing.
-    jobs: Vec<Job>,
+    jobs: Slots,
     by_arn: HashMap<String, usize>,
     /// Positions of each solution version's jobs, ascending.
     by_solution_version: HashMap<String, Vec<usize>>,
@@ -25,6 +26,66 @@ pub struct Store {
     /// The last N generated per `ARN-PREFIX/NAME-PREFIX`, so the next batch starts after it
     /// instead of probing every name taken (quadratic over a 10,000-watch fleet).
     last_generated: HashMap<String, usize>,
+}
+
+/// Jobs by position. A removed job leaves a hole until every older one is gone too, so a
+/// position (and a page token holding one) never moves, and memory follows the jobs kept when
+/// the oldest go first, as a simulation's do.
+#[derive(Clone, Debug, Default)]
+struct Slots {
+    /// The position of `slots[0]`.
+    first: usize,
+    slots: VecDeque<Option<Job>>,
+}
+
+impl Slots {
+    fn push(&mut self, job: Job) -> usize {
+        self.slots.push_back(Some(job));
+        self.first + self.slots.len() - 1
+    }
+
+    fn get(&self, position: usize) -> Option<&Job> {
+        self.slots.get(position.checked_sub(self.first)?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, position: usize) -> Option<&mut Job> {
+        self.slots
+            .get_mut(position.checked_sub(self.first)?)?
+            .as_mut()
+    }
+
+    fn remove(&mut self, position: usize) -> Option<Job> {
+        let job = self
+            .slots
+            .get_mut(position.checked_sub(self.first)?)?
+            .take();
+        while self.slots.front().is_some_and(Option::is_none) {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+        job
+    }
+
+    /// The positions of every job kept, ascending.
+    fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.is_some())
+            .map(|(i, _)| self.first + i)
+    }
+}
+
+/// Only positions the store's indexes hold are looked up this way; they always hold a job.
+impl Index<usize> for Slots {
+    type Output = Job;
+
+    fn index(&self, position: usize) -> &Job {
+        match self.get(position) {
+            Some(job) => job,
+            None => unreachable!("position {position} is in an index but holds no job"),
+        }
+    }
 }
 
 /// One page of a listing: the items and the position to go on from, if more remain.
@@ -80,7 +141,13 @@ impl Store {
     }
 
     pub fn job_count(&self) -> usize {
-        self.jobs.len()
+        self.by_arn.len()
+    }
+
+    /// Positions held, holes included: what the jobs cost beyond the jobs kept.
+    #[cfg(test)]
+    pub fn positions_held(&self) -> usize {
+        self.jobs.slots.len()
     }
 
     pub fn job(&self, arn: &str) -> Option<&Job> {
@@ -127,8 +194,9 @@ impl Store {
                 );
             }
         };
-        if let Some(&i) = self.by_arn.get(&arn) {
-            let job = &mut self.jobs[i];
+        if let Some(&i) = self.by_arn.get(&arn)
+            && let Some(job) = self.jobs.get_mut(i)
+        {
             if let Some(sv) = &patch.solution_version_arn
                 && job.solution_version_arn.as_ref() != Some(sv)
             {
@@ -157,14 +225,26 @@ impl Store {
         if !self.solution_version_by_arn.contains_key(&sv) {
             self.upsert_solution_version(SolutionVersion::implied(&sv, created));
         }
-        let position = self.jobs.len();
+        let position = self.jobs.push(job);
         self.by_arn.insert(arn, position);
         self.by_solution_version
             .entry(sv)
             .or_default()
             .push(position);
-        self.jobs.push(job);
         Ok(&self.jobs[position])
+    }
+
+    /// Deletes a job (AWS never does; a simulation does, to stay flat when left running).
+    pub fn remove_job(&mut self, arn: &str) -> Option<Job> {
+        let position = self.by_arn.remove(arn)?;
+        let job = self.jobs.remove(position)?;
+        if let Some(sv) = &job.solution_version_arn
+            && let Some(positions) = self.by_solution_version.get_mut(sv)
+            && let Ok(i) = positions.binary_search(&position)
+        {
+            positions.remove(i);
+        }
+        Some(job)
     }
 
     /// Adds `count` jobs named `PREFIX-N` (N counting on from the names already taken), created one
@@ -243,7 +323,7 @@ impl Store {
                     .iter()
                     .copied(),
             ),
-            None => Box::new(0..self.jobs.len()),
+            None => Box::new(self.jobs.positions()),
         }
     }
 
