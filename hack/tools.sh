@@ -37,7 +37,7 @@ fi
 # client-go (v0.37) for the default capabilities of `helm template` and `helm lint`.
 helm="$PW_BIN/helm"
 if [ ! -x "$helm" ] || ! "$helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$HELM_VERSION"; then
-  command -v go >/dev/null || die "go is not installed; Go >= 1.25 is needed to build helm"
+  command -v go >/dev/null || die "go is not installed; Go >= 1.26 is needed to build helm"
   log "building helm $HELM_VERSION from the Go module proxy into $PW_BIN (a cold build takes a few minutes)"
   mkdir -p "$PW_BIN"
   GOBIN="$PW_BIN" CGO_ENABLED=0 go install -trimpath \

@@ -106,6 +106,8 @@ impl Default for Metrics {
     }
 }
 
+#[cfg(test)]
+mod reference;
 pub mod series;
 mod watches;
 

@@ -105,7 +105,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_bounds_hold_ten_thousand_jobs_of_the_usual_size() {
+    fn the_default_bounds_hold_twenty_five_thousand_jobs_of_the_usual_size() {
         let usual = ListedJob {
             name: "nightly-2026-11-28".into(),
             arn: format!(

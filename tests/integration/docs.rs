@@ -53,18 +53,9 @@ fn yaml_and_json_snippets_parse_and_watches_fit_the_crd() {
         }
     }
     assert!(watches >= 1, "the README shows a SolutionVersionWatch");
-    // The IAM policy names the one action the operator calls.
-    let readme = read("README.md");
-    let policy = blocks(&readme)
-        .into_iter()
-        .find(|(l, _)| l == "json")
-        .unwrap()
-        .1;
-    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
-    assert_eq!(
-        policy["Statement"][0]["Action"],
-        "personalize:ListBatchInferenceJobs"
-    );
+    // The IAM policies are files (docs/iam), checked by
+    // packaging::the_iam_policies_parse_and_name_the_charts_service_account.
+    assert!(read("README.md").contains("docs/iam/"));
 }
 
 #[test]

@@ -7,6 +7,7 @@ use personalize_watch_testkit as support;
 
 mod bench_harness;
 mod bounds;
+mod chart;
 mod docs;
 mod emulator_clients;
 mod emulator_sdk;

@@ -105,6 +105,18 @@ async fn chart_renders_value_sets_the_api_server_accepts() {
             "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/pw".into(),
         ],
         vec!["metrics.enabled=false".into(), "serviceAccount.create=false".into(), "serviceAccount.name=existing".into()],
+        vec![
+            "fullnameOverride=pw-custom".into(),
+            "crds.install=true".into(),
+            "aws.credentialsSecret=aws-creds".into(),
+            "extraArgs={--max-backoff=10m}".into(),
+            "revisionHistoryLimit=3".into(),
+            "terminationGracePeriodSeconds=60".into(),
+            "podSecurityContext.runAsUser=null".into(),
+            "podSecurityContext.runAsGroup=null".into(),
+            "metrics.serviceMonitor.enabled=true".into(),
+            "metrics.serviceMonitor.scrapeTimeout=10s".into(),
+        ],
     ];
     for (i, sets) in value_sets.iter().enumerate() {
         let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
@@ -124,6 +136,19 @@ async fn chart_renders_value_sets_the_api_server_accepts() {
             );
             assert!(yaml.contains("kind: ServiceMonitor"));
         }
+        if sets.iter().any(|s| s.starts_with("crds.install")) {
+            assert!(
+                yaml.contains("helm.sh/resource-policy: keep"),
+                "the CRD outlives the release"
+            );
+            assert!(yaml.contains("secretRef:\n                name: aws-creds"));
+            assert!(yaml.contains("- \"--max-backoff=10m\"") && yaml.contains("name: pw-custom"));
+            assert!(
+                !yaml.contains("runAsUser"),
+                "OpenShift assigns the user: {yaml}"
+            );
+            assert!(yaml.contains("honorLabels: true") && yaml.contains("scrapeTimeout: 10s"));
+        }
         if sets.is_empty() {
             assert!(
                 yaml.contains("type: Recreate"),
@@ -134,6 +159,9 @@ async fn chart_renders_value_sets_the_api_server_accepts() {
             let cluster_roles: Vec<&str> = yaml
                 .split("\n---")
                 .filter(|d| d.contains("\nkind: ClusterRole\n"))
+                // The roles aggregated into view/edit/admin are for people, not the operator.
+                .filter(|d| !d.contains("rbac.authorization.k8s.io/aggregate-to-view"))
+                .filter(|d| !d.contains("rbac.authorization.k8s.io/aggregate-to-edit"))
                 .collect();
             assert_eq!(cluster_roles.len(), 1, "namespaced installs use Roles");
             assert!(
@@ -154,7 +182,7 @@ async fn chart_renders_value_sets_the_api_server_accepts() {
         "runAsNonRoot: true",
         "readOnlyRootFilesystem: true",
         "type: RuntimeDefault",
-        "drop: [\"ALL\"]",
+        "drop:\n              - ALL",
         "path: /readyz",
         "path: /healthz",
     ] {
@@ -564,4 +592,68 @@ fn chroot() -> PathBuf {
         .unwrap_or_else(|| {
             panic!("chroot not found: install coreutils (it ships /usr/sbin/chroot)")
         })
+}
+
+/// The IAM actions a policy file of docs/iam allows.
+pub fn iam_actions(file: &str) -> std::collections::BTreeSet<String> {
+    let path = support::repo_root().join("docs/iam").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let policy: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file} is not JSON: {e}"));
+    assert_eq!(policy["Version"], "2012-10-17", "{file}");
+    let statements = policy["Statement"].as_array().expect("a Statement list");
+    let mut actions = std::collections::BTreeSet::new();
+    for s in statements {
+        assert_eq!(s["Effect"], "Allow", "{file}: only Allow statements");
+        match &s["Action"] {
+            serde_json::Value::String(a) => {
+                actions.insert(a.clone());
+            }
+            serde_json::Value::Array(list) => {
+                actions.extend(list.iter().filter_map(|a| a.as_str().map(String::from)));
+            }
+            other => panic!("{file}: Action {other}"),
+        }
+    }
+    actions
+}
+
+#[test]
+fn the_iam_policies_parse_and_name_the_charts_service_account() {
+    let files: Vec<String> = std::fs::read_dir(support::repo_root().join("docs/iam"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 5, "{files:?}");
+    for file in &files {
+        assert!(!iam_actions(file).is_empty(), "{file}");
+    }
+    // The trust policies allow exactly what each way of getting credentials calls.
+    let trust = |file: &str| iam_actions(file).into_iter().collect::<Vec<_>>();
+    assert_eq!(
+        trust("irsa-trust-policy.json"),
+        ["sts:AssumeRoleWithWebIdentity"]
+    );
+    assert_eq!(
+        trust("pod-identity-trust-policy.json"),
+        ["sts:AssumeRole", "sts:TagSession"]
+    );
+    assert_eq!(trust("reader-trust-policy.json"), ["sts:AssumeRole"]);
+
+    // The IRSA subject is the ServiceAccount the README's install renders.
+    let rendered = render("personalize-watch", "personalize-watch", &[]);
+    let account = rendered
+        .split("\n---")
+        .find(|doc| doc.contains("\nkind: ServiceAccount"))
+        .and_then(|doc| serde_yaml::from_str::<serde_json::Value>(doc).ok())
+        .and_then(|sa| sa["metadata"]["name"].as_str().map(String::from))
+        .expect("the chart renders a ServiceAccount");
+    let irsa =
+        std::fs::read_to_string(support::repo_root().join("docs/iam/irsa-trust-policy.json"))
+            .unwrap();
+    let irsa: serde_json::Value = serde_json::from_str(&irsa).unwrap();
+    assert_eq!(
+        irsa["Statement"][0]["Condition"]["StringEquals"]["OIDC_PROVIDER:sub"],
+        format!("system:serviceaccount:personalize-watch:{account}")
+    );
 }

@@ -484,6 +484,25 @@ async fn account_roles_are_assumed_and_their_failures_named() {
         "{b_calls:?}"
     );
     assert!(world.warning_events(team, "AccessDenied").await >= 3);
+
+    // docs/iam/operator-policy.json allows exactly the actions behind the calls made here, own
+    // identity and assumed roles alike (GetCallerIdentity needs no permission).
+    let called: std::collections::BTreeSet<String> = world
+        .emu
+        .requests()
+        .await
+        .iter()
+        .filter_map(|r| match r.operation.as_str() {
+            "GetCallerIdentity" => None,
+            "AssumeRole" => Some("sts:AssumeRole".to_string()),
+            "ListBatchInferenceJobs" => Some("personalize:ListBatchInferenceJobs".to_string()),
+            other => Some(format!("an operation docs/iam does not cover: {other}")),
+        })
+        .collect();
+    assert_eq!(
+        called,
+        crate::packaging::iam_actions("operator-policy.json")
+    );
 }
 
 /// 400 watches at a 5 s interval in one namespace, 24 more listing 10 pages each and 8 whose
