@@ -48,6 +48,20 @@ if [ ! -x "$helm" ] || ! "$helm" version --template '{{.Version}}' 2>/dev/null |
 else
   log "helm $HELM_VERSION present in $PW_BIN"
 fi
+# promtool, from Prometheus's Go module, for the alert rules' unit tests (`promtool test rules`).
+PROMETHEUS_VERSION=v0.316.0
+promtool="$PW_BIN/promtool-$PROMETHEUS_VERSION"
+if [ ! -x "$promtool" ]; then
+  log "building promtool $PROMETHEUS_VERSION (Prometheus v3.16) from the Go module proxy into $PW_BIN (a cold build takes a few minutes)"
+  mkdir -p "$PW_BIN"
+  tmp_bin=$(mktemp -d)
+  GOBIN="$tmp_bin" CGO_ENABLED=0 go install -trimpath "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+  mv "$tmp_bin/promtool" "$promtool"
+  rmdir "$tmp_bin"
+else
+  log "promtool $PROMETHEUS_VERSION present in $PW_BIN"
+fi
+echo "export PW_PROMTOOL=$promtool"
 echo "export PW_AWS_CLI=$venv/bin/aws"
 # The ServiceMonitor and PrometheusRule CRDs ship in prometheus-operator's Go module.
 promop=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \

@@ -19,6 +19,11 @@ fn docs(path: &str) -> PathBuf {
     support::repo_root().join("docs/gitops").join(path)
 }
 
+/// The alert rules, a plain rule file in the chart (which renders them as a PrometheusRule).
+fn alert_rules() -> PathBuf {
+    support::repo_root().join("charts/personalize-watch/files/prometheus-rules.yaml")
+}
+
 fn run_with_input(program: &Path, args: &[&str], input: &str) -> CommandOutput {
     run_program(program, args, Some(input))
 }
@@ -342,7 +347,7 @@ fn kubectl_wait_reads_the_ready_and_stalled_conditions() {
 fn alert_rules_name_exported_metrics_with_stuck_and_overdue_values() {
     let Watches { ns, metrics, .. } = watches();
     // The alert rules name metrics this operator really exports.
-    let rules = std::fs::read_to_string(docs("prometheus-rules.yaml")).unwrap();
+    let rules = std::fs::read_to_string(alert_rules()).unwrap();
     let mut names: Vec<&str> = rules
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("personalize_watch_"))
@@ -450,10 +455,61 @@ async fn flux_kustomization_is_accepted_with_flux_crds() {
     assert!(ok, "{err}");
 }
 
+/// Every alert fires on its input series, stays quiet where it should (an old failure, a watch
+/// without an expectation) and resolves: `promtool test rules` on
+/// docs/gitops/prometheus-rules.test.yaml. A test expecting the failure alert for old failures
+/// fails, so the check can fail.
+#[test]
+fn alert_rules_pass_their_promtool_unit_tests() {
+    let promtool = support::tool("promtool");
+    let tests = docs("prometheus-rules.test.yaml");
+    let out = Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(&tests)
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{printed}");
+    assert!(printed.contains("SUCCESS"), "{printed}");
+
+    let text = std::fs::read_to_string(&tests).unwrap();
+    let rules = alert_rules();
+    let wrong = text
+        .replace(
+            "../../charts/personalize-watch/files/prometheus-rules.yaml",
+            rules.to_str().unwrap(),
+        )
+        .replacen(
+            "alertname: PersonalizeBatchInferenceJobFailed\n        exp_alerts: []",
+            "alertname: PersonalizeBatchInferenceJobFailed\n        exp_alerts:\n          \
+             - exp_labels: {severity: warning, namespace: team-b, name: recs}",
+            1,
+        );
+    assert_ne!(wrong, text);
+    let path =
+        std::env::temp_dir().join(format!("pw-wrong-alert-test-{}.yaml", std::process::id()));
+    std::fs::write(&path, wrong).unwrap();
+    let out = Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        !out.status.success(),
+        "an alert for old failures was expected and promtool agreed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[tokio::test]
 async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
     let out = Command::new(support::tool("promrules"))
-        .arg(docs("prometheus-rules.yaml"))
+        .arg(alert_rules())
         .output()
         .unwrap();
     assert!(
@@ -461,7 +517,7 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 8 rules found"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 9 rules found"));
     // A broken expression is refused, so the check can fail.
     let broken = std::env::temp_dir().join(format!("pw-broken-rules-{}.yaml", std::process::id()));
     std::fs::write(
@@ -477,8 +533,7 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
     std::fs::remove_file(broken).unwrap();
 
     let plain: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(docs("prometheus-rules.yaml")).unwrap())
-            .unwrap();
+        serde_yaml::from_str(&std::fs::read_to_string(alert_rules()).unwrap()).unwrap();
     let wrapped: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(docs("prometheusrule.yaml")).unwrap())
             .unwrap();
@@ -506,6 +561,27 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
         docs("prometheusrule.yaml").to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
+
+    // The chart renders the same groups, opt-in, and the API server accepts its PrometheusRule.
+    let rendered = support::command::helm(&[
+        "template",
+        "rules",
+        "charts/personalize-watch",
+        "--namespace",
+        &ns,
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--show-only",
+        "templates/prometheusrule.yaml",
+    ]);
+    assert!(rendered.success, "{}", rendered.stderr);
+    let chart: serde_yaml::Value = serde_yaml::from_str(&rendered.stdout).unwrap();
+    assert_eq!(plain["groups"], chart["spec"]["groups"]);
+    let applied = kubectl_with_input(
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(&rendered.stdout),
+    );
+    assert!(applied.success, "{}", applied.stderr);
 }
 
 /// `make demo`, non-interactively, as a new user runs it: the simulated service starts, runs,

@@ -83,6 +83,15 @@ fn chart_crd_and_app_version_follow_the_crate() {
         chart.contains(&app_version),
         "Chart.yaml needs {app_version}"
     );
+    // Artifact Hub's image list names the image of this version.
+    let image = format!(
+        "image: ghcr.io/personalize-watch/personalize-watch:{}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(
+        chart.contains(&image),
+        "Chart.yaml's artifacthub.io/images needs {image}"
+    );
 }
 
 #[tokio::test]

@@ -310,6 +310,7 @@ pub fn find_tool(name: &str) -> Result<PathBuf, MissingTool> {
         "hadolint" => "PW_HADOLINT",
         "kstatus" => "PW_KSTATUS",
         "promrules" => "PW_PROMRULES",
+        "promtool" => "PW_PROMTOOL",
         "argo-events-check" => "PW_ARGO_EVENTS_CHECK",
         _ => "PW_UNKNOWN_TOOL",
     };
