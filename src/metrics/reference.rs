@@ -136,16 +136,10 @@ mod tests {
 
     #[test]
     fn docs_metrics_md_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
-        let want = document();
-        if std::env::var_os("PW_WRITE_DOCS").is_some() {
-            std::fs::write(&path, &want).unwrap();
-        }
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            have == want,
-            "docs/metrics.md is not what the code exports; write it again with \
-             PW_WRITE_DOCS=1 cargo test -p personalize-watch --lib -- metrics::reference"
+        personalize_watch_testkit::assert_generated(
+            "docs/metrics.md",
+            &document(),
+            "cargo test -p personalize-watch --lib -- metrics::reference",
         );
     }
 

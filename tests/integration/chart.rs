@@ -101,12 +101,16 @@ fn rows(values: &str, schema: &Value) -> Vec<Row> {
     rows
 }
 
-fn chart_readme() -> String {
+/// The chart's values.yaml and its schema.
+fn values_and_schema() -> (String, Value) {
     let root = support::repo_root().join(CHART);
     let values = std::fs::read_to_string(root.join("values.yaml")).unwrap();
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("values.schema.json")).unwrap())
-            .unwrap();
+    let schema = std::fs::read_to_string(root.join("values.schema.json")).unwrap();
+    (values, serde_json::from_str(&schema).unwrap())
+}
+
+fn chart_readme() -> String {
+    let (values, schema) = values_and_schema();
     let mut doc = String::from(
         "# personalize-watch Helm chart\n\n\
          Installs the personalize-watch operator: it lists the batch inference jobs of the AWS\n\
@@ -132,24 +136,30 @@ fn chart_readme() -> String {
 
 #[test]
 fn the_chart_readme_is_generated_from_values_and_schema() {
-    let path = support::repo_root().join(CHART).join("README.md");
-    let want = chart_readme();
-    if std::env::var_os("PW_WRITE_DOCS").is_some() {
-        std::fs::write(&path, &want).unwrap();
-    }
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        have == want,
-        "{CHART}/README.md is behind values.yaml or the schema; write it again with \
-         PW_WRITE_DOCS=1 cargo test --test integration -- chart::the_chart_readme"
+    support::assert_generated(
+        &format!("{CHART}/README.md"),
+        &chart_readme(),
+        "cargo test --test integration -- chart::the_chart_readme",
     );
+    let (values, schema) = values_and_schema();
+    let rows = rows(&values, &schema);
     for key in [
         "crds.install",
         "rbac.aggregateToDefaultRoles",
         "metrics.serviceMonitor.honorLabels",
+        "metrics.prometheusRule.enabled",
     ] {
-        assert!(want.contains(&format!("| `{key}` |")), "{key} documented");
+        assert!(rows.iter().any(|r| r.key == key), "{key} documented");
     }
+    let undescribed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.help.is_empty())
+        .map(|r| r.key.as_str())
+        .collect();
+    assert!(
+        undescribed.is_empty(),
+        "values.yaml has no comment for {undescribed:?}"
+    );
 }
 
 /// A namespace's editor (bound only to the built-in `edit` ClusterRole there) creates, reads and

@@ -134,6 +134,21 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Fails when the file at `path` (from the repository root) is not `want`, a document generated
+/// from the code; with `PW_WRITE_DOCS` set it writes `want` first. `how` says how to run the
+/// test that writes it.
+pub fn assert_generated(path: &str, want: &str, how: &str) {
+    let file = repo_root().join(path);
+    if std::env::var_os("PW_WRITE_DOCS").is_some() {
+        std::fs::write(&file, want).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+    }
+    let have = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        have == want,
+        "{path} is not what the code generates; write it again with PW_WRITE_DOCS=1 {how}"
+    );
+}
+
 /// The Kubernetes version the control plane is built at: the one source is the wrapper module
 /// in hack/control-plane/go.mod.
 pub fn kube_version() -> &'static str {
