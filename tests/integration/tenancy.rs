@@ -136,8 +136,14 @@ impl World {
     }
 }
 
+/// Sets the namespace's allowed-accounts annotation (None removes it).
 async fn annotate(client: &Client, ns: &str, accounts: Option<&str>) {
-    let patch = serde_json::json!({"metadata": {"annotations": {ALLOWED_ACCOUNTS: accounts}}});
+    annotate_with(client, ns, serde_json::json!({ALLOWED_ACCOUNTS: accounts})).await;
+}
+
+/// Merges `annotations` into the namespace's (a null value removes one).
+async fn annotate_with(client: &Client, ns: &str, annotations: serde_json::Value) {
+    let patch = serde_json::json!({"metadata": {"annotations": annotations}});
     Api::<Namespace>::all(client.clone())
         .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -347,21 +353,15 @@ async fn a_namespace_annotation_chooses_the_role_for_an_account() {
     let namespaces = [Some(ACCOUNT_B), Some(ACCOUNT_B), Some(ACCOUNT_B)];
     let (world, ns) = World::start("nsrole", &namespaces, &roles).await;
     let (shared, own, wrong) = (&ns[0], &ns[1], &ns[2]);
-    let choose = |role: &str, external_id: &str| {
-        serde_json::json!({"metadata": {"annotations": {
+    for (ns, role, external_id) in [
+        (own, ROLE_B_TEAM_C, TEAM_C_EXTERNAL_ID),
+        (wrong, UNTRUSTING_ROLE, "x"),
+    ] {
+        let annotations = serde_json::json!({
             "personalize-watch.dev/role.222222222222": role,
             "personalize-watch.dev/external-id.222222222222": external_id,
-        }}})
-    };
-    let namespaces_api = Api::<Namespace>::all(world.client.clone());
-    for (ns, patch) in [
-        (own, choose(ROLE_B_TEAM_C, TEAM_C_EXTERNAL_ID)),
-        (wrong, choose(UNTRUSTING_ROLE, "x")),
-    ] {
-        namespaces_api
-            .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .expect("annotate the namespace");
+        });
+        annotate_with(&world.client, ns, annotations).await;
     }
     let sv = |name: &str| support::solution_version_arn_in(ACCOUNT_B, name);
     for (ns, name) in [(shared, "shared"), (own, "own"), (wrong, "wrong")] {
