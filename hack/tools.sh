@@ -10,7 +10,8 @@ AWSCLI_VERSION=1.46.3
 BOTO3_VERSION=1.44.8
 HADOLINT_VERSION=2.15.1
 HELM_VERSION=v3.22.0
-PROMETHEUS_OPERATOR_VERSION=v0.85.0
+# One place pins prometheus-operator: hack/prometheus-operator/go.mod (its CRDs and its binary).
+PROMETHEUS_OPERATOR_VERSION="$(awk '$1 == "github.com/prometheus-operator/prometheus-operator" { print $2; exit }' "$REPO_ROOT/hack/prometheus-operator/go.mod")"
 ARGO_EVENTS_VERSION=v1.9.6
 FLUX_KUSTOMIZE_VERSION=v1.7.3
 LUPA_VERSION=2.8
@@ -48,20 +49,43 @@ if [ ! -x "$helm" ] || ! "$helm" version --template '{{.Version}}' 2>/dev/null |
 else
   log "helm $HELM_VERSION present in $PW_BIN"
 fi
-# promtool, from Prometheus's Go module, for the alert rules' unit tests (`promtool test rules`).
+# From Prometheus's Go module (v0.316.0 is Prometheus v3.16): promtool for the alert rules' unit
+# tests (`promtool test rules`), and the server for the monitoring tests, in which
+# prometheus-operator (below) turns the chart's ServiceMonitor and PrometheusRule into its
+# configuration. The server builds in about a minute once promtool has.
 PROMETHEUS_VERSION=v0.316.0
-promtool="$PW_BIN/promtool-$PROMETHEUS_VERSION"
-if [ ! -x "$promtool" ]; then
-  log "building promtool $PROMETHEUS_VERSION (Prometheus v3.16) from the Go module proxy into $PW_BIN (a cold build takes a few minutes)"
-  mkdir -p "$PW_BIN"
-  tmp_bin=$(mktemp -d)
-  GOBIN="$tmp_bin" CGO_ENABLED=0 go install -trimpath "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
-  mv "$tmp_bin/promtool" "$promtool"
-  rmdir "$tmp_bin"
-else
-  log "promtool $PROMETHEUS_VERSION present in $PW_BIN"
-fi
+prometheus_cmd() {
+  local cmd=$1 bin="$PW_BIN/$1-$PROMETHEUS_VERSION" tmp_bin
+  if [ ! -x "$bin" ]; then
+    log "building $cmd $PROMETHEUS_VERSION from the Go module proxy into $PW_BIN (a cold build takes a few minutes)"
+    mkdir -p "$PW_BIN"
+    tmp_bin=$(mktemp -d)
+    GOBIN="$tmp_bin" CGO_ENABLED=0 go install -trimpath "github.com/prometheus/prometheus/cmd/$cmd@$PROMETHEUS_VERSION"
+    mv "$tmp_bin/$cmd" "$bin"
+    rmdir "$tmp_bin"
+  else
+    log "$cmd $PROMETHEUS_VERSION present in $PW_BIN"
+  fi
+  echo "$bin"
+}
+# (Assigned first: `set -e` stops on a failed build only outside echo's arguments.)
+promtool=$(prometheus_cmd promtool)
+prometheus=$(prometheus_cmd prometheus)
 echo "export PW_PROMTOOL=$promtool"
+echo "export PW_PROMETHEUS=$prometheus"
+# prometheus-operator, pinned by hack/prometheus-operator/go.mod (its own go.mod has replace
+# directives, which `go install ...@version` refuses).
+src="$REPO_ROOT/hack/prometheus-operator"
+promop_bin="$PW_BIN/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-$(cat "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-12)"
+if [ ! -x "$promop_bin" ]; then
+  log "building prometheus-operator $PROMETHEUS_OPERATOR_VERSION from the Go module proxy into $PW_BIN (a cold build takes a few minutes)"
+  mkdir -p "$PW_BIN"
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -o "$promop_bin.tmp" \
+    github.com/prometheus-operator/prometheus-operator/cmd/operator && mv "$promop_bin.tmp" "$promop_bin")
+else
+  log "prometheus-operator $PROMETHEUS_OPERATOR_VERSION present in $PW_BIN"
+fi
+echo "export PW_PROMETHEUS_OPERATOR=$promop_bin"
 echo "export PW_AWS_CLI=$venv/bin/aws"
 # The ServiceMonitor and PrometheusRule CRDs ship in prometheus-operator's Go module.
 promop=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \

@@ -13,6 +13,7 @@ mod emulator_clients;
 mod emulator_sdk;
 mod exactly_once;
 mod gitops;
+mod monitoring;
 mod node;
 mod operator;
 mod packaging;

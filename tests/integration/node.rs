@@ -17,7 +17,7 @@ use crate::support::command::run;
 use crate::support::{self, CommandOutput, Emulator, control_plane, kubectl, node, tool, wait_for};
 
 /// `make image`, once per test run: the image reference, loaded into the node's containerd.
-fn image() -> &'static str {
+pub(crate) fn image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let (_, dir) = node();
@@ -41,19 +41,27 @@ fn helm(args: &[&str]) -> CommandOutput {
 }
 
 /// A release of the chart in its own namespace, with the emulator on the node's address.
-struct Release {
-    name: String,
-    ns: String,
-    emu: Emulator,
-    client: kube::Client,
+pub(crate) struct Release {
+    pub(crate) name: String,
+    pub(crate) ns: String,
+    pub(crate) emu: Emulator,
+    pub(crate) client: kube::Client,
 }
 
 impl Release {
     async fn install(name: &str, extra: &[&str]) -> Self {
+        Self::install_watching(name, &[], extra).await
+    }
+
+    /// A release that watches its own namespace and `teams`.
+    pub(crate) async fn install_watching(name: &str, teams: &[String], extra: &[&str]) -> Self {
         let (host_ip, _) = node();
         let client = support::client().await;
         support::install_crds(&client).await;
         let ns = support::namespace(&client, name).await;
+        let watched = std::iter::once(ns.clone())
+            .chain(teams.iter().cloned())
+            .collect::<Vec<_>>();
         let emu = Emulator::start_with(&["--listen", &format!("{host_ip}:0")]);
         let (repository, tag) = image()
             .rsplit_once(':')
@@ -75,7 +83,7 @@ impl Release {
             format!("aws.endpointUrl={}", emu.url),
             format!("aws.stsEndpointUrl={}", emu.url),
             "aws.region=us-east-1".into(),
-            format!("watchNamespace={{{ns}}}"),
+            format!("watchNamespace={{{}}}", watched.join(",")),
             "extraEnv[0].name=AWS_ACCESS_KEY_ID".into(),
             format!("extraEnv[0].value={}", support::FAKE_ACCESS_KEY_ID),
             "extraEnv[1].name=AWS_SECRET_ACCESS_KEY".into(),
@@ -122,15 +130,25 @@ impl Release {
     }
 
     async fn watch(&self, name: &str, sv: &str) {
-        let spec = format!("solutionVersionArn: {sv}\nactivePollInterval: 5s\npollInterval: 5s");
-        let yaml = support::watch_yaml(&self.ns, name, &spec);
+        self.watch_in(&self.ns, name, sv, "").await;
+    }
+
+    /// A watch of `sv` polled every 5 s, with `more` spec lines.
+    pub(crate) async fn watch_in(&self, ns: &str, name: &str, sv: &str, more: &str) {
+        let spec =
+            format!("solutionVersionArn: {sv}\nactivePollInterval: 5s\npollInterval: 5s\n{more}");
+        let yaml = support::watch_yaml(ns, name, &spec);
         let out = support::kubectl_with_input(&["apply", "-f", "-"], Some(&yaml));
         assert!(out.success, "{}", out.text());
     }
 
     async fn synced(&self, name: &str, total: i64) {
+        self.synced_in(&self.ns, name, total).await;
+    }
+
+    pub(crate) async fn synced_in(&self, ns: &str, name: &str, total: i64) {
         let api: Api<personalize_watch::crd::SolutionVersionWatch> =
-            Api::namespaced(self.client.clone(), &self.ns);
+            Api::namespaced(self.client.clone(), ns);
         wait_for(
             Duration::from_secs(90),
             "the watch synced by the pod",
@@ -167,6 +185,20 @@ impl Release {
             self.failures().await.contains_key(job).then_some(())
         })
         .await;
+    }
+}
+
+/// A test that fails leaves no release behind: its cluster-wide roles would refuse the next
+/// install of the same name. (Tests that uninstall themselves make this a no-op.)
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = helm(&[
+            "uninstall",
+            &self.name,
+            "-n",
+            &self.ns,
+            "--ignore-not-found",
+        ]);
     }
 }
 

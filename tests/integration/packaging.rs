@@ -125,6 +125,8 @@ async fn chart_renders_value_sets_the_api_server_accepts() {
             "podSecurityContext.runAsGroup=null".into(),
             "metrics.serviceMonitor.enabled=true".into(),
             "metrics.serviceMonitor.scrapeTimeout=10s".into(),
+            "metrics.grafanaDashboard.enabled=true".into(),
+            format!("metrics.grafanaDashboard.namespace={other}"),
         ],
     ];
     for (i, sets) in value_sets.iter().enumerate() {
@@ -157,6 +159,11 @@ async fn chart_renders_value_sets_the_api_server_accepts() {
                 "OpenShift assigns the user: {yaml}"
             );
             assert!(yaml.contains("honorLabels: true") && yaml.contains("scrapeTimeout: 10s"));
+            assert!(
+                yaml.contains("grafana_dashboard: \"1\"")
+                    && yaml.contains(&format!("name: pw-custom-dashboard\n  namespace: {other}")),
+                "the dashboard's ConfigMap, in the namespace asked for"
+            );
         }
         if sets.is_empty() {
             assert!(

@@ -267,13 +267,21 @@ pub async fn install_crds(client: &Client) {
 pub fn install_crd_file(path: &Path, name: &str) {
     let path = path.to_str().expect("UTF-8 path");
     kubectl(&["apply", "--server-side", "--force-conflicts", "-f", path]).expect_success();
-    kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        &format!("crd/{name}"),
-        "--timeout=30s",
-    ])
-    .expect_success();
+    // `kubectl wait` fails at once while a new CRD has no conditions yet: ask again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let wait = kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{name}"),
+            "--timeout=30s",
+        ]);
+        if wait.success || std::time::Instant::now() > deadline {
+            wait.expect_success();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Polls `check` every 100 ms until it returns Some, or panics after `timeout`.
@@ -326,6 +334,8 @@ pub fn find_tool(name: &str) -> Result<PathBuf, MissingTool> {
         "kstatus" => "PW_KSTATUS",
         "promrules" => "PW_PROMRULES",
         "promtool" => "PW_PROMTOOL",
+        "prometheus" => "PW_PROMETHEUS",
+        "prometheus-operator" => "PW_PROMETHEUS_OPERATOR",
         "argo-events-check" => "PW_ARGO_EVENTS_CHECK",
         _ => "PW_UNKNOWN_TOOL",
     };
