@@ -1,6 +1,7 @@
 //! The snippets in README.md and docs/ are exercised: YAML and JSON parse (watches into the CRD
-//! types), the emulator's documented commands run against a real emulator. The Helm commands,
-//! `make demo` and the GitOps files have tests of their own (packaging, gitops).
+//! types), the emulator's documented commands run against a real emulator, and every block of
+//! commands the README has a user type is named and run by a test (readme, packaging, gitops,
+//! smoke). The GitOps files have tests of their own (gitops).
 
 use std::process::Command;
 
@@ -196,7 +197,12 @@ fn the_tests_docs_cite_exist() {
         }
     }
     let mut cited = 0;
-    for doc in ["README.md", "docs/security.md", "docs/reliability.md"] {
+    for doc in [
+        "README.md",
+        "docs/security.md",
+        "docs/reliability.md",
+        "docs/gitops.md",
+    ] {
         for span in read(doc).split('`').skip(1).step_by(2) {
             if !is_test_path(span) {
                 continue;
@@ -212,4 +218,116 @@ fn the_tests_docs_cite_exist() {
         }
     }
     assert!(cited >= 20, "only {cited} tests cited");
+}
+
+/// Which test runs each block of commands the README has a user type.
+const README_BLOCKS_RUN_BY: &[(&str, &[&str])] = &[
+    (
+        "setup",
+        &[
+            "readme::the_setup_block_is_what_ci_runs",
+            "gitops::demo_shows_counts_and_the_simulated_service_moving",
+        ],
+    ),
+    (
+        "node-walkthrough",
+        &[
+            "readme::the_node_walkthrough_installs_the_chart_that_syncs_the_demo_watch",
+            "smoke::make_cluster_up_and_down_as_documented",
+        ],
+    ),
+    (
+        "plugin",
+        &["readme::the_plugin_block_installs_a_plugin_that_prints_the_watch_s_jobs"],
+    ),
+    (
+        "helm-install-irsa",
+        &["packaging::readme_install_commands_render_and_are_accepted"],
+    ),
+    (
+        "helm-install-teams",
+        &["packaging::readme_install_commands_render_and_are_accepted"],
+    ),
+    (
+        "helm-install-accounts",
+        &["packaging::readme_install_commands_render_and_are_accepted"],
+    ),
+    (
+        "iam-irsa",
+        &["readme::the_iam_commands_send_the_documented_policies"],
+    ),
+    (
+        "iam-pod-identity",
+        &["readme::the_iam_commands_send_the_documented_policies"],
+    ),
+    (
+        "iam-reader",
+        &["readme::the_iam_commands_send_the_documented_policies"],
+    ),
+    (
+        "iam-check",
+        &["readme::the_iam_commands_send_the_documented_policies"],
+    ),
+    (
+        "upgrade-and-uninstall",
+        &["readme::the_node_walkthrough_installs_the_chart_that_syncs_the_demo_watch"],
+    ),
+];
+
+/// The source of the test module `module` (`readme` is tests/integration/readme/mod.rs).
+fn test_module_source(module: &str) -> String {
+    let dir = support::repo_root().join("tests/integration");
+    let candidates = [
+        dir.join(format!("{module}.rs")),
+        dir.join(module).join("mod.rs"),
+    ];
+    candidates
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_else(|| panic!("no test module {module}"))
+}
+
+/// Every shell block of the README is named and run by a test: the test exists and reads the
+/// block by its name (or, for the helm-install-* blocks, by that prefix).
+#[test]
+fn every_readme_command_block_is_run_by_a_test() {
+    let readme = read("README.md");
+    let shell: Vec<markdown::Block> = markdown::blocks(&readme)
+        .into_iter()
+        .filter(|b| b.lang == "bash" || b.lang == "sh")
+        .collect();
+    let mut names = Vec::new();
+    for block in &shell {
+        let name = block.name.as_deref().unwrap_or_else(|| {
+            panic!(
+                "a shell block has no `<!-- command-block: NAME -->` line above it:\n{}",
+                block.body
+            )
+        });
+        names.push(name);
+    }
+    let listed: Vec<&str> = README_BLOCKS_RUN_BY.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names, listed,
+        "README_BLOCKS_RUN_BY lists the README's blocks in order"
+    );
+    for (name, tests) in README_BLOCKS_RUN_BY {
+        for test in *tests {
+            let (module, function) = test.split_once("::").expect("module::test");
+            let source = test_module_source(module);
+            assert!(
+                source.contains(&format!("fn {function}(")),
+                "{test}, which runs {name}, is not a test"
+            );
+            let prefix = name
+                .rsplit_once('-')
+                .map(|(p, _)| format!("\"{p}-\""))
+                .unwrap_or_default();
+            assert!(
+                source.contains(&format!("\"{name}\""))
+                    || (!prefix.is_empty() && source.contains(&prefix)),
+                "{test} does not read the block {name}"
+            );
+        }
+    }
 }

@@ -588,8 +588,15 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
 /// completes and fails jobs with no script touching the emulator, and the Events follow.
 #[test]
 fn demo_shows_counts_and_the_simulated_service_moving() {
+    // The README's first set-up command (the block "setup").
+    let make_demo = crate::readme::commands(&support::markdown::readme_block("setup"))
+        .into_iter()
+        .next()
+        .expect("the setup block's first command");
+    assert_eq!(make_demo, "make demo");
     let out = Command::new("bash")
-        .arg(support::repo_root().join("hack/demo.sh"))
+        .args(["-c", &make_demo])
+        .env_remove("MAKEFLAGS")
         .env("DEMO_EXIT", "1")
         .env_remove("KUBECONFIG")
         .current_dir(support::repo_root())

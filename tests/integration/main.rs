@@ -18,6 +18,7 @@ mod node;
 mod operator;
 mod packaging;
 mod production;
+mod readme;
 mod reliability;
 mod relist;
 mod smoke;

@@ -240,18 +240,17 @@ async fn readme_install_commands_render_and_are_accepted() {
     let client = support::client().await;
     support::install_crds(&client).await;
     let readme = std::fs::read_to_string(support::repo_root().join("README.md")).unwrap();
-    let blocks: Vec<&str> = readme
-        .split("<!-- helm-install:begin -->")
-        .skip(1)
-        .map(|rest| rest.split("<!-- helm-install:end -->").next().unwrap())
+    let blocks: Vec<String> = support::markdown::blocks(&readme)
+        .into_iter()
+        .filter(|b| {
+            b.name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("helm-install-"))
+        })
+        .map(|b| b.body)
         .collect();
-    assert!(!blocks.is_empty(), "README has helm-install blocks");
-    for block in blocks {
-        let script: String = block
-            .lines()
-            .filter(|l| !l.starts_with("```"))
-            .collect::<Vec<_>>()
-            .join("\n");
+    assert_eq!(blocks.len(), 3, "README's helm-install-* blocks");
+    for script in blocks {
         assert!(script.contains("helm install"), "{script}");
         // Namespaces the commands name may not exist here; the dry run creates nothing.
         for ns in ["personalize-watch", "team-a", "team-b"] {

@@ -118,14 +118,24 @@ async fn server_reports_the_pinned_version() {
     assert_eq!(version.git_version, support::kube_version());
 }
 
-/// The README's development commands: `eval "$(make -s cluster-up | tail -n 1)"` gives a working
-/// KUBECONFIG whose server reports the pinned version; `make cluster-down` leaves no process.
+/// The first and last lines of the README's node walk-through (the block "node-walkthrough";
+/// readme:: runs the lines between on the run's node), without `NODE=1`: one node runs per
+/// machine and the run's is up. `eval "$(make -s cluster-up)"` gives a working KUBECONFIG
+/// whose server reports the pinned version, a second `cluster-up` reuses it, and
+/// `make cluster-down` leaves no process.
 #[test]
 fn make_cluster_up_and_down_as_documented() {
+    let block = crate::readme::commands(&support::markdown::readme_block("node-walkthrough"));
+    let (Some(up), Some(down)) = (block.first(), block.last()) else {
+        panic!("the walk-through is empty")
+    };
+    let up = up.replace(" NODE=1", "");
+    assert_eq!(up, r#"eval "$(make -s cluster-up)""#);
+    assert_eq!(down, "make cluster-down");
     let dir = std::env::temp_dir().join(format!("pw-make-cluster-{}", std::process::id()));
     let kubectl = support::tool("kubectl");
     let script = format!(
-        "set -euo pipefail\neval \"$(make -s cluster-up | tail -n 1)\"\nmake -s cluster-up >/dev/null\n{} version -o json\nmake -s cluster-down",
+        "set -euo pipefail\n{up}\nmake -s cluster-up >/dev/null\n{} version -o json\n{down}",
         kubectl.display()
     );
     let out = std::process::Command::new("bash")
