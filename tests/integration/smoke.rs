@@ -144,6 +144,8 @@ fn make_cluster_up_and_down_as_documented() {
         .env("PW_CLUSTER_DIR", &dir)
         .env_remove("KUBECONFIG")
         .env_remove("MAKEFLAGS")
+        // As in a user's shell: under `make test`, make would announce each directory it enters.
+        .env_remove("MAKELEVEL")
         .output()
         .unwrap();
     assert!(
@@ -153,7 +155,12 @@ fn make_cluster_up_and_down_as_documented() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let json_start = text.find('{').expect("kubectl version JSON");
-    let version: serde_json::Value = serde_json::from_str(&text[json_start..]).unwrap();
+    // The first JSON value; whatever `make cluster-down` prints follows it.
+    let version: serde_json::Value = serde_json::Deserializer::from_str(&text[json_start..])
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("no kubectl version JSON in:\n{text}"));
     assert_eq!(
         version["serverVersion"]["gitVersion"],
         support::kube_version()

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::support::command::run;
 use crate::support::markdown::readme_block;
-use crate::support::{self, CommandOutput, Fixture, free_port, node, tool, wait_for};
+use crate::support::{self, CommandOutput, Fixture, free_port, node, tool};
 
 /// A folder of the test's own, removed with it.
 struct Scratch(PathBuf);
@@ -66,16 +66,21 @@ fn path_with(tools: &[PathBuf]) -> String {
     dirs.join(":")
 }
 
-/// `script` under bash with `set -euo pipefail`, run in `dir`'s name space: its output goes to
-/// files there (a process the block starts in the background keeps its output open, so pipes
-/// would not end), and its process group is killed afterwards (that background process).
-fn run_script(script: &str, dir: &Path, configure: impl FnOnce(&mut Command)) -> CommandOutput {
+/// `script` under bash with `set -euo pipefail`: its output goes to files in `dir` (a process
+/// the block starts in the background keeps its output open, so pipes would not end), and it
+/// runs in a process group of its own, returned: dropping it stops what the block left running.
+fn run_script(
+    script: &str,
+    dir: &Path,
+    configure: impl FnOnce(&mut Command),
+) -> (CommandOutput, ProcessGroup) {
     let (out_path, err_path) = (dir.join("script.stdout"), dir.join("script.stderr"));
     let file = |p: &Path| std::fs::File::create(p).expect("script output file");
     let mut command = Command::new("bash");
     command
         .args(["-c", &format!("set -euo pipefail\n{script}\n")])
         .env_remove("MAKEFLAGS")
+        .env_remove("MAKELEVEL")
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(file(&out_path))
@@ -84,14 +89,23 @@ fn run_script(script: &str, dir: &Path, configure: impl FnOnce(&mut Command)) ->
     let mut child = command.spawn().expect("bash runs");
     let group = child.id();
     let status = child.wait().expect("bash finishes");
-    let _ = Command::new("kill")
-        .args(["-TERM", "--", &format!("-{group}")])
-        .status();
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    CommandOutput {
+    let out = CommandOutput {
         success: status.success(),
         stdout: read(&out_path),
         stderr: read(&err_path),
+    };
+    (out, ProcessGroup(group))
+}
+
+/// What a block left running in the background (its process group), stopped when dropped.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0)])
+            .status();
     }
 }
 
@@ -192,7 +206,7 @@ fn the_iam_commands_send_the_documented_policies() {
         .expect("docs link");
     let stand_in = AwsStandIn::start(&scratch.0);
     let aws = tool("aws");
-    let out = run_script(&blocks.join("\n"), &scratch.0, |c| {
+    let (out, _) = run_script(&blocks.join("\n"), &scratch.0, |c| {
         c.current_dir(&scratch.0)
             .env("PATH", path_with(std::slice::from_ref(&aws)))
             .env("HOME", &scratch.0)
@@ -304,7 +318,7 @@ async fn the_plugin_block_installs_a_plugin_that_prints_the_watch_s_jobs() {
     let kubeconfig = kubeconfig_in(&scratch.0, &f.ns);
     let bin = scratch.0.join(".local/bin");
     let path = format!("{}:{}", bin.display(), path_with(&[tool("kubectl")]));
-    let out = run_script(&readme_block("plugin"), &scratch.0, |c| {
+    let (out, _) = run_script(&readme_block("plugin"), &scratch.0, |c| {
         c.current_dir(support::repo_root())
             .env("HOME", &scratch.0)
             .env("PATH", &path)
@@ -385,7 +399,7 @@ async fn the_node_walkthrough_installs_the_chart_that_syncs_the_demo_watch() {
         "helm() {{ if [ \"$1\" = install ]; then \"$PW_HELM_BIN\" \"$@\" --set 'watchNamespace={{{ns}}}'; else \"$PW_HELM_BIN\" \"$@\"; fi; }}\n"
     );
     let _release = Uninstall(kubeconfig.clone());
-    let out = run_script(&format!("{helm_only_here}{middle}"), &scratch.0, |c| {
+    let (out, _emulator) = run_script(&format!("{helm_only_here}{middle}"), &scratch.0, |c| {
         c.current_dir(support::repo_root())
             .env("PATH", path_with(&[tool("kubectl")]))
             .env("PW_HELM_BIN", tool("helm"))
@@ -401,15 +415,23 @@ async fn the_node_walkthrough_installs_the_chart_that_syncs_the_demo_watch() {
     );
     let watches: kube::Api<personalize_watch::crd::SolutionVersionWatch> =
         kube::Api::namespaced(client, &ns);
-    wait_for(
-        Duration::from_secs(60),
-        "the demo watch synced by the pod",
-        || async {
-            let w = watches.get_opt("movie-recs").await.ok().flatten()?;
-            (support::total(&w) == Some(12)).then_some(())
-        },
-    )
-    .await;
+    // Up to three minutes: the operator backs off while a poll fails (the emulator may have
+    // started after the pod); the message says what the status held.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let w = watches.get_opt("movie-recs").await.ok().flatten();
+        // The sample's 12 jobs, and any its simulated service has started since.
+        if w.as_ref().and_then(support::total).is_some_and(|n| n >= 12) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the demo watch not synced by the pod after 180 s; its status: {:?}\nthe walk-through printed:\n{}",
+            w.and_then(|w| w.status),
+            out.text()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 
     upgrade_crds_and_uninstall(&scratch.0, &kubeconfig, &watches).await;
 }
@@ -420,7 +442,7 @@ async fn upgrade_crds_and_uninstall(
     kubeconfig: &Path,
     watches: &kube::Api<personalize_watch::crd::SolutionVersionWatch>,
 ) {
-    let out = run_script(&readme_block("upgrade-and-uninstall"), scratch, |c| {
+    let (out, _) = run_script(&readme_block("upgrade-and-uninstall"), scratch, |c| {
         c.current_dir(support::repo_root())
             .env("PATH", path_with(&[tool("kubectl"), tool("helm")]))
             .env("KUBECONFIG", kubeconfig);
