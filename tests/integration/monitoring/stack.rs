@@ -28,8 +28,8 @@ const PROMETHEUS: &str = "watchers";
 /// ServiceAccount token (the Prometheus object's `apiserverConfig`) and scrapes the pod's IP.
 pub(crate) struct Monitoring {
     dir: PathBuf,
-    operator: Child,
-    prometheus: Child,
+    operator: Option<Child>,
+    prometheus: Option<Child>,
     url: String,
 }
 
@@ -44,17 +44,21 @@ impl Monitoring {
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).expect("monitoring folder");
-        discovery_credentials(release, &dir).await;
-        apply_prometheus_object(&release.ns, &dir);
-        let operator = start_prometheus_operator(&release.ns, &dir);
-        let config = generated_configuration(release, &dir).await;
-        let (prometheus, url) = start_prometheus(&dir, &config);
-        let stack = Monitoring {
+        // Built first and filled in as each part starts, so that a panic on the way (a timeout
+        // below) still stops what started and removes the folder.
+        let mut stack = Monitoring {
             dir,
-            operator,
-            prometheus,
-            url,
+            operator: None,
+            prometheus: None,
+            url: String::new(),
         };
+        discovery_credentials(release, &stack.dir).await;
+        apply_prometheus_object(&release.ns, &stack.dir);
+        stack.operator = Some(start_prometheus_operator(&release.ns, &stack.dir));
+        let config = generated_configuration(release, &stack.dir).await;
+        let (prometheus, url) = start_prometheus(&stack.dir, &config);
+        stack.prometheus = Some(prometheus);
+        stack.url = url;
         stack.ready().await;
         stack
     }
@@ -153,7 +157,10 @@ impl Monitoring {
 
 impl Drop for Monitoring {
     fn drop(&mut self) {
-        for child in [&mut self.prometheus, &mut self.operator] {
+        for child in [&mut self.prometheus, &mut self.operator]
+            .into_iter()
+            .flatten()
+        {
             let _ = child.kill();
             let _ = child.wait();
         }
