@@ -539,14 +539,7 @@ async fn prometheus_rules_parse_and_the_prometheusrule_matches() {
             .unwrap();
     assert_eq!(plain["groups"], wrapped["spec"]["groups"]);
     let client = support::client().await;
-    let dir = PathBuf::from(
-        std::env::var("PW_PROMETHEUS_OPERATOR_CRDS")
-            .expect("PW_PROMETHEUS_OPERATOR_CRDS: run make test"),
-    );
-    support::install_crd_file(
-        &dir.join("monitoring.coreos.com_prometheusrules.yaml"),
-        "prometheusrules.monitoring.coreos.com",
-    );
+    support::install_prometheus_operator_crds(&["prometheusrules"]);
     let ns = support::namespace(&client, "rules").await;
     let CommandOutput {
         success: ok,

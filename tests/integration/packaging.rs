@@ -40,16 +40,6 @@ fn server_dry_run(yaml: &str) {
     );
 }
 
-fn install_prometheus_crds() {
-    let dir = PathBuf::from(std::env::var("PW_PROMETHEUS_OPERATOR_CRDS").unwrap_or_else(|_| {
-        panic!("PW_PROMETHEUS_OPERATOR_CRDS is not set: run `make test`, or eval \"$(hack/tools.sh)\"")
-    }));
-    support::install_crd_file(
-        &dir.join("monitoring.coreos.com_servicemonitors.yaml"),
-        "servicemonitors.monitoring.coreos.com",
-    );
-}
-
 #[test]
 fn helm_lint_strict_passes() {
     let CommandOutput {
@@ -98,7 +88,7 @@ fn chart_crd_and_app_version_follow_the_crate() {
 async fn chart_renders_value_sets_the_api_server_accepts() {
     let client = support::client().await;
     support::install_crds(&client).await;
-    install_prometheus_crds();
+    support::install_prometheus_operator_crds(&["servicemonitors"]);
     let ns = support::namespace(&client, "chart").await;
     let other = support::namespace(&client, "chart-b").await;
     let value_sets: Vec<Vec<String>> = vec![

@@ -284,6 +284,20 @@ pub fn install_crd_file(path: &Path, name: &str) {
     }
 }
 
+/// Installs prometheus-operator's CRDs named by their plurals (`servicemonitors`, ...), from the
+/// release hack/tools.sh pins (PW_PROMETHEUS_OPERATOR_CRDS), each waited for until Established.
+pub fn install_prometheus_operator_crds(plurals: &[&str]) {
+    let dir = PathBuf::from(std::env::var("PW_PROMETHEUS_OPERATOR_CRDS").unwrap_or_else(|_| {
+        panic!("PW_PROMETHEUS_OPERATOR_CRDS is not set: run `make test`, or eval \"$(hack/tools.sh)\"")
+    }));
+    for plural in plurals {
+        install_crd_file(
+            &dir.join(format!("monitoring.coreos.com_{plural}.yaml")),
+            &format!("{plural}.monitoring.coreos.com"),
+        );
+    }
+}
+
 /// Polls `check` every 100 ms until it returns Some, or panics after `timeout`.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where

@@ -170,10 +170,7 @@ impl Drop for Monitoring {
 
 /// Every CRD of prometheus-operator's release (it checks for them at start), from its Go module.
 pub(crate) fn install_prometheus_operator_crds() {
-    let dir = PathBuf::from(std::env::var("PW_PROMETHEUS_OPERATOR_CRDS").unwrap_or_else(|_| {
-        panic!("PW_PROMETHEUS_OPERATOR_CRDS is not set: run `make test`, or eval \"$(hack/tools.sh)\"")
-    }));
-    for plural in [
+    support::install_prometheus_operator_crds(&[
         "alertmanagerconfigs",
         "alertmanagers",
         "podmonitors",
@@ -184,12 +181,7 @@ pub(crate) fn install_prometheus_operator_crds() {
         "scrapeconfigs",
         "servicemonitors",
         "thanosrulers",
-    ] {
-        support::install_crd_file(
-            &dir.join(format!("monitoring.coreos.com_{plural}.yaml")),
-            &format!("{plural}.monitoring.coreos.com"),
-        );
-    }
+    ]);
 }
 
 /// What an in-cluster Prometheus would have: a ServiceAccount allowed to discover targets in the
