@@ -13,7 +13,8 @@ use crate::events::Outbox;
 pub const MAX_JOBS_IN_STATUS: i32 = 200;
 pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
 
-/// Watches every batch inference job of one AWS Personalize solution version.
+/// Watches every batch inference job of one AWS Personalize solution version, or of a solution
+/// and every version it has or will have (Personalize retrains a solution into new versions).
 ///
 /// The operator lists the jobs (ListBatchInferenceJobs, every page) on each poll, writes exact
 /// counts per state and the newest jobs into status, and emits one Event for each job that fails
@@ -32,7 +33,7 @@ pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
     namespaced,
     status = "SolutionVersionWatchStatus",
     derive = "PartialEq",
-    doc = "SolutionVersionWatch watches the batch inference jobs of one AWS Personalize solution version and reports them in its status and as Events.",
+    doc = "SolutionVersionWatch watches the batch inference jobs of one AWS Personalize solution version, or of every version of a solution, and reports them in its status and as Events.",
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -77,9 +78,21 @@ pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
         json_path = ".metadata.creationTimestamp"
     ),
     printcolumn(
+        name = "Versions",
+        type_ = "integer",
+        json_path = ".status.versionsTotal",
+        priority = 1
+    ),
+    printcolumn(
         name = "ARN",
         type_ = "string",
         json_path = ".spec.solutionVersionArn",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Solution",
+        type_ = "string",
+        json_path = ".spec.solutionArn",
         priority = 1
     ),
     printcolumn(
@@ -91,10 +104,20 @@ pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
+    validation = kube::core::Rule::new("has(self.solutionVersionArn) != has(self.solutionArn)")
+        .message("set exactly one of spec.solutionVersionArn (one version) and spec.solutionArn (every version of a solution)")
+        .reason(kube::core::Reason::FieldValueInvalid)
+)]
+#[x_kube(
+    validation = kube::core::Rule::new("has(self.solutionArn) == has(oldSelf.solutionArn)")
+        .message("a watch cannot change between spec.solutionVersionArn and spec.solutionArn: create a new SolutionVersionWatch")
+        .reason(kube::core::Reason::FieldValueInvalid)
+)]
+#[x_kube(
     validation = kube::core::Rule::new(
-        "!has(self.region) || self.region == self.solutionVersionArn.split(':')[3]"
+        "!has(self.region) || (has(self.solutionVersionArn) && self.region == self.solutionVersionArn.split(':')[3]) || (has(self.solutionArn) && self.region == self.solutionArn.split(':')[3])"
     )
-    .message("spec.region must be the region inside spec.solutionVersionArn")
+    .message("spec.region must be the region inside spec.solutionVersionArn or spec.solutionArn")
     .field_path(".region")
     .reason(kube::core::Reason::FieldValueInvalid)
 )]
@@ -103,6 +126,8 @@ pub struct SolutionVersionWatchSpec {
     /// arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME/ID, e.g.
     /// arn:aws:personalize:us-east-1:123456789012:solution/my-solution/abcd1234.
     /// Immutable: create another SolutionVersionWatch to watch another solution version.
+    /// Exactly one of solutionVersionArn and solutionArn is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256), regex(pattern = crate::access::arn::PATTERN))]
     #[x_kube(
         validation = kube::core::Rule::new(crate::access::arn::partition_rule())
@@ -118,9 +143,32 @@ pub struct SolutionVersionWatchSpec {
             )
             .reason(kube::core::Reason::FieldValueInvalid)
     )]
-    pub solution_version_arn: String,
+    pub solution_version_arn: Option<String>,
 
-    /// AWS region to call: the region inside solutionVersionArn, which it may only repeat.
+    /// ARN of a solution whose batch inference jobs are watched, of every version it has or
+    /// will have, so a watch follows Personalize's retraining with no edit:
+    /// arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME, e.g.
+    /// arn:aws:personalize:us-east-1:123456789012:solution/my-solution.
+    /// Immutable; exactly one of solutionVersionArn and solutionArn is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = crate::access::arn::SOLUTION_PATTERN))]
+    #[x_kube(
+        validation = kube::core::Rule::new(crate::access::arn::partition_rule())
+            .message(
+                "spec.solutionArn: the region is not in the ARN's partition (e.g. cn-north-1 is in aws-cn)"
+            )
+            .reason(kube::core::Reason::FieldValueInvalid)
+    )]
+    #[x_kube(
+        validation = kube::core::Rule::new("self == oldSelf")
+            .message(
+                "solutionArn is immutable: create a new SolutionVersionWatch to watch another solution"
+            )
+            .reason(kube::core::Reason::FieldValueInvalid)
+    )]
+    pub solution_arn: Option<String>,
+
+    /// AWS region to call: the region inside the watched ARN, which it may only repeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 32), regex(pattern = crate::access::arn::REGION_PATTERN))]
     pub region: Option<String>,
@@ -170,7 +218,8 @@ impl SolutionVersionWatchSpec {
     /// only the ARN stores it; tests and examples change what they need from there.
     pub fn watching(solution_version_arn: impl Into<String>) -> Self {
         SolutionVersionWatchSpec {
-            solution_version_arn: solution_version_arn.into(),
+            solution_version_arn: Some(solution_version_arn.into()),
+            solution_arn: None,
             region: None,
             poll_interval: None,
             active_poll_interval: None,
@@ -181,6 +230,29 @@ impl SolutionVersionWatchSpec {
         }
     }
 }
+
+impl SolutionVersionWatchSpec {
+    /// A spec of `solution_arn`, every other field at its default.
+    pub fn watching_solution(solution_arn: impl Into<String>) -> Self {
+        SolutionVersionWatchSpec {
+            solution_version_arn: None,
+            solution_arn: Some(solution_arn.into()),
+            ..Self::watching("")
+        }
+    }
+
+    /// The watched ARN as written: the solution version's, or the solution's (empty when the
+    /// spec names neither, which the schema refuses).
+    pub fn watched_arn(&self) -> &str {
+        self.solution_version_arn
+            .as_deref()
+            .or(self.solution_arn.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// Most versions `status.versions` lists; older ones are folded into the totals only.
+pub const MAX_VERSIONS_IN_STATUS: usize = 20;
 
 fn default_max_jobs_in_status() -> i32 {
     DEFAULT_MAX_JOBS_IN_STATUS
@@ -212,6 +284,20 @@ pub struct SolutionVersionWatchStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobSummary>,
 
+    /// For a solution watch: the jobs of each solution version that has any, newest version
+    /// first (by its first job's creation), at most 20; status.counts covers all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<VersionCounts>,
+
+    /// How many entries status.versions shows (a solution watch only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions_shown: Option<i64>,
+
+    /// How many solution versions have jobs (a solution watch only); above versionsShown,
+    /// the oldest are left out of status.versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions_total: Option<i64>,
+
     /// True when status.jobs leaves out older jobs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub jobs_truncated: bool,
@@ -239,7 +325,7 @@ pub struct SolutionVersionWatchStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobCounts {
-    /// All jobs of the solution version.
+    /// All jobs of the solution version (of every version of a solution).
     pub total: i64,
     /// Jobs in PENDING.
     pub pending: i64,
@@ -255,6 +341,16 @@ pub struct JobCounts {
     /// inProgress).
     #[serde(default)]
     pub stuck: i64,
+}
+
+/// One solution version's jobs, by state.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionCounts {
+    /// The solution version's ARN.
+    pub solution_version_arn: String,
+    /// Its jobs by state, as status.counts counts all of them.
+    pub counts: JobCounts,
 }
 
 /// The newest job, for people and printer columns.
@@ -292,7 +388,8 @@ pub struct JobSummary {
     /// failureReason, cut to 1 KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
-    /// solutionVersionArn (always the watched one).
+    /// solutionVersionArn: the watched one, or for a solution watch the version the job ran
+    /// against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solution_version_arn: Option<String>,
     /// For a finished job: lastUpdatedDateTime minus creationDateTime, in seconds.

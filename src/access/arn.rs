@@ -11,6 +11,13 @@ pub const PATTERN: &str = concat!(
     r"[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:",
     r"solution/[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}/[a-zA-Z0-9_-]{1,63}$"
 );
+/// `arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME`, as the CRD's pattern for
+/// `spec.solutionArn`.
+pub const SOLUTION_PATTERN: &str = concat!(
+    r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f):personalize:",
+    r"[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:",
+    r"solution/[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$"
+);
 /// A region, as `spec.region`'s pattern.
 pub const REGION_PATTERN: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
 
@@ -83,7 +90,8 @@ pub fn partition_of_region(region: &str) -> &'static Partition {
         .unwrap_or(&PARTITIONS[0])
 }
 
-/// The CEL rule (on `spec.solutionVersionArn`) that the ARN's partition is its region's.
+/// The CEL rule (on `spec.solutionVersionArn` and `spec.solutionArn`) that the ARN's partition
+/// is its region's.
 pub fn partition_rule() -> String {
     let region = "self.split(':')[3]";
     let mut expression = String::from("'aws'");
@@ -97,67 +105,122 @@ pub fn partition_rule() -> String {
     format!("self.split(':')[1] == ({expression})")
 }
 
-/// A solution version ARN that passed [`SolutionVersionArn::parse`].
+/// What a watch names, strictly parsed by [`WatchedArn::parse_version`] or
+/// [`WatchedArn::parse_solution`]: one solution version, or a solution and every version it
+/// has or will have (Personalize retrains a solution into new versions).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SolutionVersionArn {
+pub struct WatchedArn {
     text: String,
     pub partition: Partition,
     pub region: String,
     pub account: String,
     pub solution: String,
-    pub version: String,
+    /// The version id; none for a solution.
+    pub version: Option<String>,
 }
 
-impl SolutionVersionArn {
-    /// Parses a solution version ARN; the error says what is wrong with it.
-    pub fn parse(arn: &str) -> Result<Self, String> {
+/// The parts every Personalize ARN has: partition, region, account, and the resource.
+struct Parts<'a> {
+    partition: &'static Partition,
+    region: &'a str,
+    account: &'a str,
+    resource: &'a str,
+}
+
+fn parts(arn: &str) -> Result<Parts<'_>, &'static str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, resource] = parts[..] else {
+        return Err("it does not have six colon-separated parts");
+    };
+    if prefix != "arn" || service != "personalize" {
+        return Err("not a Personalize ARN");
+    }
+    let Some(partition) = PARTITIONS.iter().find(|p| p.name == partition) else {
+        return Err("unknown partition");
+    };
+    if !is_region(region) {
+        return Err("the region is not like us-east-1");
+    }
+    if partition_of_region(region).name != partition.name {
+        return Err("the region is not in the partition");
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the account is not 12 digits");
+    }
+    Ok(Parts {
+        partition,
+        region,
+        account,
+        resource,
+    })
+}
+
+impl WatchedArn {
+    /// Parses a solution version ARN (`spec.solutionVersionArn`); the error says what is wrong.
+    pub fn parse_version(arn: &str) -> Result<Self, String> {
         let wrong = |why: &str| {
-            Err(format!(
+            format!(
                 "spec.solutionVersionArn {arn:?} is not arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME/ID: {why}"
-            ))
+            )
         };
-        let parts: Vec<&str> = arn.splitn(6, ':').collect();
-        let [prefix, partition, service, region, account, resource] = parts[..] else {
-            return wrong("it does not have six colon-separated parts");
-        };
-        if prefix != "arn" || service != "personalize" {
-            return wrong("not a Personalize ARN");
-        }
-        let Some(partition) = PARTITIONS.iter().find(|p| p.name == partition) else {
-            return wrong("unknown partition");
-        };
-        if !is_region(region) {
-            return wrong("the region is not like us-east-1");
-        }
-        if partition_of_region(region).name != partition.name {
-            return wrong("the region is not in the partition");
-        }
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return wrong("the account is not 12 digits");
-        }
-        let Some((solution, version)) = resource
+        let parts = parts(arn).map_err(wrong)?;
+        let Some((solution, version)) = parts
+            .resource
             .strip_prefix("solution/")
             .and_then(|r| r.split_once('/'))
         else {
-            return wrong("the resource is not solution/NAME/ID");
+            return Err(wrong("the resource is not solution/NAME/ID"));
         };
         if !is_name(solution, 63, true) || !is_name(version, 63, false) {
-            return wrong(
+            return Err(wrong(
                 "the solution name or version id has characters Personalize does not allow",
-            );
+            ));
         }
-        Ok(SolutionVersionArn {
-            text: arn.to_string(),
-            partition: *partition,
-            region: region.to_string(),
-            account: account.to_string(),
+        Ok(Self::of(arn, &parts, solution, Some(version)))
+    }
+
+    /// Parses a solution ARN (`spec.solutionArn`); the error says what is wrong.
+    pub fn parse_solution(arn: &str) -> Result<Self, String> {
+        let wrong = |why: &str| {
+            format!(
+                "spec.solutionArn {arn:?} is not arn:PARTITION:personalize:REGION:ACCOUNT:solution/NAME: {why}"
+            )
+        };
+        let parts = parts(arn).map_err(wrong)?;
+        let Some(solution) = parts.resource.strip_prefix("solution/") else {
+            return Err(wrong("the resource is not solution/NAME"));
+        };
+        if !is_name(solution, 63, true) {
+            return Err(wrong(
+                "the solution name has characters Personalize does not allow (a version ARN goes in spec.solutionVersionArn)",
+            ));
+        }
+        Ok(Self::of(arn, &parts, solution, None))
+    }
+
+    fn of(text: &str, parts: &Parts<'_>, solution: &str, version: Option<&str>) -> Self {
+        WatchedArn {
+            text: text.to_string(),
+            partition: *parts.partition,
+            region: parts.region.to_string(),
+            account: parts.account.to_string(),
             solution: solution.to_string(),
-            version: version.to_string(),
-        })
+            version: version.map(str::to_string),
+        }
     }
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// A solution, with every version it has or will have.
+    pub fn is_solution(&self) -> bool {
+        self.version.is_none()
+    }
+
+    /// Whether a job of `solution_version_arn` is one this ARN watches.
+    pub fn covers(&self, solution_version_arn: &str) -> bool {
+        covers(&self.text, solution_version_arn)
     }
 
     /// The Personalize endpoint of its region, the only host (besides a configured override)
@@ -168,10 +231,31 @@ impl SolutionVersionArn {
     }
 }
 
-impl fmt::Display for SolutionVersionArn {
+impl fmt::Display for WatchedArn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
+}
+
+/// Whether `arn` names a solution (`...:solution/NAME`, no version id).
+pub fn names_a_solution(arn: &str) -> bool {
+    arn.rsplit_once(':')
+        .and_then(|(_, resource)| resource.strip_prefix("solution/"))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// Whether a job of `solution_version_arn` belongs to what `watched` names: a solution version
+/// covers itself; a solution (`...:solution/NAME`, no version id) covers `watched/ID` for any
+/// one id, and not `.../solution/NAME-2/ID`. Pure text, so the status computation can use it.
+pub fn covers(watched: &str, solution_version_arn: &str) -> bool {
+    if solution_version_arn == watched {
+        return true;
+    }
+    names_a_solution(watched)
+        && solution_version_arn
+            .strip_prefix(watched)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// `[a-z]{2}(-[a-z]+)+-[0-9]+`: a DNS label, so it cannot name another host.
@@ -204,12 +288,12 @@ pub(crate) mod tests {
 
     #[test]
     fn good_and_hostile_arns() {
-        let ok = SolutionVersionArn::parse(
+        let ok = WatchedArn::parse_version(
             "arn:aws:personalize:us-east-1:123456789012:solution/movie-recs/8f2a1c3d",
         )
         .unwrap();
         assert_eq!(ok.endpoint(), "https://personalize.us-east-1.amazonaws.com");
-        let cn = SolutionVersionArn::parse(
+        let cn = WatchedArn::parse_version(
             "arn:aws-cn:personalize:cn-north-1:123456789012:solution/s/v",
         )
         .unwrap();
@@ -217,7 +301,7 @@ pub(crate) mod tests {
             cn.endpoint(),
             "https://personalize.cn-north-1.amazonaws.com.cn"
         );
-        let gov = SolutionVersionArn::parse(
+        let gov = WatchedArn::parse_version(
             "arn:aws-us-gov:personalize:us-gov-west-1:123456789012:solution/s/v",
         )
         .unwrap();
@@ -243,10 +327,46 @@ pub(crate) mod tests {
             "arn:aws-cn:personalize:cn-north-west-1:123456789012:solution/a/b",
         ] {
             assert!(
-                SolutionVersionArn::parse(hostile).is_err(),
+                WatchedArn::parse_version(hostile).is_err(),
                 "{hostile:?} accepted"
             );
         }
+    }
+
+    #[test]
+    fn solution_arns_parse_strictly_and_cover_only_their_own_versions() {
+        let recs = "arn:aws:personalize:us-east-1:123456789012:solution/recs";
+        let solution = WatchedArn::parse_solution(recs).unwrap();
+        assert!(solution.is_solution());
+        assert_eq!(solution.solution, "recs");
+        assert!(solution.covers(&format!("{recs}/8f2a1c3d")));
+        assert!(!solution.covers(&format!("{recs}-2/8f2a1c3d")));
+        assert!(!solution.covers(&format!("{recs}/")));
+        assert!(!solution.covers(&format!("{recs}/a/b")));
+        assert!(!solution.covers("arn:aws:personalize:us-east-1:123456789012:solution/rec/s"));
+        let version = WatchedArn::parse_version(&format!("{recs}/v1")).unwrap();
+        assert!(!version.is_solution());
+        assert!(version.covers(&format!("{recs}/v1")));
+        assert!(!version.covers(&format!("{recs}/v1/x")));
+        assert!(!version.covers(&format!("{recs}/v2")));
+        for hostile in [
+            "arn:aws:personalize:us-east-1:123456789012:solution/recs/v1",
+            "arn:aws:personalize:us-east-1:123456789012:solution/",
+            "arn:aws:personalize:us-east-1:123456789012:solution/-recs",
+            "arn:aws:personalize:us-east-1:123456789012:dataset/recs",
+            "arn:aws-cn:personalize:us-east-1:123456789012:solution/recs",
+            "arn:aws:personalize:us-east-1:1234:solution/recs",
+        ] {
+            assert!(
+                WatchedArn::parse_solution(hostile).is_err(),
+                "{hostile:?} accepted"
+            );
+        }
+        let why = WatchedArn::parse_solution(
+            "arn:aws:personalize:us-east-1:123456789012:solution/recs/v1",
+        )
+        .unwrap_err();
+        assert!(why.contains("spec.solutionVersionArn"), "{why}");
     }
 
     /// Strings near a solution version ARN: about half are one, the rest are one part off.
@@ -297,7 +417,7 @@ pub(crate) mod tests {
                 let arn = proptest::strategy::ValueTree::current(
                     &strategy.new_tree(&mut runner).unwrap(),
                 );
-                SolutionVersionArn::parse(&arn).is_ok()
+                WatchedArn::parse_version(&arn).is_ok()
             })
             .count();
         assert!(
@@ -309,7 +429,11 @@ pub(crate) mod tests {
     /// What the CRD checks: the pattern, then the CEL partition rule (read with the regex
     /// crate, which speaks the RE2 syntax CEL's matches() uses).
     fn schema_accepts(arn: &str) -> bool {
-        let pattern = regex::Regex::new(PATTERN).unwrap();
+        schema_accepts_with(PATTERN, arn)
+    }
+
+    fn schema_accepts_with(pattern: &str, arn: &str) -> bool {
+        let pattern = regex::Regex::new(pattern).unwrap();
         if !pattern.is_match(arn) {
             return false;
         }
@@ -330,7 +454,18 @@ pub(crate) mod tests {
 
         #[test]
         fn the_schema_and_the_parser_agree(arn in near_arn()) {
-            prop_assert_eq!(schema_accepts(&arn), SolutionVersionArn::parse(&arn).is_ok(), "{:?}", arn);
+            prop_assert_eq!(schema_accepts(&arn), WatchedArn::parse_version(&arn).is_ok(), "{:?}", arn);
+        }
+
+        /// The same for solution ARNs: a near version ARN without its version id.
+        #[test]
+        fn the_solution_schema_and_the_parser_agree(arn in near_arn()) {
+            let solution = arn.rsplit_once('/').map_or(arn.as_str(), |(head, _)| head);
+            prop_assert_eq!(
+                schema_accepts_with(SOLUTION_PATTERN, solution),
+                WatchedArn::parse_solution(solution).is_ok(),
+                "{:?}", solution
+            );
         }
     }
 

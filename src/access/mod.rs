@@ -9,7 +9,7 @@ pub mod sources;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::RwLock;
 
-use crate::access::arn::SolutionVersionArn;
+use crate::access::arn::WatchedArn;
 use crate::access::policy::{Defaults, Policy, Verdict};
 use crate::error::Error;
 
@@ -203,7 +203,7 @@ impl Access {
     pub fn authorize(
         &self,
         namespace: &str,
-        arn: &SolutionVersionArn,
+        arn: &WatchedArn,
         own_account: Option<&str>,
     ) -> Result<Grant, Error> {
         let (policy, chosen_role) = {
@@ -288,7 +288,7 @@ mod tests {
             ]),
         );
         let arn =
-            SolutionVersionArn::parse("arn:aws:personalize:us-east-1:222222222222:solution/s/v1")
+            WatchedArn::parse_version("arn:aws:personalize:us-east-1:222222222222:solution/s/v1")
                 .unwrap();
         let role = |ns: &str| access.authorize(ns, &arn, None).map(|g| g.role);
         let shared = role("shared").unwrap().unwrap();

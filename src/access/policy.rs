@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::access::arn::SolutionVersionArn;
+use crate::access::arn::WatchedArn;
 
 pub const ALLOWED_ACCOUNTS: &str = "personalize-watch.dev/allowed-accounts";
 pub const ALLOWED_ARNS: &str = "personalize-watch.dev/allowed-arns";
@@ -127,7 +127,7 @@ impl Policy {
     }
 
     /// Whether a watch may name `arn`; `own_account` is the operator's, when known.
-    pub fn judge(&self, arn: &SolutionVersionArn, own_account: Option<&str>) -> Verdict {
+    pub fn judge(&self, arn: &WatchedArn, own_account: Option<&str>) -> Verdict {
         let mut needs_own = false;
         let account_allowed = self.accounts.entries.iter().any(|a| match a {
             Account::Id(id) => *id == arn.account,
@@ -151,7 +151,7 @@ impl Policy {
             ));
         }
         let text = arn.to_string();
-        if !self.arns.entries.iter().any(|p| glob(p, &text)) {
+        if !self.arns.entries.iter().any(|p| allows(p, arn)) {
             return Verdict::Refused(format!(
                 "{text} matches no pattern of {} ({})",
                 self.arns.source,
@@ -160,6 +160,17 @@ impl Policy {
         }
         Verdict::Permitted
     }
+}
+
+/// Whether `pattern` allows watching `arn`. A solution version's ARN must match. A solution
+/// watch reads every version the solution has or will have, so its ARN must match, or else
+/// every version ARN of it must: the pattern matches `ARN/` followed by a space, which no
+/// pattern holds, so only a `*` at its end can take it (and any version id in its place).
+/// `.../solution/recs/*` and `.../solution/rec*` allow the solution `recs`;
+/// `.../solution/recs/v1` does not.
+fn allows(pattern: &str, arn: &WatchedArn) -> bool {
+    let text = arn.as_str();
+    glob(pattern, text) || (arn.is_solution() && glob(pattern, &format!("{text}/ ")))
 }
 
 /// The allowed accounts for a message; the operator's own stays unnamed.
@@ -203,8 +214,37 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn arn(account: &str, solution: &str) -> SolutionVersionArn {
-        SolutionVersionArn::parse(&format!(
+    #[test]
+    fn solution_watches_need_a_pattern_that_allows_every_version() {
+        let solution =
+            WatchedArn::parse_solution("arn:aws:personalize:us-east-1:222222222222:solution/recs")
+                .unwrap();
+        let base = "arn:aws:personalize:us-east-1:222222222222:solution/";
+        for allowed in [
+            format!("{base}recs"),
+            format!("{base}recs/*"),
+            format!("{base}rec*"),
+            "*".to_string(),
+            "arn:aws:personalize:*:222222222222:solution/*".to_string(),
+        ] {
+            assert!(allows(&allowed, &solution), "{allowed} should allow it");
+        }
+        for refused in [
+            format!("{base}recs/v1"),
+            format!("{base}recs/v*"),
+            format!("{base}recs/*/x"),
+            format!("{base}recs-*"),
+            format!("{base}other/*"),
+        ] {
+            assert!(!allows(&refused, &solution), "{refused} should refuse it");
+        }
+        let version = arn("222222222222", "recs");
+        assert!(allows(&format!("{base}recs/*"), &version));
+        assert!(!allows(&format!("{base}recs"), &version));
+    }
+
+    fn arn(account: &str, solution: &str) -> WatchedArn {
+        WatchedArn::parse_version(&format!(
             "arn:aws:personalize:us-east-1:{account}:solution/{solution}/v1"
         ))
         .unwrap()

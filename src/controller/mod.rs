@@ -265,7 +265,7 @@ fn concerns(affected: &Affected, watch: &SolutionVersionWatch) -> bool {
         Affected::Namespace(ns) => watch.namespace().as_ref() == Some(ns),
         Affected::Accounts(accounts) => watch
             .spec
-            .solution_version_arn
+            .watched_arn()
             .split(':')
             .nth(4)
             .is_some_and(|account| accounts.contains(account)),

@@ -76,6 +76,7 @@ mod tests {
         Listing {
             jobs,
             source: ListingSource::default(),
+            started: std::time::Instant::now(),
         }
     }
 

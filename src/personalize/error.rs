@@ -8,7 +8,6 @@ use std::error::Error as StdError;
 use aws_credential_types::provider::error::CredentialsError;
 
 use aws_sdk_personalize::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_personalize::operation::list_batch_inference_jobs::ListBatchInferenceJobsError;
 
 use super::ListRequest;
 use crate::access::RoleRef;
@@ -128,25 +127,30 @@ const CREDENTIAL_CODES: &[&str] = &[
 
 /// Sorts an SDK error into a kind with a message a person can act on, safe to show in the
 /// watch's namespace.
-pub fn classify(
-    error: &SdkError<ListBatchInferenceJobsError>,
-    request: &ListRequest<'_>,
-) -> ListError {
+/// `operation` names the call (ListBatchInferenceJobs, or ListSolutionVersions for a solution
+/// watch) in the hint for a refusal.
+pub fn classify<E>(error: &SdkError<E>, request: &ListRequest<'_>, operation: &str) -> ListError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
     let account = &request.arn.account;
     if let Some(credentials) = credentials_error(error) {
         return credentials_failure(credentials, request.role, account);
     }
-    let mut sorted = sort(error);
+    let mut sorted = sort(error, operation);
     sorted.message = redact(&sorted.message, account);
     sorted
 }
 
-fn sort(error: &SdkError<ListBatchInferenceJobsError>) -> ListError {
+fn sort<E>(error: &SdkError<E>, operation: &str) -> ListError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
     use ListErrorKind as K;
     match error {
         SdkError::ServiceError(context) => {
             let status = context.raw().status().as_u16();
-            service_error(context.err(), status)
+            service_error(context.err(), status, operation)
         }
         SdkError::TimeoutError(_) => ListError::new(
             K::Timeout,
@@ -236,12 +240,16 @@ fn credentials_failure(
 }
 
 /// An error the service answered, by its code (and the HTTP status when the code says nothing).
-fn service_error(err: &ListBatchInferenceJobsError, status: u16) -> ListError {
+fn service_error(err: &impl ProvideErrorMetadata, status: u16, operation: &str) -> ListError {
     use ListErrorKind as K;
     let code = err.code().unwrap_or("");
-    let (kind, hint) = if err.is_invalid_input_exception() {
-        (K::InvalidInput, "check spec.solutionVersionArn")
-    } else if err.is_invalid_next_token_exception() {
+    let grant = format!("grant the operator's IAM role personalize:{operation}");
+    let (kind, hint) = if code == "InvalidInputException" {
+        (
+            K::InvalidInput,
+            "check spec.solutionVersionArn or spec.solutionArn",
+        )
+    } else if code == "InvalidNextTokenException" {
         (K::InvalidNextToken, "the listing is restarted once")
     } else if THROTTLING_CODES.contains(&code) {
         (
@@ -249,10 +257,7 @@ fn service_error(err: &ListBatchInferenceJobsError, status: u16) -> ListError {
             "Personalize is throttling this account and region; retrying with backoff",
         )
     } else if code == "AccessDeniedException" || code == "AccessDenied" {
-        (
-            K::AccessDenied,
-            "grant the operator's IAM role personalize:ListBatchInferenceJobs",
-        )
+        (K::AccessDenied, grant.as_str())
     } else if EXPIRED_CODES.contains(&code) {
         (
             K::ExpiredCredentials,
@@ -264,7 +269,10 @@ fn service_error(err: &ListBatchInferenceJobsError, status: u16) -> ListError {
             "the operator's AWS credentials are not valid for this account and region",
         )
     } else if code == "ResourceNotFoundException" {
-        (K::NotFound, "check spec.solutionVersionArn and spec.region")
+        (
+            K::NotFound,
+            "check spec.solutionVersionArn or spec.solutionArn, and spec.region",
+        )
     } else if (200..300).contains(&status) {
         // A success status whose body did not parse: the SDK reports it as unhandled.
         (

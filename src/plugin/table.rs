@@ -190,6 +190,8 @@ pub fn json(watch: &SolutionVersionWatch) -> Result<String, serde_json::Error> {
         "name": watch.name_any(),
         "namespace": watch.namespace(),
         "solutionVersionArn": watch.spec.solution_version_arn,
+        "solutionArn": watch.spec.solution_arn,
+        "versions": status.versions,
         "counts": status.counts,
         "latestJob": status.latest_job,
         "jobs": status.jobs,

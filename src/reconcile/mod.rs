@@ -20,7 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
 use tracing::{Instrument, info_span, warn};
 
-use crate::access::arn::SolutionVersionArn;
+use crate::access::arn::WatchedArn;
 use crate::access::sources::Affected;
 use crate::access::{Access, Grant};
 use crate::controller::cache::CachedWatch;
@@ -248,8 +248,17 @@ async fn poll(ctx: &Context, watch: &SolutionVersionWatch, target: Target, slot:
             .authorize(&namespace, &target.arn, known.as_deref())
             .is_ok()
     };
+    let watch_key = key(watch);
+    // The interval the last listing chose: while jobs run, the active one.
+    let running = watch.status.as_ref().is_some_and(status::jobs_running);
     let request = ListRequest {
         arn: &target.arn,
+        watch: &watch_key,
+        every: if running {
+            target.intervals.while_running
+        } else {
+            target.intervals.idle
+        },
         namespace: &namespace,
         role: grant.role.as_ref(),
         allowed: &allowed,
@@ -281,7 +290,7 @@ async fn poll(ctx: &Context, watch: &SolutionVersionWatch, target: Target, slot:
 
 /// Whether the namespace's policy allows the ARN, and with which role. The operator's own
 /// account is asked of STS only when the policy needs it and it is not known yet.
-async fn authorize(ctx: &Context, namespace: &str, arn: &SolutionVersionArn) -> Result<Grant> {
+async fn authorize(ctx: &Context, namespace: &str, arn: &WatchedArn) -> Result<Grant> {
     let known = ctx.personalize.known_own_account();
     let first = ctx.access.authorize(namespace, arn, known.as_deref());
     if known.is_some() || !matches!(first, Err(Error::AccessUnknown(_))) {
@@ -315,7 +324,7 @@ fn decide(
     status::next_status(
         prev,
         &Observation {
-            solution_version_arn: &watch.spec.solution_version_arn,
+            watched_arn: watch.spec.watched_arn(),
             generation: watch.metadata.generation.unwrap_or(0),
             max_jobs_in_status: usize::try_from(watch.spec.max_jobs_in_status).unwrap_or(0),
             now,
@@ -332,15 +341,21 @@ fn decide(
 /// change when suspended; a failed poll goes to the error policy.
 fn schedule(polled: Polled, persisted: write::Persisted) -> Result<Requeue> {
     match polled {
-        Polled::Listed { intervals, .. } => Ok(schedule::next_poll(
-            AfterListing {
-                intervals,
-                running: persisted.running || persisted.waiting > 0 || persisted.deferred > 0,
-                retry_soon: persisted.deferred > 0 && persisted.waiting == 0,
-            },
-            rand::rng().random_range(0.0..=1.0),
-            schedule::uptime(),
-        )),
+        // Counted from when the listing started, as its data is of then: the watches that
+        // shared one listing fall due together again.
+        Polled::Listed { intervals, listing } => {
+            let age = listing.started.elapsed();
+            let next = schedule::next_poll(
+                AfterListing {
+                    intervals,
+                    running: persisted.running || persisted.waiting > 0 || persisted.deferred > 0,
+                    retry_soon: persisted.deferred > 0 && persisted.waiting == 0,
+                },
+                rand::rng().random_range(0.0..=1.0),
+                schedule::uptime().saturating_sub(age),
+            );
+            Ok(next.sooner_by(age))
+        }
         // Suspended: not polled, but Events still pending go out at the active interval.
         Polled::Suspended { intervals } if persisted.waiting > 0 => {
             Ok(Requeue::After(intervals.while_running))

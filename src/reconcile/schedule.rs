@@ -20,6 +20,16 @@ pub enum Requeue {
     After(Duration),
 }
 
+impl Requeue {
+    /// `age` sooner (at once if that is past).
+    pub fn sooner_by(self, age: Duration) -> Self {
+        match self {
+            Requeue::After(d) => Requeue::After(d.saturating_sub(age)),
+            on_change => on_change,
+        }
+    }
+}
+
 impl From<Requeue> for kube::runtime::controller::Action {
     fn from(requeue: Requeue) -> Self {
         match requeue {

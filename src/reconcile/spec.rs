@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::access::arn::SolutionVersionArn;
+use crate::access::arn::WatchedArn;
 use crate::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
 use crate::process::flag_values::parse_duration;
 use crate::status::Expectations;
@@ -19,7 +19,7 @@ pub struct PollIntervals {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
     /// Strictly parsed: its region and partition decide the endpoint, its account the policy.
-    pub arn: SolutionVersionArn,
+    pub arn: WatchedArn,
     pub intervals: PollIntervals,
     pub suspended: bool,
     pub max_jobs_in_status: usize,
@@ -52,11 +52,20 @@ pub fn validate(watch: &SolutionVersionWatch, defaults: PollIntervals) -> Result
 
 /// The watched ARN, strictly parsed (objects stored before the schema was strict may hold
 /// anything); `spec.region`, if given, may only repeat the ARN's region.
-pub fn arn_of(watch: &SolutionVersionWatch) -> Result<SolutionVersionArn, String> {
-    let arn = SolutionVersionArn::parse(&watch.spec.solution_version_arn)?;
-    match watch.spec.region.as_deref() {
+pub fn arn_of(watch: &SolutionVersionWatch) -> Result<WatchedArn, String> {
+    let spec = &watch.spec;
+    let (arn, field) = match (&spec.solution_version_arn, &spec.solution_arn) {
+        (Some(version), None) => (WatchedArn::parse_version(version)?, "solutionVersionArn"),
+        (None, Some(solution)) => (WatchedArn::parse_solution(solution)?, "solutionArn"),
+        _ => {
+            return Err(
+                "set exactly one of spec.solutionVersionArn and spec.solutionArn".to_string(),
+            );
+        }
+    };
+    match spec.region.as_deref() {
         Some(region) if region != arn.region => Err(format!(
-            "spec.region {region:?} is not the region inside spec.solutionVersionArn ({})",
+            "spec.region {region:?} is not the region inside spec.{field} ({})",
             arn.region
         )),
         _ => Ok(arn),

@@ -516,7 +516,7 @@ fn the_region_is_the_arns_and_spec_region_may_only_repeat_it() {
     w.spec.region = Some("eu-west-1".into());
     assert!(spec::arn_of(&w).unwrap_err().contains("spec.region"));
     w.spec.region = None;
-    w.spec.solution_version_arn = "arn:aws:personalize::123:solution/x/y".into();
+    w.spec.solution_version_arn = Some("arn:aws:personalize::123:solution/x/y".into());
     assert!(
         spec::arn_of(&w)
             .unwrap_err()
@@ -531,7 +531,8 @@ fn the_region_is_the_arns_and_spec_region_may_only_repeat_it() {
 async fn a_watch_outside_the_policy_is_refused_without_a_call() {
     let (ctx, mut handle) = context("http://127.0.0.1:9").await;
     let mut w = watch(false);
-    w.spec.solution_version_arn = "arn:aws:personalize:us-east-1:222222222222:solution/s/v".into();
+    w.spec.solution_version_arn =
+        Some("arn:aws:personalize:us-east-1:222222222222:solution/s/v".into());
     let api_server = tokio::spawn(async move {
         let event = expect_event(&mut handle).await;
         assert_eq!(event["reason"], "NotPermitted");
@@ -564,7 +565,7 @@ async fn a_watch_outside_the_policy_is_refused_without_a_call() {
 async fn an_invalid_spec_waits_for_a_change() {
     let (ctx, mut handle) = context("http://127.0.0.1:9").await;
     let mut w = watch(false);
-    w.spec.solution_version_arn = "arn:aws:personalize::123:solution/x/y".into();
+    w.spec.solution_version_arn = Some("arn:aws:personalize::123:solution/x/y".into());
     let api_server = tokio::spawn(async move {
         let event = expect_event(&mut handle).await;
         assert_eq!(event["reason"], "InvalidSpec");
@@ -646,6 +647,8 @@ async fn a_listing_stops_before_its_next_page_once_access_is_withdrawn() {
     let withdrawn = || false;
     let request = ListRequest {
         arn: &arn,
+        watch: "default/w",
+        every: std::time::Duration::from_secs(60),
         namespace: "default",
         role: None,
         allowed: &withdrawn,

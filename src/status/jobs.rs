@@ -45,11 +45,14 @@ impl JobState {
 }
 
 pub fn counts(jobs: &[ListedJob]) -> JobCounts {
-    let mut c = JobCounts {
-        total: jobs.len() as i64,
-        ..Default::default()
-    };
+    counts_of(jobs)
+}
+
+/// [`counts`] of any jobs (stuck left at 0).
+pub fn counts_of<'a>(jobs: impl IntoIterator<Item = &'a ListedJob>) -> JobCounts {
+    let mut c = JobCounts::default();
     for job in jobs {
+        c.total += 1;
         match JobState::of(&job.status) {
             JobState::Pending => c.pending += 1,
             JobState::InProgress => c.in_progress += 1,
@@ -291,21 +294,18 @@ pub fn newest(jobs: &[ListedJob], max: usize) -> Vec<&ListedJob> {
     ordered
 }
 
-/// The watched solution version's jobs, once each, in listing order. A listing that shows a
+/// The watched solution version's (or solution's) jobs, once each, newest first. A listing that shows a
 /// job twice (pages shifted while it ran) keeps the view furthest along: finished over
 /// unfinished, then the later update. Jobs with neither ARN nor name cannot be told apart and
-/// are all kept. The common listing (every job once, all of this solution version) is
-/// borrowed, not copied: this runs on every poll.
-pub fn relevant_jobs<'a>(
-    jobs: &'a [ListedJob],
-    solution_version_arn: &str,
-) -> Cow<'a, [ListedJob]> {
+/// are all kept. The common listing (every job once, all watched, newest first, as Personalize
+/// lists them) is borrowed, not copied: this runs on every poll.
+pub fn relevant_jobs<'a>(jobs: &'a [ListedJob], watched_arn: &str) -> Cow<'a, [ListedJob]> {
     let mut first_seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(jobs.len());
     let mut kept: Vec<&ListedJob> = Vec::with_capacity(jobs.len());
     let watched = jobs.iter().filter(|j| {
         j.solution_version_arn
             .as_deref()
-            .is_none_or(|sv| sv == solution_version_arn)
+            .is_none_or(|sv| crate::access::arn::covers(watched_arn, sv))
     });
     for job in watched {
         let Some(key) = super::ledger::job_key_parts(job) else {
@@ -325,12 +325,18 @@ pub fn relevant_jobs<'a>(
             }
         }
     }
-    if kept.len() == jobs.len() {
-        // Nothing left out and nothing repeated: `kept` is `jobs`.
-        Cow::Borrowed(jobs)
-    } else {
-        Cow::Owned(kept.into_iter().cloned().collect())
+    let in_order = kept.is_sorted_by(|a, b| newest_first(a, b).is_le());
+    if kept.len() == jobs.len() && in_order {
+        // Nothing left out, nothing repeated, newest first: `kept` is `jobs`.
+        return Cow::Borrowed(jobs);
     }
+    // Newest first whatever the listing's order: the ledger takes up new jobs in this order,
+    // so a solution's jobs listed version by version, or in one account-wide listing shared
+    // with other watches, decide the same (status::tests::versions).
+    if !in_order {
+        kept.sort_by(|a, b| newest_first(a, b));
+    }
+    Cow::Owned(kept.into_iter().cloned().collect())
 }
 
 /// Whether `a` shows a job further along than `b`.

@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod jobs;
 pub mod size;
 pub mod timeliness;
+pub mod versions;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -46,7 +47,8 @@ pub enum PollOutcome<'a> {
 /// The inputs besides the previous status.
 #[derive(Clone, Debug)]
 pub struct Observation<'a> {
-    pub solution_version_arn: &'a str,
+    /// The watched solution version's or solution's ARN.
+    pub watched_arn: &'a str,
     pub generation: i64,
     pub max_jobs_in_status: usize,
     pub now: Timestamp,
@@ -55,6 +57,13 @@ pub struct Observation<'a> {
     pub expectations: Expectations,
     /// metadata.creationTimestamp: a watch that never saw a job is overdue from then.
     pub watch_created: Option<Timestamp>,
+}
+
+impl Observation<'_> {
+    /// Whether the watch names a solution (every version), not one solution version.
+    pub fn watches_solution(&self) -> bool {
+        crate::access::arn::names_a_solution(self.watched_arn)
+    }
 }
 
 /// What a reconcile decided: the next status, whose ledger's outbox holds every Event still to
@@ -95,9 +104,9 @@ fn after_listing(
     listing: &Listing,
     obs: &Observation<'_>,
 ) -> Decision {
-    let jobs = jobs::relevant_jobs(&listing.jobs, obs.solution_version_arn);
+    let jobs = jobs::relevant_jobs(&listing.jobs, obs.watched_arn);
     let mut counts = counts(&jobs);
-    counts.stuck = timeliness::stuck_count(&jobs, &obs.expectations, obs.now);
+    counts.stuck = timeliness::stuck_count(jobs.iter(), &obs.expectations, obs.now);
     let input = ledger::Input {
         jobs: &jobs,
         counts: &counts,
@@ -106,6 +115,11 @@ fn after_listing(
         stuck_after: obs.expectations.stuck_after,
     };
     let update = ledger::next_ledger(prev.ledger.as_ref(), &input);
+    let versions = obs
+        .watches_solution()
+        .then(|| versions::by_version(&jobs, &obs.expectations, obs.now))
+        .unwrap_or_default();
+    let watches_solution = obs.watches_solution();
     let described = jobs::describe_counts(&counts);
     let g = obs.generation;
     let shown = jobs::newest(&jobs, obs.max_jobs_in_status);
@@ -116,6 +130,9 @@ fn after_listing(
         jobs: Vec::new(),
         jobs_truncated: jobs.len() > obs.max_jobs_in_status,
         counts: Some(counts),
+        versions_shown: watches_solution.then_some(versions.shown.len() as i64),
+        versions_total: watches_solution.then_some(versions.total as i64),
+        versions: versions.shown,
         ledger: Some(update.ledger),
         last_sync_time: Some(Time(whole_seconds(obs.now))),
         stale: false,
@@ -331,11 +348,17 @@ pub fn equal_but_for_sync(a: &SolutionVersionWatchStatus, b: &SolutionVersionWat
         jobs: _,
         jobs_truncated,
         jobs_digest,
+        versions,
+        versions_shown,
+        versions_total,
         last_sync_time: _,
         stale,
         ledger,
     } = a;
     *jobs_digest == b.jobs_digest
+        && *versions == b.versions
+        && *versions_shown == b.versions_shown
+        && *versions_total == b.versions_total
         && *observed_generation == b.observed_generation
         && *conditions == b.conditions
         && *counts == b.counts

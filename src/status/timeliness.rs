@@ -23,11 +23,15 @@ pub struct Expectations {
 }
 
 /// How many jobs are stuck now.
-pub fn stuck_count(jobs: &[ListedJob], expectations: &Expectations, now: Timestamp) -> i64 {
+pub fn stuck_count<'a>(
+    jobs: impl IntoIterator<Item = &'a ListedJob>,
+    expectations: &Expectations,
+    now: Timestamp,
+) -> i64 {
     let Some(after) = expectations.stuck_after else {
         return 0;
     };
-    jobs.iter()
+    jobs.into_iter()
         .filter(|j| stuck_for(j, after, now).is_some())
         .count() as i64
 }

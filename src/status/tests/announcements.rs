@@ -148,6 +148,7 @@ fn listed_from(
             region: "us-east-1".into(),
             endpoint: endpoint.into(),
         },
+        started: std::time::Instant::now(),
     };
     let expectations = Expectations {
         stuck_after: stuck.then_some(STUCK_AFTER),
@@ -255,6 +256,7 @@ fn a_new_region_or_endpoint_is_a_new_baseline_not_a_flood() {
     let empty = Listing {
         jobs: vec![],
         source: source("eu-west-1"),
+        started: std::time::Instant::now(),
     };
     let first = next_status(None, &observe(PollOutcome::Listed(&empty), 10, 50)).status;
     let prev = published(first);

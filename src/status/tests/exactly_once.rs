@@ -221,6 +221,7 @@ impl World {
                 region: "us-east-1".into(),
                 endpoint: endpoint.into(),
             },
+            started: std::time::Instant::now(),
         };
         let obs = Observation {
             expectations: expecting(),

@@ -19,6 +19,7 @@ mod counts_and_list;
 mod exactly_once;
 mod fits_etcd;
 mod timeliness;
+mod versions;
 
 fn t(secs: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + secs).unwrap()
@@ -48,12 +49,13 @@ fn listing(jobs: &[ListedJob]) -> Listing {
     Listing {
         jobs: jobs.to_vec(),
         source: source("us-east-1"),
+        started: std::time::Instant::now(),
     }
 }
 
 fn observe<'a>(outcome: PollOutcome<'a>, now: i64, max: usize) -> Observation<'a> {
     Observation {
-        solution_version_arn: SV,
+        watched_arn: SV,
         generation: 1,
         max_jobs_in_status: max,
         now: t(now),
