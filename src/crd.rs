@@ -33,7 +33,7 @@ pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
     namespaced,
     status = "SolutionVersionWatchStatus",
     derive = "PartialEq",
-    doc = "SolutionVersionWatch watches the batch inference jobs of one AWS Personalize solution version, or of every version of a solution, and reports them in its status and as Events.",
+    doc = "SolutionVersionWatch reports the batch inference jobs of a Personalize solution version, or of a solution, in status and Events.",
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -115,7 +115,11 @@ pub const DEFAULT_MAX_JOBS_IN_STATUS: i32 = 50;
 )]
 #[x_kube(
     validation = kube::core::Rule::new(
-        "!has(self.region) || (has(self.solutionVersionArn) && self.region == self.solutionVersionArn.split(':')[3]) || (has(self.solutionArn) && self.region == self.solutionArn.split(':')[3])"
+        concat!(
+            "!has(self.region)",
+            " || (has(self.solutionVersionArn) && self.region == self.solutionVersionArn.split(':')[3])",
+            " || (has(self.solutionArn) && self.region == self.solutionArn.split(':')[3])"
+        )
     )
     .message("spec.region must be the region inside spec.solutionVersionArn or spec.solutionArn")
     .field_path(".region")

@@ -115,11 +115,12 @@ fn after_listing(
         stuck_after: obs.expectations.stuck_after,
     };
     let update = ledger::next_ledger(prev.ledger.as_ref(), &input);
-    let versions = obs
-        .watches_solution()
-        .then(|| versions::by_version(&jobs, &obs.expectations, obs.now))
-        .unwrap_or_default();
     let watches_solution = obs.watches_solution();
+    let versions = if watches_solution {
+        versions::by_version(&jobs, &obs.expectations, obs.now)
+    } else {
+        versions::Versions::default()
+    };
     let described = jobs::describe_counts(&counts);
     let g = obs.generation;
     let shown = jobs::newest(&jobs, obs.max_jobs_in_status);

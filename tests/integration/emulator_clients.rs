@@ -263,3 +263,82 @@ print(json.dumps({
     );
     assert_eq!(result["expires"], true);
 }
+
+/// A state file whose solution retrains itself every second and whose schedule names the
+/// solution: its jobs move to the newest version.
+fn retraining_state(solution: &str) -> String {
+    format!(
+        "simulation:\n  solutions:\n  - solutionArn: {solution}\n    autoTraining: {{everySeconds: 1}}\n  \
+         schedules:\n  - solutionArn: {solution}\n    everySeconds: 1\n    namePrefix: weekly\n"
+    )
+}
+
+/// aws-cli and boto3 see automatic training: ListSolutionVersions lists the solution's
+/// versions (AUTOMATIC, ACTIVE) over pages, and the account-wide ListBatchInferenceJobs (no
+/// solutionVersionArn) lists the scheduled jobs against more than one of them.
+#[tokio::test]
+async fn aws_cli_and_boto3_see_a_solution_retrain_and_its_jobs_follow() {
+    let solution = format!(
+        "arn:aws:personalize:us-east-1:{}:solution/retrains",
+        support::ACCOUNT
+    );
+    let emu = Emulator::start_with_state(&retraining_state(&solution), &[]);
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let versions = run_ok(aws_env(&mut Command::new(support::tool("aws"))).args([
+        "personalize",
+        "list-solution-versions",
+        "--endpoint-url",
+        &emu.url,
+        "--solution-arn",
+        &solution,
+        "--page-size",
+        "2",
+        "--output",
+        "json",
+    ]));
+    let versions = versions["solutionVersions"].as_array().expect("versions");
+    assert!(versions.len() >= 3, "a version a second: {versions:?}");
+    assert!(versions.iter().all(|v| {
+        v["status"] == "ACTIVE"
+            && v["trainingType"] == "AUTOMATIC"
+            && v["solutionVersionArn"]
+                .as_str()
+                .is_some_and(|a| a.starts_with(&format!("{solution}/")))
+    }));
+    let jobs = run_ok(aws_env(&mut Command::new(support::tool("aws"))).args([
+        "personalize",
+        "list-batch-inference-jobs",
+        "--endpoint-url",
+        &emu.url,
+        "--output",
+        "json",
+    ]));
+    let used: HashSet<&str> = jobs["batchInferenceJobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["solutionVersionArn"].as_str())
+        .collect();
+    assert!(
+        used.len() >= 2,
+        "the jobs follow the newest version: {used:?}"
+    );
+    let script = r#"
+import json, sys, boto3
+url, solution = sys.argv[1], sys.argv[2]
+c = boto3.client("personalize", endpoint_url=url, region_name="us-east-1")
+pages = list(c.get_paginator("list_solution_versions").paginate(solutionArn=solution, PaginationConfig={"PageSize": 1}))
+versions = [v["solutionVersionArn"] for p in pages for v in p["solutionVersions"]]
+print(json.dumps({"pages": len(pages), "versions": len(versions), "unique": len(set(versions))}))
+"#;
+    let result = run_ok(
+        aws_env(&mut Command::new(support::tool("python")))
+            .args(["-c", script, &emu.url, &solution]),
+    );
+    assert!(
+        result["versions"].as_u64().is_some_and(|n| n >= 3),
+        "{result}"
+    );
+    assert_eq!(result["versions"], result["unique"]);
+    assert_eq!(result["pages"], result["versions"], "one version a page");
+}

@@ -22,5 +22,6 @@ mod readme;
 mod reliability;
 mod relist;
 mod smoke;
+mod solutions;
 mod tenancy;
 mod timeliness;

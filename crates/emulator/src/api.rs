@@ -323,7 +323,7 @@ fn answer(
     match operation {
         Operation::ListBatchInferenceJobs => list_batch_inference_jobs(state, caller, input, fault),
         Operation::DescribeBatchInferenceJob => describe_batch_inference_job(state, caller, input),
-        Operation::ListSolutionVersions => list_solution_versions(state, input),
+        Operation::ListSolutionVersions => list_solution_versions(state, caller, input),
         Operation::DescribeSolutionVersion => describe_solution_version(state, input),
     }
 }
@@ -466,10 +466,18 @@ fn describe_batch_inference_job(
 
 fn list_solution_versions(
     state: &EmulatorState,
+    caller: &Caller,
     input: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
     const OP: &str = Operation::ListSolutionVersions.name();
     let solution = arn_member(input, "solutionArn")?;
+    if let Some(solution) = &solution {
+        authorize(caller, Operation::ListSolutionVersions, solution)?;
+        // Resources live in their ARN's region: another region's endpoint has none of them.
+        if arn_region_and_account(solution).is_some_and(|(region, _)| region != caller.region) {
+            return Ok(json!({ "solutionVersions": [] }));
+        }
+    }
     let limit = max_results(input)?;
     let start = match next_token(input)? {
         None => 0,

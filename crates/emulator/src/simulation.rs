@@ -7,6 +7,10 @@
 //! AWS never does: a demo left running for days lists the same number of jobs and holds the
 //! same memory. `GET /_emulator/healthz` reports each schedule's jobs made and kept.
 //!
+//! A solution with `autoTraining` gets a new ACTIVE version on schedule, as Personalize's
+//! automatic training makes one (every 7 days by default); schedules naming that solution, or
+//! one of its versions, create their jobs against its newest version from then on.
+//!
 //! Time is the emulator's clock: [`Simulation::advance`] applies every step due by `now`, with
 //! the times the steps were due (a late tick does not shift them).
 
@@ -14,7 +18,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{EpochMillis, Job};
+use super::model::{EpochMillis, Job, SolutionVersion, solution_arn_of};
 use super::store::Store;
 
 /// The `simulation` block.
@@ -39,13 +43,41 @@ pub struct SimulationSpec {
     /// New jobs per solution version.
     #[serde(default)]
     pub schedules: Vec<Schedule>,
+    /// Solutions that retrain themselves.
+    #[serde(default)]
+    pub solutions: Vec<Solution>,
 }
 
-/// New jobs for one solution version: `PREFIX-1`, `PREFIX-2`, ... every `everySeconds`.
+/// A solution and its automatic training.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Solution {
+    /// `arn:aws:personalize:REGION:ACCOUNT:solution/NAME`.
+    pub solution_arn: String,
+    pub auto_training: AutoTraining,
+}
+
+/// A new version every `everySeconds` (Personalize's `schedulingExpression`, `rate(7 days)`
+/// by default), the first after `firstAfterSeconds`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoTraining {
+    pub every_seconds: f64,
+    #[serde(default)]
+    pub first_after_seconds: f64,
+}
+
+/// New jobs for one solution version (or a solution's newest version): `PREFIX-1`,
+/// `PREFIX-2`, ... every `everySeconds`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Schedule {
+    /// The version the jobs run against; of an auto-trained solution, its newest instead.
+    #[serde(default)]
     pub solution_version_arn: String,
+    /// Or a solution: its newest version at each job's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solution_arn: Option<String>,
     pub every_seconds: f64,
     /// When the first job comes, after the emulator starts.
     #[serde(default)]
@@ -110,6 +142,26 @@ impl SimulationSpec {
             if s.keep == 0 {
                 return Err("simulation.schedules[].keep must be at least 1".into());
             }
+            if s.solution_version_arn.is_empty() == s.solution_arn.is_none() {
+                return Err("simulation.schedules[]: name exactly one of solutionVersionArn and solutionArn".into());
+            }
+        }
+        for solution in &self.solutions {
+            let training = &solution.auto_training;
+            if !(training.every_seconds.is_finite() && training.every_seconds >= 1.0) {
+                return Err(
+                    "simulation.solutions[].autoTraining.everySeconds must be at least 1".into(),
+                );
+            }
+            positive(
+                "solutions[].autoTraining.firstAfterSeconds",
+                training.first_after_seconds,
+            )?;
+            if solution_arn_of(&format!("{}/v", solution.solution_arn)).as_deref()
+                != Some(solution.solution_arn.as_str())
+            {
+                return Err("simulation.solutions[].solutionArn must be a solution ARN".into());
+            }
         }
         Ok(())
     }
@@ -120,6 +172,8 @@ impl SimulationSpec {
 pub struct Simulation {
     spec: SimulationSpec,
     started: EpochMillis,
+    /// Versions each auto-trained solution has made.
+    trained: Vec<u64>,
     made: Vec<u64>,
     /// Per schedule, the ARNs of the jobs it made that are kept, oldest first.
     kept: Vec<VecDeque<String>>,
@@ -135,6 +189,7 @@ fn millis(seconds: f64) -> i64 {
 impl Simulation {
     pub fn new(spec: SimulationSpec, started: EpochMillis) -> Self {
         Simulation {
+            trained: vec![0; spec.solutions.len()],
             made: vec![0; spec.schedules.len()],
             kept: vec![VecDeque::new(); spec.schedules.len()],
             spec,
@@ -145,6 +200,7 @@ impl Simulation {
 
     /// Applies every step due by `now`: scheduled jobs first, then state changes.
     pub fn advance(&mut self, store: &mut Store, now: EpochMillis) {
+        self.train_due_versions(store, now);
         self.create_due_jobs(store, now);
         let moving: Vec<Job> = self
             .own
@@ -183,6 +239,50 @@ impl Simulation {
             .collect()
     }
 
+    /// Each auto-trained solution's versions due by `now`, ACTIVE from their due time, with
+    /// ids from the seed, the solution and the count (so a run repeats).
+    fn train_due_versions(&mut self, store: &mut Store, now: EpochMillis) {
+        for (i, solution) in self.spec.solutions.iter().enumerate() {
+            let training = &solution.auto_training;
+            loop {
+                let n = self.trained[i];
+                let due = self.started.0
+                    + millis(training.first_after_seconds)
+                    + millis(training.every_seconds) * n as i64;
+                if due > now.0 {
+                    break;
+                }
+                self.trained[i] += 1;
+                let id = format!(
+                    "{:016x}",
+                    fnv(self.spec.seed, &format!("{}#{n}", solution.solution_arn))
+                );
+                let arn = format!("{}/{}", solution.solution_arn, &id[..8]);
+                store.upsert_solution_version(SolutionVersion {
+                    training_type: Some("AUTOMATIC".into()),
+                    ..SolutionVersion::implied(&arn, EpochMillis(due))
+                });
+            }
+        }
+    }
+
+    /// The version a schedule's job due at `at` runs against: the newest of the solution it
+    /// names, or of its version's solution when that one retrains itself.
+    fn version_for(&self, schedule: &Schedule, store: &Store, at: EpochMillis) -> Option<String> {
+        let solution = schedule
+            .solution_arn
+            .clone()
+            .or_else(|| solution_arn_of(&schedule.solution_version_arn))
+            .filter(|s| {
+                schedule.solution_arn.is_some()
+                    || self.spec.solutions.iter().any(|t| t.solution_arn == *s)
+            });
+        match solution {
+            Some(solution) => store.newest_version(&solution, at),
+            None => Some(schedule.solution_version_arn.clone()),
+        }
+    }
+
     fn create_due_jobs(&mut self, store: &mut Store, now: EpochMillis) {
         for (i, schedule) in self.spec.schedules.iter().enumerate() {
             // After a long quiet time only the newest `keep` due jobs are made at all.
@@ -200,9 +300,16 @@ impl Simulation {
                     break;
                 }
                 self.made[i] += 1;
+                let Some(version) = self.version_for(schedule, store, EpochMillis(due)) else {
+                    tracing::warn!(
+                        solution_arn = schedule.solution_arn.as_deref(),
+                        "a scheduled job's solution has no version yet: not made"
+                    );
+                    continue;
+                };
                 let job = Job {
                     job_name: Some(format!("{}-{}", schedule.name_prefix, n + 1)),
-                    solution_version_arn: Some(schedule.solution_version_arn.clone()),
+                    solution_version_arn: Some(version),
                     status: Some("PENDING".into()),
                     creation_date_time: Some(EpochMillis(due)),
                     last_updated_date_time: Some(EpochMillis(due)),
@@ -265,16 +372,21 @@ impl Simulation {
         })
     }
 
-    /// Whether a job ends CREATE FAILED: FNV-1a of the seed and its name, against the rate.
+    /// Whether a job ends CREATE FAILED: a hash of the seed and its name, against the rate.
     fn fails(&self, job: &Job) -> bool {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         let name = job.job_name.as_deref().unwrap_or_default();
-        for byte in self.spec.seed.to_le_bytes().iter().chain(name.as_bytes()) {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        (hash % 10_000) as f64 / 10_000.0 < self.spec.failure_rate
+        (fnv(self.spec.seed, name) % 10_000) as f64 / 10_000.0 < self.spec.failure_rate
     }
+}
+
+/// FNV-1a of the seed and `text`.
+fn fnv(seed: u64, text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in seed.to_le_bytes().iter().chain(text.as_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 #[cfg(test)]
@@ -290,8 +402,10 @@ mod tests {
             running_seconds: 3.0,
             failure_rate: rate,
             failure_reason: "boom".into(),
+            solutions: Vec::new(),
             schedules: vec![Schedule {
                 solution_version_arn: SV.into(),
+                solution_arn: None,
                 every_seconds: 10.0,
                 first_after_seconds: 1.0,
                 name_prefix: "sim".into(),
@@ -348,6 +462,47 @@ mod tests {
             status_of(&all_fail, "sim-2").as_deref(),
             Some("CREATE FAILED")
         );
+    }
+
+    #[test]
+    fn auto_training_makes_versions_and_scheduled_jobs_follow_the_newest() {
+        let solution = "arn:aws:personalize:us-east-1:123456789012:solution/sim";
+        let mut s = spec(0.0);
+        s.schedules[0].count = None;
+        s.solutions = vec![Solution {
+            solution_arn: solution.into(),
+            auto_training: AutoTraining {
+                every_seconds: 25.0,
+                first_after_seconds: 0.0,
+            },
+        }];
+        let mut store = Store::default();
+        let mut sim = Simulation::new(s, EpochMillis(0));
+        sim.advance(&mut store, EpochMillis(60_000));
+        let versions = store.list_solution_versions(Some(solution), 0, 100).items;
+        assert_eq!(versions.len(), 3, "at 0 s, 25 s and 50 s");
+        assert!(
+            versions
+                .iter()
+                .all(|v| v.status.as_deref() == Some("ACTIVE"))
+        );
+        let version_of = |name: &str| {
+            let arn =
+                format!("arn:aws:personalize:us-east-1:123456789012:batch-inference-job/{name}");
+            store.job(&arn).and_then(|j| j.solution_version_arn.clone())
+        };
+        // sim-1 at 1 s and sim-3 at 21 s ran against the first version, sim-4 at 31 s
+        // against the second, sim-6 at 51 s against the third.
+        assert_eq!(version_of("sim-1"), version_of("sim-3"));
+        assert_eq!(
+            version_of("sim-4").as_deref(),
+            Some(versions[1].solution_version_arn.as_str())
+        );
+        assert_eq!(
+            version_of("sim-6").as_deref(),
+            Some(versions[2].solution_version_arn.as_str())
+        );
+        assert_ne!(version_of("sim-1"), version_of("sim-4"));
     }
 
     #[test]

@@ -384,6 +384,16 @@ impl Store {
     }
 
     /// Up to `limit` solution versions from position `start` on, of one solution or of all.
+    /// The newest version of `solution_arn` created at or before `at`.
+    pub fn newest_version(&self, solution_arn: &str, at: EpochMillis) -> Option<String> {
+        self.solution_versions
+            .iter()
+            .filter(|v| v.solution_arn.as_deref() == Some(solution_arn))
+            .filter(|v| v.creation_date_time.is_none_or(|c| c <= at))
+            .max_by_key(|v| v.creation_date_time)
+            .map(|v| v.solution_version_arn.clone())
+    }
+
     pub fn list_solution_versions(
         &self,
         solution_arn: Option<&str>,

@@ -48,10 +48,22 @@ impl Fixture {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    /// Applies a watch (server-side apply through the fixture's client).
+    /// Applies a watch of a solution version (server-side apply through the fixture's client).
     pub async fn apply_watch(&self, name: &str, sv: &str, extra_spec: &str) {
+        self.apply_spec(name, &format!("  solutionVersionArn: {sv}\n{extra_spec}"))
+            .await;
+    }
+
+    /// Applies a watch of a solution: every version it has or will have.
+    pub async fn apply_solution_watch(&self, name: &str, solution: &str, extra_spec: &str) {
+        self.apply_spec(name, &format!("  solutionArn: {solution}\n{extra_spec}"))
+            .await;
+    }
+
+    /// Applies a watch of `spec` (YAML lines indented by two spaces).
+    pub async fn apply_spec(&self, name: &str, spec: &str) {
         let yaml = format!(
-            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  solutionVersionArn: {sv}\n{extra_spec}",
+            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n{spec}",
             ns = self.ns
         );
         let watch: SolutionVersionWatch = serde_yaml::from_str(&yaml).expect("watch YAML");
