@@ -38,6 +38,12 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+/// How a poll's jobs were listed ([`crate::personalize::plan::Plan`]): `own` or `shared`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabels {
+    pub plan: String,
+}
+
 /// A watch, as its series name it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WatchLabels {
@@ -97,6 +103,7 @@ pub struct Metrics {
     events: Family<ReasonLabels, Counter>,
     event_failures: Family<ReasonLabels, Counter>,
     omissions: Counter,
+    listings: Family<PlanLabels, Counter>,
     watches: Mutex<Watches>,
 }
 
@@ -156,6 +163,7 @@ impl Metrics {
             events: registered(r, series::EVENTS, Family::default()),
             event_failures: registered(r, series::EVENT_FAILURES, Family::default()),
             omissions: registered(r, series::OMISSIONS, Counter::default()),
+            listings: registered(r, series::LISTINGS, Family::default()),
             watches: Mutex::default(),
             registry,
         }
@@ -225,6 +233,16 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .observe(seconds);
+    }
+
+    /// A poll got its jobs, by plan: `own` (its own calls) or `shared` (from an account-wide
+    /// listing of its group, which it made or joined).
+    pub fn listed(&self, plan: &str) {
+        self.listings
+            .get_or_create(&PlanLabels {
+                plan: plan.to_string(),
+            })
+            .inc();
     }
 
     pub fn listing_omitted(&self, jobs: usize) {

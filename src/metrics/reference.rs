@@ -30,6 +30,7 @@ fn every_series_sampled() -> Metrics {
     metrics.event_refused("Forbidden");
     metrics.job_finished("failed", 600.0);
     metrics.listing_omitted(1);
+    metrics.listed("shared");
     metrics.set_leader(true);
     metrics.set_watches(1);
     let counts = JobCounts {

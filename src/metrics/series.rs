@@ -64,6 +64,10 @@ pub const EVENT_FAILURES: Series = (
     "event_publish_failures",
     "Event creations the API server refused, by its reason (the Event stays pending)",
 );
+pub const LISTINGS: Series = (
+    "listings",
+    "Polls that got their jobs, by plan: own (the watch's own calls) or shared (one account-wide listing for the watches of an account due together)",
+);
 pub const OMISSIONS: Series = (
     "listing_omissions",
     "Jobs seen before that a complete listing left out",

@@ -51,6 +51,8 @@ pub struct ClientOptions {
     pub attempt_timeout: Duration,
     pub rate_per_second: f64,
     pub burst: u32,
+    /// Whether watches due together may share one account-wide listing.
+    pub shared_listings: bool,
     pub listing_bounds: super::ListingBounds,
 }
 

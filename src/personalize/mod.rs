@@ -35,7 +35,7 @@ use crate::crd::ListingSource;
 use crate::flow::rate::RegionLimiter;
 use crate::flow::turns::Slot;
 use crate::metrics::Metrics;
-use plan::{Asking, Member};
+use plan::{Asking, Member, Plan};
 use shared::{GroupKey, SharedListings, Step};
 
 /// Pages per listing before giving up, whatever the pages hold (empty pages with a token).
@@ -110,6 +110,8 @@ pub struct Personalize {
     bounds: ListingBounds,
     metrics: Arc<Metrics>,
     shared: SharedListings,
+    /// `--shared-listings`.
+    share: bool,
 }
 
 impl Personalize {
@@ -136,6 +138,7 @@ impl Personalize {
             bounds: options.listing_bounds,
             metrics,
             shared: SharedListings::default(),
+            share: options.shared_listings,
         }
     }
 
@@ -169,19 +172,24 @@ impl Personalize {
             now: Instant::now(),
             own_calls_unknown: if request.arn.is_solution() { 2 } else { 1 },
         };
-        let step = self.shared.step(&group, asking, request.every);
-        let (jobs, started, own_calls) = match step {
+        let step = if self.share {
+            self.shared.step(&group, asking, request.every)
+        } else {
+            Step::Own
+        };
+        let (jobs, started, own_calls, plan) = match step {
             Step::Join { started, done } => match request.away(shared::wait(done)).await {
                 Some(all) => {
                     let jobs = own_jobs(&all, request.arn);
                     let calls = own_calls(&jobs, request.arn);
-                    (jobs, started, calls)
+                    (jobs, started, calls, Plan::AccountWide)
                 }
                 None => self.list_own(&client, request).await?,
             },
             Step::Lead(leader) => self.lead(&client, request, leader).await?,
             Step::Own => self.list_own(&client, request).await?,
         };
+        self.metrics.listed(plan.label());
         let member = Member {
             asked: started,
             every: request.every,
@@ -203,7 +211,7 @@ impl Personalize {
         client: &Client,
         request: &ListRequest<'_>,
         leader: shared::Leader,
-    ) -> Result<(Vec<ListedJob>, Instant, usize), ListError> {
+    ) -> Result<(Vec<ListedJob>, Instant, usize, Plan), ListError> {
         let group = request.group();
         match self.listing(client, request, Scope::Account).await {
             Ok(all) => {
@@ -213,7 +221,7 @@ impl Personalize {
                 leader.finish(Some(all.clone()));
                 let jobs = own_jobs(&all, request.arn);
                 let calls = own_calls(&jobs, request.arn);
-                Ok((jobs, started, calls))
+                Ok((jobs, started, calls, Plan::AccountWide))
             }
             Err(e) => {
                 tracing::info!(error = %e, "the account-wide listing failed; watches list on their own");
@@ -230,14 +238,14 @@ impl Personalize {
         &self,
         client: &Client,
         request: &ListRequest<'_>,
-    ) -> Result<(Vec<ListedJob>, Instant, usize), ListError> {
+    ) -> Result<(Vec<ListedJob>, Instant, usize, Plan), ListError> {
         let started = Instant::now();
         if !request.arn.is_solution() {
             let jobs = self
                 .listing(client, request, Scope::Version(request.arn.as_str()))
                 .await?;
             let calls = plan::pages(jobs.len());
-            return Ok((jobs, started, calls));
+            return Ok((jobs, started, calls, Plan::Own));
         }
         let versions = self.solution_versions(client, request).await?;
         let mut calls = plan::pages(versions.len());
@@ -249,7 +257,7 @@ impl Personalize {
             calls += plan::pages(listed.len());
             jobs.extend(listed);
         }
-        Ok((jobs, started, calls))
+        Ok((jobs, started, calls, Plan::Own))
     }
 
     /// Every job of `scope`: all pages, 100 at a time. An InvalidNextTokenException restarts

@@ -29,6 +29,16 @@ pub enum Plan {
     AccountWide,
 }
 
+impl Plan {
+    /// The `plan` label of `personalize_watch_listings_total`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Plan::Own => "own",
+            Plan::AccountWide => "shared",
+        }
+    }
+}
+
 /// A watch of the group, as its last poll left it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Member {

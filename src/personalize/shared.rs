@@ -112,6 +112,20 @@ impl SharedListings {
         let group = groups.entry(key.clone()).or_default();
         forget_gone(group, asking.now);
         let own_last = group.members.get(asking.watch).map(|m| m.asked);
+        // Asking now makes it due now for the watches that ask while its listing runs
+        // (a fleet's first polls come together, before any listing has ended).
+        let asked = Member {
+            asked: asking.now,
+            every,
+            ..group.members.get(asking.watch).copied().unwrap_or(Member {
+                asked: asking.now,
+                every,
+                own_calls: asking.own_calls_unknown,
+                jobs: 0,
+            })
+        };
+        // Its own cost and jobs stay what its last listing showed, for the plan below.
+        group.members.insert(asking.watch.to_string(), asked);
         if let Some(flight) = &group.flight
             && flight.usable()
             && flight.started + plan::together(every) >= asking.now

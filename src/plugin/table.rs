@@ -34,8 +34,13 @@ pub fn render(
         }
         out.push_str(".\n");
     } else {
-        let rows: Vec<Vec<String>> = status.jobs.iter().map(|j| job_row(j, now, wide)).collect();
-        out.push_str(&columns(&job_header(wide), &rows, width));
+        let versions = watch.spec.solution_arn.is_some();
+        let rows: Vec<Vec<String>> = status
+            .jobs
+            .iter()
+            .map(|j| job_row(j, now, wide, versions))
+            .collect();
+        out.push_str(&columns(&job_header(wide, versions), &rows, width));
     }
     out.push('\n');
     out.push_str(&summary(watch, now));
@@ -60,8 +65,13 @@ pub fn render(
     out
 }
 
-fn job_header(wide: bool) -> Vec<&'static str> {
-    let mut header = vec!["NAME", "STATUS", "MODE", "CREATED", "DURATION"];
+/// `versions`: a solution watch's jobs say which version they ran against.
+fn job_header(wide: bool, versions: bool) -> Vec<&'static str> {
+    let mut header = vec!["NAME"];
+    if versions {
+        header.push("VERSION");
+    }
+    header.extend(["STATUS", "MODE", "CREATED", "DURATION"]);
     if wide {
         header.extend(["UPDATED", "ARN"]);
     }
@@ -69,16 +79,24 @@ fn job_header(wide: bool) -> Vec<&'static str> {
     header
 }
 
-fn job_row(job: &JobSummary, now: Timestamp, wide: bool) -> Vec<String> {
+fn job_row(job: &JobSummary, now: Timestamp, wide: bool, versions: bool) -> Vec<String> {
     let age = |t: &Option<Time>| t.as_ref().map_or("<unknown>".into(), |t| age(now, t.0));
-    let mut row = vec![
-        job.name.clone(),
+    let mut row = vec![job.name.clone()];
+    if versions {
+        // The version's id: the last part of its ARN.
+        let version = job
+            .solution_version_arn
+            .as_deref()
+            .and_then(|a| a.rsplit('/').next());
+        row.push(version.unwrap_or("<none>").to_string());
+    }
+    row.extend([
         job.status.clone(),
         job.mode.clone().unwrap_or_else(|| "<none>".into()),
         age(&job.creation_time),
         job.duration_seconds
             .map_or("-".into(), |s| human_duration(SignedDuration::from_secs(s))),
-    ];
+    ]);
     if wide {
         row.push(age(&job.last_updated_time));
         row.push(job.arn.clone());
@@ -108,6 +126,17 @@ fn summary(watch: &SolutionVersionWatch, now: Timestamp) -> String {
                 counts.total
             ));
         }
+    }
+    if let (Some(total), Some(newest)) = (status.versions_total, status.versions.first()) {
+        let id = newest
+            .solution_version_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "Versions:  {total} with jobs; the newest, {id}: {}\n",
+            describe_counts(&newest.counts)
+        ));
     }
     if let Some(latest) = &status.latest_job {
         let created = latest.creation_time.as_ref().map_or(String::new(), |t| {
@@ -274,6 +303,40 @@ mod tests {
             text.contains("the newest 2 of 5 (spec.maxJobsInStatus)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_solution_watch_shows_each_job_s_version_and_the_newest_version() {
+        let solution = "arn:aws:personalize:us-east-1:123456789012:solution/s";
+        let mut w = watch(2);
+        w.spec = SolutionVersionWatchSpec::watching_solution(solution);
+        let status = w.status.as_mut().unwrap();
+        for (job, id) in status.jobs.iter_mut().zip(["week52", "week51"]) {
+            job.solution_version_arn = Some(format!("{solution}/{id}"));
+        }
+        status.versions_total = Some(2);
+        status.versions = vec![crate::crd::VersionCounts {
+            solution_version_arn: format!("{solution}/week52"),
+            counts: JobCounts {
+                total: 1,
+                failed: 1,
+                ..Default::default()
+            },
+        }];
+        let text = render(&w, at(1_100), None, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("NAME    VERSION   STATUS"), "{text}");
+        assert!(
+            lines[1].starts_with("job-0   week52    CREATE FAILED"),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("job-1   week51    ACTIVE"), "{text}");
+        assert!(
+            text.contains("Versions:  2 with jobs; the newest, week52: 1 jobs: 0 active, 1 failed"),
+            "{text}"
+        );
+        let version_watch = render(&watch(2), at(1_100), None, false);
+        assert!(!version_watch.contains("VERSION"), "{version_watch}");
     }
 
     #[test]

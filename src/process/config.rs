@@ -165,6 +165,12 @@ pub struct AwsArgs {
     #[arg(long, env = "PERSONALIZE_WATCH_BURST", default_value_t = 5)]
     pub personalize_burst: u32,
 
+    /// Serve the watches of one account, region and role that are due together from one
+    /// account-wide listing when that takes fewer calls than their own listings
+    /// (`--shared-listings=false`: every watch makes its own calls).
+    #[arg(long, env = "PERSONALIZE_WATCH_SHARED_LISTINGS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub shared_listings: bool,
+
     /// SDK retry mode for throttling and transient errors.
     #[arg(long, env = "PERSONALIZE_WATCH_AWS_RETRY_MODE", value_enum, default_value_t = RetryMode::Standard)]
     pub aws_retry_mode: RetryMode,
@@ -202,6 +208,7 @@ impl AwsArgs {
             attempt_timeout: self.aws_timeout,
             rate_per_second: self.personalize_rate,
             burst: self.personalize_burst,
+            shared_listings: self.shared_listings,
             listing_bounds: ListingBounds {
                 max_jobs: self.max_listing_jobs,
                 max_bytes: self.max_listing_bytes,

@@ -59,6 +59,7 @@ impl Context {
             attempt_timeout: Duration::from_secs(5),
             rate_per_second: 100.0,
             burst: 10,
+            shared_listings: true,
             listing_bounds: ListingBounds::DEFAULT,
         };
         let personalize =

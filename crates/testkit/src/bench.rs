@@ -39,16 +39,23 @@ pub enum Scenario {
     LongListings,
     /// A large fleet (10,000 watches of 100 jobs, 200 jobs in status).
     LargeFleet,
+    /// Watches of one account due together (200 watches of 3 jobs, every 30 s): one shared
+    /// listing a cycle instead of one each.
+    Shared,
+    /// One solution retrained weekly for a year (52 versions of 2 jobs): calls per poll.
+    Solution,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::OneLongListing,
         Scenario::Fleet,
         Scenario::QuietFleet,
         Scenario::FailureBurst,
         Scenario::LongListings,
         Scenario::LargeFleet,
+        Scenario::Shared,
+        Scenario::Solution,
     ];
 
     /// The name in the table, in `PW_BENCH_ONLY` and in docs/performance.md.
@@ -60,6 +67,8 @@ impl Scenario {
             Scenario::FailureBurst => "failure-burst",
             Scenario::LongListings => "long-listings",
             Scenario::LargeFleet => "large-fleet",
+            Scenario::Shared => "shared",
+            Scenario::Solution => "solution",
         }
     }
 
@@ -96,6 +105,16 @@ pub struct Scale {
     pub memory_limits: Vec<i32>,
     pub curve: Vec<usize>,
     pub rate_watches: usize,
+    /// shared: watches, jobs each, their interval and the window measured, seconds.
+    pub shared_watches: usize,
+    pub shared_jobs: usize,
+    pub shared_interval_secs: u64,
+    pub shared_window_secs: u64,
+    /// solution: versions, jobs each, the interval and the window measured, seconds.
+    pub solution_versions: usize,
+    pub solution_jobs: usize,
+    pub solution_interval_secs: u64,
+    pub solution_window_secs: u64,
     /// The raised rate for the scenarios that measure the operator, not the limit.
     pub raised_rate: f64,
     /// Only these groups (a scenario's name, `memory`, `curve`, `rate`; `fleet` runs
@@ -122,6 +141,14 @@ impl Scale {
             memory_limits: vec![0, 50, 200],
             curve: vec![10, 100, 1_000, 5_000],
             rate_watches: 200,
+            shared_watches: 200,
+            shared_jobs: 3,
+            shared_interval_secs: 30,
+            shared_window_secs: 300,
+            solution_versions: 52,
+            solution_jobs: 2,
+            solution_interval_secs: 30,
+            solution_window_secs: 150,
             raised_rate: 2_000.0,
             only: None,
         }
@@ -170,6 +197,14 @@ impl Scale {
             memory_limits: vec![0, 2],
             curve: vec![2, 4],
             rate_watches: 12,
+            shared_watches: 10,
+            shared_jobs: 3,
+            shared_interval_secs: 5,
+            shared_window_secs: 20,
+            solution_versions: 6,
+            solution_jobs: 2,
+            solution_interval_secs: 5,
+            solution_window_secs: 15,
             raised_rate: 2_000.0,
             only: None,
         }
@@ -183,11 +218,14 @@ pub struct Row {
     pub jobs: usize,
     pub converge_secs: Option<f64>,
     pub calls: usize,
-    /// Complete listings made (first pages requested).
+    /// Complete listings made (first pages requested): a shared one serves several polls.
     pub listings: usize,
-    /// The minimum for those listings: ceil(jobs / 100) calls each.
+    /// The per-watch minimum for the polls made: ceil(jobs / 100) calls each, as a watch's
+    /// own listing takes.
     pub min_calls: usize,
     pub repeated_calls: usize,
+    /// Polls that got their jobs (`personalize_watch_listings_total`).
+    pub polls: usize,
     pub status_writes: f64,
     pub events: f64,
     pub peak_rss_mib: f64,
@@ -411,11 +449,13 @@ impl Mark {
         let calls: Vec<LoggedRequest> = list_calls(&s.emu).await.split_off(self.calls);
         let (rss, cpu) = s.op.pid().map_or((0.0, 0.0), process_usage);
         let delta = |name: &str| end.sum(name) - self.metrics.sum(name);
+        let polls = delta("personalize_watch_listings_total") as usize;
         let mut row = Row {
             scenario: scenario.into(),
             calls: calls.len(),
             listings: listings(&calls),
-            min_calls: listings(&calls) * jobs_per_watch.div_ceil(100).max(1),
+            polls,
+            min_calls: polls * jobs_per_watch.div_ceil(100).max(1),
             repeated_calls: repeated(&calls),
             status_writes: delta("personalize_watch_status_writes_total"),
             events: delta("personalize_watch_events_total"),
@@ -434,7 +474,9 @@ async fn list_calls(emu: &Emulator) -> Vec<LoggedRequest> {
     emu.requests()
         .await
         .into_iter()
-        .filter(|r| r.operation == "ListBatchInferenceJobs")
+        .filter(|r| {
+            r.operation == "ListBatchInferenceJobs" || r.operation == "ListSolutionVersions"
+        })
         .collect()
 }
 
@@ -628,7 +670,8 @@ async fn failures_across(s: &Setup, scale: &Scale, running: &[String]) -> Row {
 /// The default limit during a backlog: calls per second at or under rate + burst, and the share
 /// of the rate achieved.
 async fn rate_limit_run(watches: usize) -> Row {
-    let s = Setup::start("rate", None, &[]).await;
+    // Each watch lists on its own: one shared listing would leave no backlog to measure.
+    let s = Setup::start("rate", None, &["--shared-listings=false"]).await;
     let fleet = Fleet {
         max_jobs_in_status: 5,
         ..Fleet::new("R", watches, 1)
@@ -693,8 +736,8 @@ async fn memory_curve(scale: &Scale) -> Vec<Row> {
 
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    out.push_str("| scenario | watches | jobs | apply to complete (s) | listings | calls / minimum | failed calls | status writes | events | peak RSS (MiB) | CPU (s) | CPU ms per page | event latency p50 / p99 (s) | notes |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | watches | jobs | apply to complete (s) | polls | listings | calls / per-watch minimum | failed calls | status writes | events | peak RSS (MiB) | CPU (s) | CPU ms per page | event latency p50 / p99 (s) | notes |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let converge = r
             .converge_secs
@@ -715,11 +758,12 @@ pub fn table(rows: &[Row]) -> String {
         };
         writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.2} | {} | {} |",
             r.scenario,
             r.watches,
             r.jobs,
             converge,
+            r.polls,
             r.listings,
             ratio,
             r.repeated_calls,
@@ -771,7 +815,106 @@ pub async fn run(scale: &Scale) -> Vec<Row> {
     if scale.runs("rate") {
         rows.push(rate_limit_run(scale.rate_watches).await);
     }
+    if scale.runs_scenario(Scenario::Shared) {
+        rows.push(shared_scenario(scale).await);
+    }
+    if scale.runs_scenario(Scenario::Solution) {
+        rows.push(solution_scenario(scale).await);
+    }
     rows
+}
+
+/// shared: watches of one account with a few jobs each, all polling every interval, from
+/// apply over the window: Personalize calls per cycle, against one listing per watch.
+async fn shared_scenario(scale: &Scale) -> Row {
+    let s = Setup::start("shared", Some(scale.raised_rate), &[]).await;
+    let fleet = Fleet {
+        interval_secs: scale.shared_interval_secs,
+        ..Fleet::new(
+            &Scenario::Shared.tag(),
+            scale.shared_watches,
+            scale.shared_jobs,
+        )
+    };
+    fleet.populate(&s.emu).await;
+    let mark = Mark::now(&s).await;
+    let started = Instant::now();
+    let converge_secs = s.apply(&fleet, Duration::from_secs(240)).await;
+    let window = Duration::from_secs(scale.shared_window_secs);
+    tokio::time::sleep(window.saturating_sub(started.elapsed())).await;
+    let mut row = mark.row(&s, Scenario::Shared.name(), fleet.jobs).await;
+    row.watches = fleet.watches;
+    row.jobs = fleet.watches * fleet.jobs;
+    row.converge_secs = converge_secs;
+    // A cycle: every watch polled once.
+    let cycles = (row.polls as f64 / fleet.watches as f64).max(1.0);
+    let per_cycle = row.calls as f64 / cycles;
+    row.note = format!(
+        "{per_cycle:.1} Personalize calls per cycle ({cycles:.1} cycles of {}s over {}s from apply), against {} (one listing per watch): {:.3} of the per-watch minimum; target ceil({}/100) + 1 = {}",
+        scale.shared_interval_secs,
+        scale.shared_window_secs,
+        fleet.watches,
+        per_cycle / fleet.watches as f64,
+        row.jobs,
+        row.jobs.div_ceil(100) + 1
+    );
+    s.clean_up().await;
+    row
+}
+
+/// solution: one solution watch over a year of weekly versions: calls per poll, against
+/// ListSolutionVersions and a listing per version.
+async fn solution_scenario(scale: &Scale) -> Row {
+    let s = Setup::start("solution", Some(scale.raised_rate), &[]).await;
+    let solution = "arn:aws:personalize:us-east-1:123456789012:solution/yearly";
+    for week in 0..scale.solution_versions {
+        let batch = GenerateRequest {
+            solution_version_arn: format!("{solution}/week{week:02}"),
+            count: scale.solution_jobs,
+            status: Some("ACTIVE".into()),
+            name_prefix: Some(format!("week{week:02}")),
+            age_seconds: HISTORY_AGE_SECS,
+            failure_reason: None,
+        };
+        s.emu.generate_batch(&batch).await;
+    }
+    let every = format!("{}s", scale.solution_interval_secs);
+    let watch = SolutionVersionWatch::new(
+        "yearly",
+        SolutionVersionWatchSpec {
+            poll_interval: Some(every.clone()),
+            active_poll_interval: Some(every),
+            ..SolutionVersionWatchSpec::watching_solution(solution)
+        },
+    );
+    let jobs = scale.solution_versions * scale.solution_jobs;
+    let mark = Mark::now(&s).await;
+    let started = Instant::now();
+    let converged = converge(s.watches(), 1, jobs, Duration::from_secs(120));
+    let create = async {
+        s.watches()
+            .create(&PostParams::default(), &watch)
+            .await
+            .expect("create the solution watch")
+    };
+    let (converged, _) = tokio::join!(converged, create);
+    let converge_secs = converged.then(|| started.elapsed().as_secs_f64());
+    let window = Duration::from_secs(scale.solution_window_secs);
+    tokio::time::sleep(window.saturating_sub(started.elapsed())).await;
+    let mut row = mark.row(&s, Scenario::Solution.name(), jobs).await;
+    let own = scale.solution_versions.div_ceil(100).max(1)
+        + scale.solution_versions * scale.solution_jobs.div_ceil(100).max(1);
+    row.watches = 1;
+    row.jobs = jobs;
+    row.converge_secs = converge_secs;
+    row.min_calls = row.polls * own;
+    let per_poll = row.calls as f64 / row.polls.max(1) as f64;
+    row.note = format!(
+        "{} versions of {} jobs: {per_poll:.2} calls per poll over {} polls, against {own} for ListSolutionVersions and a listing per version",
+        scale.solution_versions, scale.solution_jobs, row.polls
+    );
+    s.clean_up().await;
+    row
 }
 
 /// The slope of peak RSS over watches from the curve rows, in KiB per watch.
