@@ -59,12 +59,15 @@ pids+=($!)
 
 step "applying examples/demo.yaml"
 kubectl apply -f examples/demo.yaml
-kubectl wait --for=condition=Ready svw/movie-recs --timeout=60s
+kubectl wait --for=condition=Ready svw/movie-recs svw/similar-items --timeout=60s
 
-step "kubectl get svw"
-kubectl get svw
+step "kubectl get svw movie-recs"
+kubectl get svw movie-recs
 step "kubectl get events"
 kubectl get events --sort-by=.lastTimestamp -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
+
+mkdir -p "$demo_dir/plugins"
+ln -sf "$bin/personalize-watch" "$demo_dir/plugins/kubectl-personalize_watch"
 
 step "watching the simulated service: jobs start, run and finish by themselves (no script touches the emulator)"
 last=""
@@ -77,11 +80,33 @@ for _ in $(seq 1 60); do
   fi
   sleep 2
 done
+step "watching a solution follow its retraining: a new version appears, its jobs are counted and announced, and nobody edits the watch"
+spec_at_apply=$(kubectl get svw similar-items -o jsonpath='{.spec}')
+echo "spec at apply: $spec_at_apply"
+announced_on=""
+for _ in $(seq 1 60); do
+  oldest=$(kubectl get svw similar-items -o jsonpath='{.status.versions[-1:].solutionVersionArn}' 2>/dev/null || true)
+  later_jobs=$(kubectl get svw similar-items -o jsonpath='{range .status.jobs[*]}{.name} {.solutionVersionArn}{"\n"}{end}' 2>/dev/null \
+    | awk -v oldest="$oldest" '$2 != oldest {print $1 " " $2}')
+  announced=$(kubectl get events --field-selector involvedObject.name=similar-items \
+    -o jsonpath='{range .items[*]}{.reason} {.related.name}{"\n"}{end}' 2>/dev/null | grep -E '^BatchInferenceJob(Completed|Failed) ' || true)
+  announced_on=$(while read -r reason job; do
+    version=$(awk -v job="$job" '$1 == job {print $2}' <<<"$later_jobs")
+    [ -n "$version" ] && echo "$reason $job on version ${version##*/}"
+  done <<<"$announced" | head -n 1)
+  [ -n "$announced_on" ] && break
+  sleep 2
+done
+[ -n "$announced_on" ] || die "no job of a retrained version was announced"
+echo "announced: $announced_on"
+kubectl get svw similar-items -o wide
+echo "versions with jobs: $(kubectl get svw similar-items -o jsonpath='{.status.versionsTotal}')"
+echo "spec now: $(kubectl get svw similar-items -o jsonpath='{.spec}') (generation $(kubectl get svw similar-items -o jsonpath='{.metadata.generation}'))"
+PATH="$demo_dir/plugins:$PATH" kubectl personalize-watch jobs similar-items
+
 step "the Events"
 kubectl get events --sort-by=.metadata.creationTimestamp -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
 step "kubectl personalize-watch jobs movie-recs (the kubectl plugin: this binary as kubectl-personalize_watch)"
-mkdir -p "$demo_dir/plugins"
-ln -sf "$bin/personalize-watch" "$demo_dir/plugins/kubectl-personalize_watch"
 PATH="$demo_dir/plugins:$PATH" kubectl personalize-watch jobs movie-recs
 step "kubectl get svw"
 kubectl get svw

@@ -171,6 +171,8 @@ impl Personalize {
             watch: request.watch,
             now: Instant::now(),
             own_calls_unknown: if request.arn.is_solution() { 2 } else { 1 },
+            first_of_solution: request.arn.is_solution()
+                && !self.shared.knows(&group, request.watch),
         };
         let step = if self.share {
             self.shared.step(&group, asking, request.every)

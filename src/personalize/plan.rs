@@ -60,6 +60,9 @@ pub struct Asking<'a> {
     /// Its own listing's calls when it has none on record: a version's one page, or a
     /// solution's versions page and at least one page of jobs.
     pub own_calls_unknown: usize,
+    /// A solution watch's first poll: it lists on its own unless the account's size is known,
+    /// as its solution may be small in an account of many jobs.
+    pub first_of_solution: bool,
 }
 
 /// The window within which polls count as due together: the 10% early a poll may start
@@ -77,6 +80,9 @@ pub fn choose(
     members: &HashMap<String, Member>,
     account_jobs: Option<usize>,
 ) -> Plan {
+    if asking.first_of_solution && account_jobs.is_none() {
+        return Plan::Own;
+    }
     let own = members
         .get(asking.watch)
         .map_or(asking.own_calls_unknown, |m| m.own_calls);
@@ -123,6 +129,7 @@ mod tests {
             watch,
             now,
             own_calls_unknown: 1,
+            first_of_solution: false,
         }
     }
 
@@ -190,6 +197,20 @@ mod tests {
         );
         // The same solution in an account of 20,000 jobs: its own calls are fewer.
         assert_eq!(choose(asking("s", now), &members, Some(20_000)), Plan::Own);
+    }
+
+    #[test]
+    fn a_new_solution_watch_lists_on_its_own_until_the_account_s_size_is_known() {
+        let now = Instant::now();
+        let first = Asking {
+            watch: "s",
+            now,
+            own_calls_unknown: 2,
+            first_of_solution: true,
+        };
+        assert_eq!(choose(first, &HashMap::new(), None), Plan::Own);
+        assert_eq!(choose(first, &HashMap::new(), Some(104)), Plan::Own);
+        assert_eq!(choose(first, &HashMap::new(), Some(50)), Plan::AccountWide);
     }
 
     #[test]

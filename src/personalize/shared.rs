@@ -156,6 +156,13 @@ impl SharedListings {
         }
     }
 
+    /// Whether `watch` has listed in the group (and not left it).
+    pub fn knows(&self, key: &GroupKey, watch: &str) -> bool {
+        self.groups()
+            .get(key)
+            .is_some_and(|g| g.members.contains_key(watch))
+    }
+
     /// An account-wide listing of the group ended: its size, or its failure.
     pub fn account_listed(&self, key: &GroupKey, outcome: Result<usize, &ListError>) {
         let mut groups = self.groups();
@@ -226,6 +233,7 @@ mod tests {
             watch,
             now,
             own_calls_unknown: 1,
+            first_of_solution: false,
         }
     }
 

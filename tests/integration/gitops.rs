@@ -673,6 +673,51 @@ fn demo_shows_counts_and_the_simulated_service_moving() {
         "{table}"
     );
     assert!(table.contains("Overdue"), "{table}");
+    demo_followed_a_retraining(&stdout);
+}
+
+/// The demo's solution watch: a job of a version made after the watch was applied is counted
+/// and announced, and the spec is the one applied (generation 1).
+fn demo_followed_a_retraining(stdout: &str) {
+    let part = stdout
+        .split("==> watching a solution follow its retraining")
+        .nth(1)
+        .and_then(|rest| rest.split("==> the Events").next())
+        .unwrap_or_default();
+    let value = |prefix: &str| {
+        part.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let applied = value("spec at apply: ");
+    assert!(applied.contains("solution/similar-items"), "{part}");
+    assert_eq!(
+        value("spec now: "),
+        format!("{applied} (generation 1)"),
+        "{part}"
+    );
+    let announced = value("announced: ");
+    assert!(
+        (announced.starts_with("BatchInferenceJobCompleted similar-")
+            || announced.starts_with("BatchInferenceJobFailed similar-"))
+            && announced.contains(" on version "),
+        "{part}"
+    );
+    assert!(
+        part.lines()
+            .any(|l| l.starts_with("NAME ") && l.contains("VERSIONS")),
+        "kubectl get svw -o wide has the VERSIONS column:\n{part}"
+    );
+    let versions = value("versions with jobs: ")
+        .parse::<u32>()
+        .unwrap_or_default();
+    assert!(versions >= 2, "{part}");
+    assert!(
+        part.lines()
+            .any(|l| l.starts_with("NAME ") && l.contains(" VERSION ")),
+        "the plugin's table names each job's version:\n{part}"
+    );
 }
 
 /// docs/gitops/argo-events run by Argo Events' own code (hack/argo-events-check): the resource

@@ -76,12 +76,27 @@ impl World {
     }
 
     async fn apply_watch(&self, ns: &str, name: &str, sv: &str) {
+        self.apply_spec(ns, name, SolutionVersionWatchSpec::watching(sv))
+            .await;
+    }
+
+    async fn apply_solution_watch(&self, ns: &str, name: &str, solution: &str) {
+        self.apply_spec(
+            ns,
+            name,
+            SolutionVersionWatchSpec::watching_solution(solution),
+        )
+        .await;
+    }
+
+    /// Applies a watch of `spec`, polling every 5 s.
+    async fn apply_spec(&self, ns: &str, name: &str, spec: SolutionVersionWatchSpec) {
         let mut watch = SolutionVersionWatch::new(
             name,
             SolutionVersionWatchSpec {
                 poll_interval: Some("5s".into()),
                 active_poll_interval: Some("5s".into()),
-                ..SolutionVersionWatchSpec::watching(sv)
+                ..spec
             },
         );
         watch.metadata.namespace = Some(ns.to_string());
@@ -468,6 +483,21 @@ async fn account_roles_are_assumed_and_their_failures_named() {
             |w| total(w) == Some(5) && ready(w).is_some_and(|r| r.0 == "True"),
         )
         .await;
+    // A watch of B's solution: its first poll lists the solution's versions, through the role.
+    let b_solution = b_sv
+        .rsplit_once('/')
+        .map_or(b_sv.as_str(), |(solution, _)| solution);
+    world
+        .apply_solution_watch(team, "b-solution", b_solution)
+        .await;
+    world
+        .wait_watch(
+            team,
+            "b-solution",
+            "the solution listed with the role",
+            |w| total(w) == Some(5),
+        )
+        .await;
     let granted = world
         .calls_naming(ROLE_B)
         .await
@@ -496,6 +526,7 @@ async fn account_roles_are_assumed_and_their_failures_named() {
             "GetCallerIdentity" => None,
             "AssumeRole" => Some("sts:AssumeRole".to_string()),
             "ListBatchInferenceJobs" => Some("personalize:ListBatchInferenceJobs".to_string()),
+            "ListSolutionVersions" => Some("personalize:ListSolutionVersions".to_string()),
             other => Some(format!("an operation docs/iam does not cover: {other}")),
         })
         .collect();
