@@ -74,7 +74,8 @@ last=""
 for _ in $(seq 1 60); do
   now=$(kubectl get svw movie-recs --no-headers 2>/dev/null || true)
   if [ "$now" != "$last" ]; then echo "$(date +%T)  $now"; last=$now; fi
-  reasons=$(kubectl get events -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' 2>/dev/null || true)
+  reasons=$(kubectl get events --field-selector involvedObject.name=movie-recs \
+    -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' 2>/dev/null || true)
   if grep -qx BatchInferenceJobFailed <<<"$reasons" && grep -qx BatchInferenceJobCompleted <<<"$reasons"; then
     break
   fi
@@ -87,13 +88,13 @@ announced_on=""
 for _ in $(seq 1 60); do
   oldest=$(kubectl get svw similar-items -o jsonpath='{.status.versions[-1:].solutionVersionArn}' 2>/dev/null || true)
   later_jobs=$(kubectl get svw similar-items -o jsonpath='{range .status.jobs[*]}{.name} {.solutionVersionArn}{"\n"}{end}' 2>/dev/null \
-    | awk -v oldest="$oldest" '$2 != oldest {print $1 " " $2}')
+    | awk -v oldest="$oldest" '$2 != oldest {print $1 " " $2}' || true)
   announced=$(kubectl get events --field-selector involvedObject.name=similar-items \
     -o jsonpath='{range .items[*]}{.reason} {.related.name}{"\n"}{end}' 2>/dev/null | grep -E '^BatchInferenceJob(Completed|Failed) ' || true)
   announced_on=$(while read -r reason job; do
     version=$(awk -v job="$job" '$1 == job {print $2}' <<<"$later_jobs")
-    [ -n "$version" ] && echo "$reason $job on version ${version##*/}"
-  done <<<"$announced" | head -n 1)
+    if [ -n "$version" ]; then echo "$reason $job on version ${version##*/}"; fi
+  done <<<"$announced" | head -n 1 || true)
   [ -n "$announced_on" ] && break
   sleep 2
 done

@@ -255,9 +255,9 @@ impl Simulation {
                 self.trained[i] += 1;
                 let id = format!(
                     "{:016x}",
-                    fnv(self.spec.seed, &format!("{}#{n}", solution.solution_arn))
+                    fnv(self.spec.seed, &format!("{n}#{}", solution.solution_arn))
                 );
-                let arn = format!("{}/{}", solution.solution_arn, &id[..8]);
+                let arn = format!("{}/{}", solution.solution_arn, &id[8..]);
                 store.upsert_solution_version(SolutionVersion {
                     training_type: Some("AUTOMATIC".into()),
                     ..SolutionVersion::implied(&arn, EpochMillis(due))
