@@ -147,7 +147,12 @@ mod tests {
     #[test]
     fn every_registered_series_is_in_the_reference_with_its_labels() {
         let found = families(&every_series_sampled().encode(200.0));
-        assert_eq!(found.len(), 20, "{found:#?}");
+        assert_eq!(found.len(), 21, "{found:#?}");
+        let listings = found
+            .iter()
+            .find(|f| f.name == "personalize_watch_listings_total")
+            .unwrap();
+        assert_eq!(listings.labels, BTreeSet::from(["plan".to_string()]));
         let jobs = found
             .iter()
             .find(|f| f.name == "personalize_watch_jobs")
