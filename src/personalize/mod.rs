@@ -35,7 +35,7 @@ use crate::crd::ListingSource;
 use crate::flow::rate::RegionLimiter;
 use crate::flow::turns::Slot;
 use crate::metrics::Metrics;
-use plan::{Asking, Member, Plan};
+use plan::{Asking, Member, Served};
 use shared::{GroupKey, SharedListings, Step};
 
 /// Pages per listing before giving up, whatever the pages hold (empty pages with a token).
@@ -170,33 +170,31 @@ impl Personalize {
         let asking = Asking {
             watch: request.watch,
             now: Instant::now(),
-            own_calls_unknown: if request.arn.is_solution() { 2 } else { 1 },
-            first_of_solution: request.arn.is_solution()
-                && !self.shared.knows(&group, request.watch),
         };
         let step = if self.share {
             self.shared.step(&group, asking, request.every)
         } else {
             Step::Own
         };
-        let (jobs, started, own_calls, plan) = match step {
+        let (jobs, started, own_calls, served) = match step {
             Step::Join { started, done } => match request.away(shared::wait(done)).await {
                 Some(all) => {
                     let jobs = own_jobs(&all, request.arn);
                     let calls = own_calls(&jobs, request.arn);
-                    (jobs, started, calls, Plan::AccountWide)
+                    (jobs, started, calls, Served::Shared)
                 }
                 None => self.list_own(&client, request).await?,
             },
             Step::Lead(leader) => self.lead(&client, request, leader).await?,
             Step::Own => self.list_own(&client, request).await?,
         };
-        self.metrics.listed(plan.label());
+        self.metrics.listed(served.label());
         let member = Member {
             asked: started,
             every: request.every,
             own_calls,
             jobs: jobs.len(),
+            listed: true,
         };
         self.shared.record(&group, request.watch, member);
         Ok(Listing {
@@ -207,15 +205,17 @@ impl Personalize {
     }
 
     /// Makes the shared listing: the account's jobs for every watch that joined, this watch's
-    /// own for itself. If it fails, this watch and those waiting list on their own.
+    /// own for itself. If it fails, or would take as many calls as the own listings it
+    /// replaces, this watch and those waiting list on their own.
     async fn lead(
         &self,
         client: &Client,
         request: &ListRequest<'_>,
         leader: shared::Leader,
-    ) -> Result<(Vec<ListedJob>, Instant, usize, Plan), ListError> {
+    ) -> Result<(Vec<ListedJob>, Instant, usize, Served), ListError> {
         let group = request.group();
-        match self.listing(client, request, Scope::Account).await {
+        let cap = leader.fewer_than.saturating_sub(1).clamp(1, MAX_PAGES);
+        match self.listing(client, request, Scope::Account, cap).await {
             Ok(all) => {
                 self.shared.account_listed(&group, Ok(all.len()));
                 let all: Arc<[ListedJob]> = all.into();
@@ -223,7 +223,16 @@ impl Personalize {
                 leader.finish(Some(all.clone()));
                 let jobs = own_jobs(&all, request.arn);
                 let calls = own_calls(&jobs, request.arn);
-                Ok((jobs, started, calls, Plan::AccountWide))
+                Ok((jobs, started, calls, Served::Shared))
+            }
+            Err(e) if e.kind == ListErrorKind::TooManyPages && cap < MAX_PAGES => {
+                tracing::debug!(
+                    pages = cap,
+                    "the account-wide listing stopped: its watches' own listings take fewer calls"
+                );
+                self.shared.account_at_least(&group, cap);
+                leader.finish(None);
+                self.list_own(client, request).await
             }
             Err(e) => {
                 tracing::info!(error = %e, "the account-wide listing failed; watches list on their own");
@@ -240,43 +249,43 @@ impl Personalize {
         &self,
         client: &Client,
         request: &ListRequest<'_>,
-    ) -> Result<(Vec<ListedJob>, Instant, usize, Plan), ListError> {
+    ) -> Result<(Vec<ListedJob>, Instant, usize, Served), ListError> {
         let started = Instant::now();
         if !request.arn.is_solution() {
-            let jobs = self
-                .listing(client, request, Scope::Version(request.arn.as_str()))
-                .await?;
+            let scope = Scope::Version(request.arn.as_str());
+            let jobs = self.listing(client, request, scope, MAX_PAGES).await?;
             let calls = plan::pages(jobs.len());
-            return Ok((jobs, started, calls, Plan::Own));
+            return Ok((jobs, started, calls, Served::Own));
         }
         let versions = self.solution_versions(client, request).await?;
         let mut calls = plan::pages(versions.len());
         let mut jobs = Vec::new();
         for version in &versions {
             let listed = self
-                .listing(client, request, Scope::Version(version))
+                .listing(client, request, Scope::Version(version), MAX_PAGES)
                 .await?;
             calls += plan::pages(listed.len());
             jobs.extend(listed);
         }
-        Ok((jobs, started, calls, Plan::Own))
+        Ok((jobs, started, calls, Served::Own))
     }
 
-    /// Every job of `scope`: all pages, 100 at a time. An InvalidNextTokenException restarts
-    /// the listing once.
+    /// Every job of `scope`: all pages, 100 at a time, at most `max_pages` of them. An
+    /// InvalidNextTokenException restarts the listing once.
     async fn listing(
         &self,
         client: &Client,
         request: &ListRequest<'_>,
         scope: Scope<'_>,
+        max_pages: usize,
     ) -> Result<Vec<ListedJob>, ListError> {
-        match self.list_once(client, request, scope).await {
+        match self.list_once(client, request, scope, max_pages).await {
             Err(e) if e.kind == ListErrorKind::InvalidNextToken => {
                 tracing::warn!(
                     watched_arn = request.arn.as_str(),
                     "InvalidNextTokenException: restarting the listing"
                 );
-                self.list_once(client, request, scope).await
+                self.list_once(client, request, scope, max_pages).await
             }
             listed => listed,
         }
@@ -289,10 +298,11 @@ impl Personalize {
         client: &Client,
         request: &ListRequest<'_>,
         scope: Scope<'_>,
+        max_pages: usize,
     ) -> Result<Vec<ListedJob>, ListError> {
         let mut jobs = Vec::new();
         let mut size = ListingSize::default();
-        let mut pages = Pages::default();
+        let mut pages = Pages::at_most(max_pages);
         loop {
             // An account-wide listing serves several namespaces: each asks its policy again
             // when it gets its jobs.
@@ -334,7 +344,7 @@ impl Personalize {
         request: &ListRequest<'_>,
     ) -> Result<Vec<String>, ListError> {
         let mut versions = Vec::new();
-        let mut pages = Pages::default();
+        let mut pages = Pages::at_most(MAX_PAGES);
         loop {
             let token = pages.token();
             let page = self
@@ -397,16 +407,25 @@ impl Personalize {
     }
 }
 
-/// The page tokens of one listing: each is used once, and the listing ends within
-/// [`MAX_PAGES`].
-#[derive(Default)]
+/// The page tokens of one listing: each is used once, and the listing ends within `max`
+/// pages ([`MAX_PAGES`] at most).
 struct Pages {
     count: usize,
+    max: usize,
     next: Option<String>,
     seen: HashSet<String>,
 }
 
 impl Pages {
+    fn at_most(max: usize) -> Self {
+        Pages {
+            count: 0,
+            max,
+            next: None,
+            seen: HashSet::new(),
+        }
+    }
+
     fn started(&self) -> bool {
         self.count > 0
     }
@@ -427,10 +446,10 @@ impl Pages {
                 "Personalize returned a page token it had returned before; the listing would never end",
             ));
         }
-        if self.count >= MAX_PAGES {
+        if self.count >= self.max {
             return Err(ListError::new(
                 ListErrorKind::TooManyPages,
-                format!("the listing did not end within {MAX_PAGES} pages"),
+                format!("the listing did not end within {} pages", self.max),
             ));
         }
         self.next = Some(token);

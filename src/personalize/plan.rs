@@ -7,6 +7,12 @@
 //! serves them all, each getting exactly its own jobs. A solution watch on its own lists the
 //! solution's versions (ListSolutionVersions) and then each version's jobs, or the account's
 //! jobs when that takes fewer calls (a solution retrained weekly for a year has 52 versions).
+//!
+//! Sizes are learned, never guessed: a watch's first poll lists on its own (which also gives it
+//! data no older than itself), and the account's size is the larger of the last account-wide
+//! listing's and the members' jobs together. A shared listing stops once it has made as many
+//! calls as the own listings it replaces, so one that meets many unwatched jobs costs at most
+//! that, once; the group then knows the account is at least that large.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -25,16 +31,23 @@ pub enum Plan {
     /// The watch's own calls: its solution version's jobs, or its solution's versions and
     /// each version's jobs.
     Own,
-    /// One listing of the account's jobs, shared by every watch of the group due with it.
-    AccountWide,
+    /// One listing of the account's jobs, shared by every watch of the group due with it; it
+    /// stops (and they list on their own) before it makes `fewer_than` calls.
+    AccountWide { fewer_than: usize },
 }
 
-impl Plan {
-    /// The `plan` label of `personalize_watch_listings_total`.
+/// How a poll's jobs were listed: the `plan` label of `personalize_watch_listings_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    Own,
+    Shared,
+}
+
+impl Served {
     pub const fn label(self) -> &'static str {
         match self {
-            Plan::Own => "own",
-            Plan::AccountWide => "shared",
+            Served::Own => "own",
+            Served::Shared => "shared",
         }
     }
 }
@@ -50,6 +63,8 @@ pub struct Member {
     pub own_calls: usize,
     /// How many of the account's jobs are its own.
     pub jobs: usize,
+    /// Whether it has listed (so `own_calls` and `jobs` are known).
+    pub listed: bool,
 }
 
 /// What a watch asking for a listing now brings.
@@ -57,12 +72,6 @@ pub struct Member {
 pub struct Asking<'a> {
     pub watch: &'a str,
     pub now: Instant,
-    /// Its own listing's calls when it has none on record: a version's one page, or a
-    /// solution's versions page and at least one page of jobs.
-    pub own_calls_unknown: usize,
-    /// A solution watch's first poll: it lists on its own unless the account's size is known,
-    /// as its solution may be small in an account of many jobs.
-    pub first_of_solution: bool,
 }
 
 /// The window within which polls count as due together: the 10% early a poll may start
@@ -71,30 +80,32 @@ pub fn together(every: Duration) -> Duration {
     (every / 10).max(Duration::from_secs(1))
 }
 
-/// The cheaper way to serve the watches due with `asking`. `account_jobs` is the size of the
-/// group's last account-wide listing; before there was one, the members' own jobs stand for
-/// it (a first try, corrected by what it shows). Ties go to the watches' own listings, which
-/// hold no other jobs in memory.
+/// The cheaper way to serve the watches due with `asking`, which have listed before (a watch
+/// never listed lists on its own). `account_jobs` is what the group knows of the account's
+/// size: at least the members' jobs together. Ties go to the watches' own listings, which hold
+/// no other jobs in memory.
 pub fn choose(
     asking: Asking<'_>,
     members: &HashMap<String, Member>,
     account_jobs: Option<usize>,
 ) -> Plan {
-    if asking.first_of_solution && account_jobs.is_none() {
+    let Some(own) = members.get(asking.watch).filter(|m| m.listed) else {
         return Plan::Own;
-    }
-    let own = members
-        .get(asking.watch)
-        .map_or(asking.own_calls_unknown, |m| m.own_calls);
+    };
     let together_calls: usize = members
         .iter()
-        .filter(|(watch, m)| watch.as_str() != asking.watch && due_together(m, asking.now))
+        .filter(|(watch, m)| {
+            watch.as_str() != asking.watch && m.listed && due_together(m, asking.now)
+        })
         .map(|(_, m)| m.own_calls)
         .sum();
-    let known_jobs = || members.values().map(|m| m.jobs).sum();
-    let account_calls = pages(account_jobs.unwrap_or_else(known_jobs));
-    if account_calls < own + together_calls {
-        Plan::AccountWide
+    let own_calls = own.own_calls + together_calls;
+    let members_jobs: usize = members.values().map(|m| m.jobs).sum();
+    let account_calls = pages(account_jobs.unwrap_or(0).max(members_jobs));
+    if account_calls < own_calls {
+        Plan::AccountWide {
+            fewer_than: own_calls,
+        }
     } else {
         Plan::Own
     }
@@ -121,24 +132,42 @@ mod tests {
             every: EVERY,
             own_calls,
             jobs,
+            listed: true,
         }
     }
 
     fn asking(watch: &str, now: Instant) -> Asking<'_> {
-        Asking {
-            watch,
-            now,
-            own_calls_unknown: 1,
-            first_of_solution: false,
-        }
+        Asking { watch, now }
+    }
+
+    fn shares(plan: Plan) -> bool {
+        matches!(plan, Plan::AccountWide { .. })
     }
 
     #[test]
-    fn a_lone_watch_lists_its_own_jobs() {
-        let now = Instant::now();
-        let members = HashMap::new();
-        assert_eq!(choose(asking("a", now), &members, None), Plan::Own);
-        assert_eq!(choose(asking("a", now), &members, Some(0)), Plan::Own);
+    fn a_lone_watch_and_a_watch_never_listed_list_their_own_jobs() {
+        let start = Instant::now();
+        let mut members = HashMap::new();
+        assert_eq!(choose(asking("a", start), &members, None), Plan::Own);
+        members.insert("a".to_string(), member(start, 1, 3));
+        assert_eq!(
+            choose(asking("a", start + EVERY), &members, Some(0)),
+            Plan::Own
+        );
+        // 200 watches due together, and one that never listed: it lists on its own.
+        for i in 0..200 {
+            members.insert(format!("w{i}"), member(start, 1, 3));
+        }
+        let new = Member {
+            listed: false,
+            ..member(start + EVERY, 1, 0)
+        };
+        members.insert("new".to_string(), new);
+        assert_eq!(
+            choose(asking("new", start + EVERY), &members, None),
+            Plan::Own
+        );
+        assert!(shares(choose(asking("w0", start + EVERY), &members, None)));
     }
 
     #[test]
@@ -148,13 +177,13 @@ mod tests {
         let members: HashMap<String, Member> = (0..200)
             .map(|i| (format!("w{i}"), member(start, 1, 3)))
             .collect();
-        // 600 jobs: 6 pages against 200 own listings.
-        assert_eq!(choose(asking("w0", now), &members, None), Plan::AccountWide);
+        // 600 jobs: 6 pages against 200 own listings; it stops before a 200th call.
         assert_eq!(
-            choose(asking("w0", now), &members, Some(600)),
-            Plan::AccountWide
+            choose(asking("w0", now), &members, None),
+            Plan::AccountWide { fewer_than: 200 }
         );
-        // An account of 100,000 other jobs: 1,000 pages, dearer than 200 own listings.
+        assert!(shares(choose(asking("w0", now), &members, Some(600))));
+        // An account of 100,000 jobs: 1,000 pages, dearer than 200 own listings.
         assert_eq!(
             choose(asking("w0", now), &members, Some(100_000)),
             Plan::Own
@@ -173,15 +202,15 @@ mod tests {
             Plan::Own
         );
         // A watch that asked a moment ago is polling now.
-        members.remove("b");
-        assert_eq!(
-            choose(
-                asking("c", start + Duration::from_millis(300)),
-                &members,
-                None
-            ),
-            Plan::AccountWide
-        );
+        assert!(shares(choose(
+            asking("b", start + EVERY / 2 + EVERY),
+            &{
+                let mut m = members.clone();
+                m.insert("c".to_string(), member(start + EVERY / 2 + EVERY, 1, 3));
+                m
+            },
+            None
+        )));
     }
 
     #[test]
@@ -192,25 +221,11 @@ mod tests {
         members.insert("s".to_string(), member(start, 53, 104));
         let now = start + EVERY;
         assert_eq!(
-            choose(asking("s", now), &members, Some(104)),
-            Plan::AccountWide
+            choose(asking("s", now), &members, None),
+            Plan::AccountWide { fewer_than: 53 }
         );
         // The same solution in an account of 20,000 jobs: its own calls are fewer.
         assert_eq!(choose(asking("s", now), &members, Some(20_000)), Plan::Own);
-    }
-
-    #[test]
-    fn a_new_solution_watch_lists_on_its_own_until_the_account_s_size_is_known() {
-        let now = Instant::now();
-        let first = Asking {
-            watch: "s",
-            now,
-            own_calls_unknown: 2,
-            first_of_solution: true,
-        };
-        assert_eq!(choose(first, &HashMap::new(), None), Plan::Own);
-        assert_eq!(choose(first, &HashMap::new(), Some(104)), Plan::Own);
-        assert_eq!(choose(first, &HashMap::new(), Some(50)), Plan::AccountWide);
     }
 
     #[test]

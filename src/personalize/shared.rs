@@ -2,9 +2,10 @@
 //! watch's last listing showed, the group's last account-wide listing, and the one in flight,
 //! which watches due with it join instead of calling themselves ([`super::plan`] decides).
 //!
-//! A watch joins a shared listing only when it started within the watch's early window
-//! ([`plan::together`]) and no earlier than the watch's own last listing, so a watch never
-//! decides on older data than it already has. A shared listing that fails, or whose leader is
+//! A watch joins a shared listing only when it has listed before, the listing started within
+//! the watch's early window ([`plan::together`]) and no earlier than the watch's own last
+//! listing, so a watch never decides on older data than it already has, and its first listing
+//! is never older than itself. A shared listing that fails, or whose leader is
 //! cancelled, leaves every watch waiting for it to list on its own.
 
 use std::collections::HashMap;
@@ -77,6 +78,8 @@ pub enum Step {
 /// The watch that makes a shared listing.
 pub struct Leader {
     pub started: Instant,
+    /// The calls the watches' own listings would take: the shared one stops before as many.
+    pub fewer_than: usize,
     done: watch::Sender<Option<Finished>>,
 }
 
@@ -111,17 +114,21 @@ impl SharedListings {
         let mut groups = self.groups();
         let group = groups.entry(key.clone()).or_default();
         forget_gone(group, asking.now);
-        let own_last = group.members.get(asking.watch).map(|m| m.asked);
-        // Asking now makes it due now for the watches that ask while its listing runs
-        // (a fleet's first polls come together, before any listing has ended).
+        let own_last = group
+            .members
+            .get(asking.watch)
+            .filter(|m| m.listed)
+            .map(|m| m.asked);
+        // Asking now makes it due now for the watches that ask while its listing runs.
         let asked = Member {
             asked: asking.now,
             every,
             ..group.members.get(asking.watch).copied().unwrap_or(Member {
                 asked: asking.now,
                 every,
-                own_calls: asking.own_calls_unknown,
+                own_calls: 1,
                 jobs: 0,
+                listed: false,
             })
         };
         // Its own cost and jobs stay what its last listing showed, for the plan below.
@@ -129,7 +136,7 @@ impl SharedListings {
         if let Some(flight) = &group.flight
             && flight.usable()
             && flight.started + plan::together(every) >= asking.now
-            && own_last.is_none_or(|last| flight.started >= last)
+            && own_last.is_some_and(|last| flight.started >= last)
         {
             return Step::Join {
                 started: flight.started,
@@ -141,7 +148,7 @@ impl SharedListings {
         }
         match plan::choose(asking, &group.members, group.account_jobs) {
             Plan::Own => Step::Own,
-            Plan::AccountWide => {
+            Plan::AccountWide { fewer_than } => {
                 let (done, receiver) = watch::channel(None);
                 group.flight = Some(Flight {
                     started: asking.now,
@@ -150,17 +157,11 @@ impl SharedListings {
                 });
                 Step::Lead(Leader {
                     started: asking.now,
+                    fewer_than,
                     done,
                 })
             }
         }
-    }
-
-    /// Whether `watch` has listed in the group (and not left it).
-    pub fn knows(&self, key: &GroupKey, watch: &str) -> bool {
-        self.groups()
-            .get(key)
-            .is_some_and(|g| g.members.contains_key(watch))
     }
 
     /// An account-wide listing of the group ended: its size, or its failure.
@@ -183,6 +184,15 @@ impl SharedListings {
             }
             Err(_) => group.paused_until = Some(Instant::now() + ACCOUNT_WIDE_PAUSE),
         }
+    }
+
+    /// A shared listing stopped after `pages` full pages, as dear as the listings it was to
+    /// replace: the account holds more jobs than those pages.
+    pub fn account_at_least(&self, key: &GroupKey, pages: usize) {
+        let mut groups = self.groups();
+        let group = groups.entry(key.clone()).or_default();
+        let at_least = pages.saturating_mul(plan::PAGE_SIZE).saturating_add(1);
+        group.account_jobs = Some(group.account_jobs.unwrap_or(0).max(at_least));
     }
 
     /// What a watch's listing showed, for the next plans.
@@ -229,12 +239,7 @@ mod tests {
     }
 
     fn asking(watch: &str, now: Instant) -> Asking<'_> {
-        Asking {
-            watch,
-            now,
-            own_calls_unknown: 1,
-            first_of_solution: false,
-        }
+        Asking { watch, now }
     }
 
     fn member(asked: Instant) -> Member {
@@ -243,6 +248,7 @@ mod tests {
             every: EVERY,
             own_calls: 1,
             jobs: 3,
+            listed: true,
         }
     }
 
@@ -269,6 +275,24 @@ mod tests {
         assert!(matches!(
             shared.step(&key(), asking("w2", later), EVERY),
             Step::Join { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_never_listed_lists_on_its_own_and_never_joins() {
+        let shared = SharedListings::default();
+        let start = Instant::now();
+        for i in 0..10 {
+            shared.record(&key(), &format!("w{i}"), member(start));
+        }
+        let now = start + EVERY;
+        let Step::Lead(_leader) = shared.step(&key(), asking("w0", now), EVERY) else {
+            panic!("expected a shared listing");
+        };
+        // Its jobs may be newer than the listing under way: its first listing is its own.
+        assert!(matches!(
+            shared.step(&key(), asking("new", now), EVERY),
+            Step::Own
         ));
     }
 

@@ -667,3 +667,70 @@ async fn a_listing_stops_before_its_next_page_once_access_is_withdrawn() {
         "the first of three pages, and no more"
     );
 }
+
+/// Shared listings learn the account's size and never guess it: watches list on their own
+/// first; the account-wide listing they then try stops at the calls their own listings take
+/// (the account holds 500 jobs nobody watches) and is not tried again.
+#[tokio::test]
+async fn an_account_wide_listing_stops_at_the_calls_it_was_to_save() {
+    const A: &str = "arn:aws:personalize:us-east-1:123456789012:solution/shared/a";
+    const B: &str = "arn:aws:personalize:us-east-1:123456789012:solution/shared/b";
+    let mut state = EmulatorState::default();
+    state.store.generate(A, 1, "ACTIVE", "a").unwrap();
+    state.store.generate(B, 1, "ACTIVE", "b").unwrap();
+    state
+        .store
+        .generate(
+            "arn:aws:personalize:us-east-1:123456789012:solution/other/v",
+            500,
+            "ACTIVE",
+            "o",
+        )
+        .unwrap();
+    let (url, emulator) = serve(state).await;
+    let (ctx, _handle) = context(&url).await;
+    let (a, b) = (
+        crate::access::arn::WatchedArn::parse_version(A).unwrap(),
+        crate::access::arn::WatchedArn::parse_version(B).unwrap(),
+    );
+    let allowed = || true;
+    let request = |arn, watch| ListRequest {
+        arn,
+        watch,
+        every: Duration::from_secs(60),
+        namespace: "default",
+        role: None,
+        allowed: &allowed,
+        slot: None,
+    };
+    let account_wide = || {
+        emulator.with(|state| {
+            state
+                .requests
+                .iter()
+                .filter(|r| r.operation == "ListBatchInferenceJobs")
+                .filter(|r| r.solution_version_arn.is_none())
+                .count()
+        })
+    };
+    for round in 0..3 {
+        let listed_a = ctx
+            .personalize
+            .list_jobs(&request(&a, "default/a"))
+            .await
+            .unwrap();
+        let listed_b = ctx
+            .personalize
+            .list_jobs(&request(&b, "default/b"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (listed_a.jobs.len(), listed_b.jobs.len()),
+            (1, 1),
+            "round {round}"
+        );
+        assert_eq!(account_wide(), usize::from(round > 0), "round {round}");
+    }
+    // Two own listings a round, and the one page of the stopped account-wide listing.
+    assert_eq!(emulator_requests(&emulator), 7);
+}
