@@ -67,6 +67,73 @@ pub struct Member {
     pub listed: bool,
 }
 
+/// A group's watches, with what their listings total kept as they change, so that planning a
+/// poll costs nothing per watch unless sharing could pay (10,000 watches of one account poll
+/// without scanning each other: bench row large-fleet).
+#[derive(Clone, Debug, Default)]
+pub struct Members {
+    by_watch: HashMap<String, Member>,
+    /// Over the watches that have listed: their own listings' calls, and their jobs.
+    own_calls: usize,
+    jobs: usize,
+}
+
+impl Members {
+    pub fn get(&self, watch: &str) -> Option<&Member> {
+        self.by_watch.get(watch)
+    }
+
+    pub fn insert(&mut self, watch: String, member: Member) {
+        self.count(&member, true);
+        if let Some(before) = self.by_watch.insert(watch, member) {
+            self.count(&before, false);
+        }
+    }
+
+    pub fn remove(&mut self, watch: &str) {
+        if let Some(before) = self.by_watch.remove(watch) {
+            self.count(&before, false);
+        }
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&Member) -> bool) {
+        let (mut own_calls, mut jobs) = (0, 0);
+        self.by_watch.retain(|_, m| keep(m));
+        for m in self.by_watch.values().filter(|m| m.listed) {
+            own_calls += m.own_calls;
+            jobs += m.jobs;
+        }
+        (self.own_calls, self.jobs) = (own_calls, jobs);
+    }
+
+    pub fn longest_interval(&self) -> Option<Duration> {
+        self.by_watch.values().map(|m| m.every).max()
+    }
+
+    fn count(&mut self, member: &Member, add: bool) {
+        if !member.listed {
+            return;
+        }
+        if add {
+            self.own_calls += member.own_calls;
+            self.jobs += member.jobs;
+        } else {
+            self.own_calls -= member.own_calls;
+            self.jobs -= member.jobs;
+        }
+    }
+}
+
+impl FromIterator<(String, Member)> for Members {
+    fn from_iter<I: IntoIterator<Item = (String, Member)>>(iter: I) -> Self {
+        let mut members = Members::default();
+        for (watch, member) in iter {
+            members.insert(watch, member);
+        }
+        members
+    }
+}
+
 /// What a watch asking for a listing now brings.
 #[derive(Clone, Copy, Debug)]
 pub struct Asking<'a> {
@@ -84,15 +151,17 @@ pub fn together(every: Duration) -> Duration {
 /// never listed lists on its own). `account_jobs` is what the group knows of the account's
 /// size: at least the members' jobs together. Ties go to the watches' own listings, which hold
 /// no other jobs in memory.
-pub fn choose(
-    asking: Asking<'_>,
-    members: &HashMap<String, Member>,
-    account_jobs: Option<usize>,
-) -> Plan {
+pub fn choose(asking: Asking<'_>, members: &Members, account_jobs: Option<usize>) -> Plan {
     let Some(own) = members.get(asking.watch).filter(|m| m.listed) else {
         return Plan::Own;
     };
+    let account_calls = pages(account_jobs.unwrap_or(0).max(members.jobs));
+    // Not even every watch due at once would pay for it: no need to look for those due.
+    if account_calls >= members.own_calls {
+        return Plan::Own;
+    }
     let together_calls: usize = members
+        .by_watch
         .iter()
         .filter(|(watch, m)| {
             watch.as_str() != asking.watch && m.listed && due_together(m, asking.now)
@@ -100,8 +169,6 @@ pub fn choose(
         .map(|(_, m)| m.own_calls)
         .sum();
     let own_calls = own.own_calls + together_calls;
-    let members_jobs: usize = members.values().map(|m| m.jobs).sum();
-    let account_calls = pages(account_jobs.unwrap_or(0).max(members_jobs));
     if account_calls < own_calls {
         Plan::AccountWide {
             fewer_than: own_calls,
@@ -147,7 +214,7 @@ mod tests {
     #[test]
     fn a_lone_watch_and_a_watch_never_listed_list_their_own_jobs() {
         let start = Instant::now();
-        let mut members = HashMap::new();
+        let mut members = Members::default();
         assert_eq!(choose(asking("a", start), &members, None), Plan::Own);
         members.insert("a".to_string(), member(start, 1, 3));
         assert_eq!(
@@ -174,7 +241,7 @@ mod tests {
     fn watches_due_together_share_one_listing_when_it_takes_fewer_calls() {
         let start = Instant::now();
         let now = start + EVERY;
-        let members: HashMap<String, Member> = (0..200)
+        let members: Members = (0..200)
             .map(|i| (format!("w{i}"), member(start, 1, 3)))
             .collect();
         // 600 jobs: 6 pages against 200 own listings; it stops before a 200th call.
@@ -193,7 +260,7 @@ mod tests {
     #[test]
     fn watches_due_at_other_times_do_not_count() {
         let start = Instant::now();
-        let mut members = HashMap::new();
+        let mut members = Members::default();
         members.insert("a".to_string(), member(start, 1, 3));
         members.insert("b".to_string(), member(start + EVERY / 2, 1, 3));
         // b is due half an interval later: a alone is due now.
@@ -216,7 +283,7 @@ mod tests {
     #[test]
     fn a_solution_with_many_versions_lists_the_account_when_that_is_cheaper() {
         let start = Instant::now();
-        let mut members = HashMap::new();
+        let mut members = Members::default();
         // 52 weekly versions of 2 jobs: 1 ListSolutionVersions and 52 listings on its own.
         members.insert("s".to_string(), member(start, 53, 104));
         let now = start + EVERY;
@@ -226,6 +293,27 @@ mod tests {
         );
         // The same solution in an account of 20,000 jobs: its own calls are fewer.
         assert_eq!(choose(asking("s", now), &members, Some(20_000)), Plan::Own);
+    }
+
+    #[test]
+    fn the_totals_follow_every_change() {
+        let start = Instant::now();
+        let mut members: Members = (0..10)
+            .map(|i| (format!("w{i}"), member(start, 2, 150)))
+            .collect();
+        assert_eq!((members.own_calls, members.jobs), (20, 1500));
+        members.insert("w0".to_string(), member(start, 1, 3));
+        members.insert(
+            "new".to_string(),
+            Member {
+                listed: false,
+                ..member(start, 1, 0)
+            },
+        );
+        members.remove("w1");
+        assert_eq!((members.own_calls, members.jobs), (17, 1203));
+        members.retain(|m| m.jobs > 100);
+        assert_eq!((members.own_calls, members.jobs), (16, 1200));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::ListedJob;
 use super::error::{ListError, ListErrorKind};
-use super::plan::{self, Asking, Member, Plan};
+use super::plan::{self, Asking, Member, Members, Plan};
 use crate::access::RoleRef;
 
 /// After a failed account-wide listing, the group's watches list on their own this long.
@@ -54,7 +54,9 @@ impl Flight {
 
 #[derive(Default)]
 struct Group {
-    members: HashMap<String, Member>,
+    members: Members,
+    /// When gone members were last let go: at most once a second, not on every poll.
+    swept: Option<Instant>,
     /// Jobs in the last account-wide listing.
     account_jobs: Option<usize>,
     /// No account-wide listing before this (the last one failed).
@@ -209,12 +211,19 @@ impl SharedListings {
 
 /// Watches that have not asked for three of their intervals are gone (deleted, suspended, or
 /// moved to another shard); a finished shared listing nobody can join any more is let go, and
-/// the account's jobs with it.
+/// the account's jobs with it. At most once a second: it looks at every watch of the group.
 fn forget_gone(group: &mut Group, now: Instant) {
+    let due = group
+        .swept
+        .is_none_or(|swept| now.saturating_duration_since(swept) >= Duration::from_secs(1));
+    if !due {
+        return;
+    }
+    group.swept = Some(now);
     group
         .members
-        .retain(|_, m| now.saturating_duration_since(m.asked) <= 3 * m.every);
-    let longest = group.members.values().map(|m| m.every).max();
+        .retain(|m| now.saturating_duration_since(m.asked) <= 3 * m.every);
+    let longest = group.members.longest_interval();
     let stale = group.flight.as_ref().is_some_and(|f| {
         let window = plan::together(longest.unwrap_or(f.every).max(f.every));
         f.done.borrow().is_some() && now.saturating_duration_since(f.started) > window
