@@ -211,14 +211,20 @@ fn baseline(prev: Option<&EventLedger>, listed: &Input<'_>) -> EventLedger {
         outbox: prev.map(|l| l.outbox.clone()).unwrap_or_default(),
         ..Default::default()
     };
+    let mut unfinished = Vec::new();
     for job in listed.jobs {
         let Some(id) = job_hash(job) else { continue };
         if JobState::of(&job.status).finished() {
             if let Some(t) = finish_time(job).filter(|t| *t > horizon) {
                 ledger.finished.insert(id.to_string(), t.as_second());
             }
-        } else if !ledger.open.iter().any(|open| open == id.as_str()) {
-            ledger.open.push(id.to_string());
+        } else {
+            unfinished.push((job, id.to_string()));
+        }
+    }
+    for (_, id) in oldest_first(unfinished) {
+        if !ledger.open.contains(&id) {
+            ledger.open.push(id);
         }
     }
     let previous = prev.and_then(|l| l.source.as_ref());
@@ -279,6 +285,7 @@ fn later_listing(prev: &EventLedger, listed: &Input<'_>) -> LedgerUpdate {
         .filter(|id| !seen.contains(id.as_str()))
         .count();
     let mut due = Vec::new();
+    let mut newly_open = Vec::new();
     for (job, id) in listed.jobs.iter().zip(&ids) {
         let Some(id) = id.as_ref().map(JobHash::as_str) else {
             continue;
@@ -289,12 +296,15 @@ fn later_listing(prev: &EventLedger, listed: &Input<'_>) -> LedgerUpdate {
         if !JobState::of(&job.status).finished() {
             if !open.contains(id) {
                 open.insert(id.to_string());
-                ledger.open.push(id.to_string());
+                newly_open.push((job, id.to_string()));
             }
         } else if open.contains(id) || finish_time(job).is_some_and(|t| t > horizon) {
             due.push((id.to_string(), job));
         }
     }
+    ledger
+        .open
+        .extend(oldest_first(newly_open).into_iter().map(|(_, id)| id));
     let deferred = announce(&mut ledger, &mut open, due, listed.now);
     LedgerUpdate {
         ledger,
@@ -387,17 +397,22 @@ fn announce_stuck(ledger: &mut EventLedger, listed: &Input<'_>) -> usize {
         return 0;
     };
     let announced: HashSet<String> = ledger.stuck.iter().cloned().collect();
-    let mut waiting = 0;
+    let mut newly_stuck = Vec::new();
     for job in listed.jobs {
+        if stuck_for(job, stuck_after, listed.now).is_none() {
+            continue;
+        }
+        let Some(id) = job_hash(job) else { continue };
+        // A finished job's old, unfinished view (a lagging listing) is not stuck.
+        if !announced.contains(id.as_str()) && !ledger.finished.contains_key(id.as_str()) {
+            newly_stuck.push((job, id.to_string()));
+        }
+    }
+    let mut waiting = 0;
+    for (job, id) in oldest_first(newly_stuck) {
         let Some(age) = stuck_for(job, stuck_after, listed.now) else {
             continue;
         };
-        let Some(id) = job_hash(job) else { continue };
-        let id = id.as_str();
-        // A finished job's old, unfinished view (a lagging listing) is not stuck.
-        if announced.contains(id) || ledger.finished.contains_key(id) {
-            continue;
-        }
         if ledger
             .outbox
             .push(stuck_announcement(job, age, stuck_after))
@@ -406,7 +421,17 @@ fn announce_stuck(ledger: &mut EventLedger, listed: &Input<'_>) -> usize {
             waiting += 1;
             continue;
         }
-        ledger.stuck.push(id.to_string());
+        ledger.stuck.push(id);
     }
     waiting
+}
+
+/// Jobs the ledger takes up in one listing, in the order it takes them up: oldest first, then
+/// by id, whatever the listing's order, so that a solution listed version by version and the
+/// same jobs from an account-wide listing decide the same
+/// (`status::tests::versions::a_watch_fed_from_a_shared_listing_decides_as_from_its_own`).
+/// Only the jobs new to the ledger are sorted: a quiet poll sorts nothing.
+fn oldest_first(mut jobs: Vec<(&ListedJob, String)>) -> Vec<(&ListedJob, String)> {
+    jobs.sort_by(|(a, a_id), (b, b_id)| a.created.cmp(&b.created).then_with(|| a_id.cmp(b_id)));
+    jobs
 }

@@ -294,11 +294,12 @@ pub fn newest(jobs: &[ListedJob], max: usize) -> Vec<&ListedJob> {
     ordered
 }
 
-/// The watched solution version's (or solution's) jobs, once each, newest first. A listing that shows a
+/// The watched solution version's (or solution's) jobs, once each, in listing order. A listing that shows a
 /// job twice (pages shifted while it ran) keeps the view furthest along: finished over
 /// unfinished, then the later update. Jobs with neither ARN nor name cannot be told apart and
-/// are all kept. The common listing (every job once, all watched, newest first, as Personalize
-/// lists them) is borrowed, not copied: this runs on every poll.
+/// are all kept. The common listing (every job once, all watched) is borrowed, not copied: this
+/// runs on every poll. The ledger takes new jobs up in an order of its own
+/// ([`crate::events::ledger`]), so the listing's order decides nothing.
 pub fn relevant_jobs<'a>(jobs: &'a [ListedJob], watched_arn: &str) -> Cow<'a, [ListedJob]> {
     let mut first_seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(jobs.len());
     let mut kept: Vec<&ListedJob> = Vec::with_capacity(jobs.len());
@@ -325,18 +326,12 @@ pub fn relevant_jobs<'a>(jobs: &'a [ListedJob], watched_arn: &str) -> Cow<'a, [L
             }
         }
     }
-    let in_order = kept.is_sorted_by(|a, b| newest_first(a, b).is_le());
-    if kept.len() == jobs.len() && in_order {
-        // Nothing left out, nothing repeated, newest first: `kept` is `jobs`.
-        return Cow::Borrowed(jobs);
+    if kept.len() == jobs.len() {
+        // Nothing left out and nothing repeated: `kept` is `jobs`.
+        Cow::Borrowed(jobs)
+    } else {
+        Cow::Owned(kept.into_iter().cloned().collect())
     }
-    // Newest first whatever the listing's order: the ledger takes up new jobs in this order,
-    // so a solution's jobs listed version by version, or in one account-wide listing shared
-    // with other watches, decide the same (status::tests::versions).
-    if !in_order {
-        kept.sort_by(|a, b| newest_first(a, b));
-    }
-    Cow::Owned(kept.into_iter().cloned().collect())
 }
 
 /// Whether `a` shows a job further along than `b`.
