@@ -86,6 +86,7 @@ impl ListRequest<'_> {
 
     fn group(&self) -> GroupKey {
         GroupKey {
+            namespace: self.namespace.to_string(),
             region: self.arn.region.clone(),
             account: self.arn.account.clone(),
             role: self.role.cloned(),

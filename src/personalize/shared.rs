@@ -1,4 +1,4 @@
-//! Listings shared by the watches of one account, region and credentials (a group): what each
+//! Listings shared by the watches of one namespace, account, region and credentials (a group): what each
 //! watch's last listing showed, the group's last account-wide listing, and the one in flight,
 //! which watches due with it join instead of calling themselves ([`super::plan`] decides).
 //!
@@ -22,9 +22,13 @@ use crate::access::RoleRef;
 /// After a failed account-wide listing, the group's watches list on their own this long.
 pub const ACCOUNT_WIDE_PAUSE: Duration = Duration::from_secs(300);
 
-/// Whose jobs one listing can show: the same account and region, with the same credentials.
+/// Whose jobs one listing can show: the same account and region, with the same credentials;
+/// and who may share it: the watches of one namespace, whose turn at the rate limit its calls
+/// take, so that a crowded namespace still slows only itself
+/// (`tenancy::a_crowded_namespace_slows_only_itself`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GroupKey {
+    pub namespace: String,
     pub region: String,
     pub account: String,
     pub role: Option<RoleRef>,
@@ -241,6 +245,7 @@ mod tests {
 
     fn key() -> GroupKey {
         GroupKey {
+            namespace: "team-a".into(),
             region: "us-east-1".into(),
             account: "123456789012".into(),
             role: None,

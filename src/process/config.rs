@@ -165,7 +165,7 @@ pub struct AwsArgs {
     #[arg(long, env = "PERSONALIZE_WATCH_BURST", default_value_t = 5)]
     pub personalize_burst: u32,
 
-    /// Serve the watches of one account, region and role that are due together from one
+    /// Serve the watches of one namespace, account, region and role that are due together from one
     /// account-wide listing when that takes fewer calls than their own listings
     /// (`--shared-listings=false`: every watch makes its own calls).
     #[arg(long, env = "PERSONALIZE_WATCH_SHARED_LISTINGS", default_value_t = true, action = clap::ArgAction::Set)]
