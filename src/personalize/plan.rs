@@ -83,10 +83,18 @@ impl Members {
         self.by_watch.get(watch)
     }
 
-    pub fn insert(&mut self, watch: String, member: Member) {
+    /// Every poll records its watch twice: a known watch is updated in place, without a new
+    /// key.
+    pub fn insert(&mut self, watch: &str, member: Member) {
         self.count(&member, true);
-        if let Some(before) = self.by_watch.insert(watch, member) {
-            self.count(&before, false);
+        match self.by_watch.get_mut(watch) {
+            Some(slot) => {
+                let before = std::mem::replace(slot, member);
+                self.count(&before, false);
+            }
+            None => {
+                self.by_watch.insert(watch.to_string(), member);
+            }
         }
     }
 
@@ -128,7 +136,7 @@ impl FromIterator<(String, Member)> for Members {
     fn from_iter<I: IntoIterator<Item = (String, Member)>>(iter: I) -> Self {
         let mut members = Members::default();
         for (watch, member) in iter {
-            members.insert(watch, member);
+            members.insert(&watch, member);
         }
         members
     }
@@ -216,20 +224,20 @@ mod tests {
         let start = Instant::now();
         let mut members = Members::default();
         assert_eq!(choose(asking("a", start), &members, None), Plan::Own);
-        members.insert("a".to_string(), member(start, 1, 3));
+        members.insert("a", member(start, 1, 3));
         assert_eq!(
             choose(asking("a", start + EVERY), &members, Some(0)),
             Plan::Own
         );
         // 200 watches due together, and one that never listed: it lists on its own.
         for i in 0..200 {
-            members.insert(format!("w{i}"), member(start, 1, 3));
+            members.insert(&format!("w{i}"), member(start, 1, 3));
         }
         let new = Member {
             listed: false,
             ..member(start + EVERY, 1, 0)
         };
-        members.insert("new".to_string(), new);
+        members.insert("new", new);
         assert_eq!(
             choose(asking("new", start + EVERY), &members, None),
             Plan::Own
@@ -261,8 +269,8 @@ mod tests {
     fn watches_due_at_other_times_do_not_count() {
         let start = Instant::now();
         let mut members = Members::default();
-        members.insert("a".to_string(), member(start, 1, 3));
-        members.insert("b".to_string(), member(start + EVERY / 2, 1, 3));
+        members.insert("a", member(start, 1, 3));
+        members.insert("b", member(start + EVERY / 2, 1, 3));
         // b is due half an interval later: a alone is due now.
         assert_eq!(
             choose(asking("a", start + EVERY), &members, None),
@@ -273,7 +281,7 @@ mod tests {
             asking("b", start + EVERY / 2 + EVERY),
             &{
                 let mut m = members.clone();
-                m.insert("c".to_string(), member(start + EVERY / 2 + EVERY, 1, 3));
+                m.insert("c", member(start + EVERY / 2 + EVERY, 1, 3));
                 m
             },
             None
@@ -285,7 +293,7 @@ mod tests {
         let start = Instant::now();
         let mut members = Members::default();
         // 52 weekly versions of 2 jobs: 1 ListSolutionVersions and 52 listings on its own.
-        members.insert("s".to_string(), member(start, 53, 104));
+        members.insert("s", member(start, 53, 104));
         let now = start + EVERY;
         assert_eq!(
             choose(asking("s", now), &members, None),
@@ -302,9 +310,9 @@ mod tests {
             .map(|i| (format!("w{i}"), member(start, 2, 150)))
             .collect();
         assert_eq!((members.own_calls, members.jobs), (20, 1500));
-        members.insert("w0".to_string(), member(start, 1, 3));
+        members.insert("w0", member(start, 1, 3));
         members.insert(
-            "new".to_string(),
+            "new",
             Member {
                 listed: false,
                 ..member(start, 1, 0)

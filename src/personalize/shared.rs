@@ -138,7 +138,7 @@ impl SharedListings {
             })
         };
         // Its own cost and jobs stay what its last listing showed, for the plan below.
-        group.members.insert(asking.watch.to_string(), asked);
+        group.members.insert(asking.watch, asked);
         if let Some(flight) = &group.flight
             && flight.usable()
             && flight.started + plan::together(every) >= asking.now
@@ -205,7 +205,7 @@ impl SharedListings {
     pub fn record(&self, key: &GroupKey, watch: &str, member: Member) {
         let mut groups = self.groups();
         let group = groups.entry(key.clone()).or_default();
-        group.members.insert(watch.to_string(), member);
+        group.members.insert(watch, member);
     }
 
     fn groups(&self) -> MutexGuard<'_, HashMap<GroupKey, Group>> {
@@ -266,14 +266,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn watches_due_together_join_one_listing_and_get_its_jobs() {
+    /// Ten watches that listed one interval ago, and the time they are due again.
+    fn ten_watches_listed_an_interval_ago() -> (SharedListings, Instant) {
         let shared = SharedListings::default();
         let start = Instant::now();
         for i in 0..10 {
             shared.record(&key(), &format!("w{i}"), member(start));
         }
-        let now = start + EVERY;
+        (shared, start + EVERY)
+    }
+
+    #[tokio::test]
+    async fn watches_due_together_join_one_listing_and_get_its_jobs() {
+        let (shared, now) = ten_watches_listed_an_interval_ago();
         let Step::Lead(leader) = shared.step(&key(), asking("w0", now), EVERY) else {
             panic!("ten watches due together should share one listing");
         };
@@ -294,12 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_that_never_listed_lists_on_its_own_and_never_joins() {
-        let shared = SharedListings::default();
-        let start = Instant::now();
-        for i in 0..10 {
-            shared.record(&key(), &format!("w{i}"), member(start));
-        }
-        let now = start + EVERY;
+        let (shared, now) = ten_watches_listed_an_interval_ago();
         let Step::Lead(_leader) = shared.step(&key(), asking("w0", now), EVERY) else {
             panic!("expected a shared listing");
         };
@@ -312,12 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_never_joins_a_listing_older_than_its_own_last_one() {
-        let shared = SharedListings::default();
-        let start = Instant::now();
-        for i in 0..10 {
-            shared.record(&key(), &format!("w{i}"), member(start));
-        }
-        let now = start + EVERY;
+        let (shared, now) = ten_watches_listed_an_interval_ago();
         let Step::Lead(_leader) = shared.step(&key(), asking("w0", now), EVERY) else {
             panic!("expected a shared listing");
         };
@@ -331,12 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_or_cancelled_shared_listing_sends_its_watches_to_their_own() {
-        let shared = SharedListings::default();
-        let start = Instant::now();
-        for i in 0..10 {
-            shared.record(&key(), &format!("w{i}"), member(start));
-        }
-        let now = start + EVERY;
+        let (shared, now) = ten_watches_listed_an_interval_ago();
         let Step::Lead(leader) = shared.step(&key(), asking("w0", now), EVERY) else {
             panic!("expected a shared listing");
         };
