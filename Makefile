@@ -9,7 +9,7 @@ PW_CACHE := $(shell bash -c 'source hack/lib.sh && echo "$$PW_CACHE"')
 endif
 export PW_CACHE CARGO_TARGET_DIR
 
-.PHONY: help build test soak lint fmt crds tools control-plane cluster-up cluster-down image demo bench bench-emulator
+.PHONY: help build test soak lint fmt crds tools control-plane cluster-up cluster-down registry-up registry-down release demo bench bench-emulator
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ test: ## every check and test against a real control plane (builds what is missi
 soak: ## the soak tests in their full length (Event refusal 10 minutes, fairness 5 minutes)
 	PW_SOAK=1 TEST_ARGS="exactly_once::events_refused_for_minutes tenancy::a_crowded_namespace_slows_only_itself" hack/test.sh
 
-lint: ## rustfmt and clippy on every crate, shellcheck on every script
+lint: ## rustfmt and clippy on every crate, shellcheck on every script, actionlint on the workflows
 	hack/lint.sh
 
 fmt: ## format the code
@@ -45,8 +45,14 @@ cluster-up: ## start a local control plane (NODE=1: and a real node); the last l
 cluster-down: ## stop the local control plane (and its node) and remove its state
 	@hack/cluster.sh down
 
-image: ## the operator's image as an OCI archive (no Docker engine), loaded into the node if one runs; prints its reference
-	@hack/image.sh
+registry-up: ## a local OCI registry (distribution v3) on loopback (and the node's bridge); the last line is `export PW_REGISTRY=...`
+	@hack/registry.sh up
+
+registry-down: ## stop the local registry and remove its storage
+	@hack/registry.sh down
+
+release: ## (PW_REGISTRY set) images for amd64 and arm64, chart, SBOMs, plugin archives, krew manifest into dist/; the last two lines are the image and chart references
+	@hack/release.sh
 
 demo: ## the operator on an embedded default: control plane, emulator, sample watch (Ctrl-C stops)
 	hack/demo.sh

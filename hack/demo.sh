@@ -67,7 +67,7 @@ step "kubectl get events"
 kubectl get events --sort-by=.lastTimestamp -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
 
 mkdir -p "$demo_dir/plugins"
-ln -sf "$bin/personalize-watch" "$demo_dir/plugins/kubectl-personalize_watch"
+ln -sf "$bin/kubectl-personalize_watch" "$demo_dir/plugins/kubectl-personalize_watch"
 
 step "watching the simulated service: jobs start, run and finish by themselves (no script touches the emulator)"
 last=""
@@ -107,8 +107,10 @@ PATH="$demo_dir/plugins:$PATH" kubectl personalize-watch jobs similar-items
 
 step "the Events"
 kubectl get events --sort-by=.metadata.creationTimestamp -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message
-step "kubectl personalize-watch jobs movie-recs (the kubectl plugin: this binary as kubectl-personalize_watch)"
+step "kubectl personalize-watch jobs movie-recs (the kubectl plugin, crates/plugin, on PATH as kubectl-personalize_watch)"
 PATH="$demo_dir/plugins:$PATH" kubectl personalize-watch jobs movie-recs
+step "kubectl personalize-watch list -A"
+PATH="$demo_dir/plugins:$PATH" kubectl personalize-watch list -A
 step "kubectl get svw"
 kubectl get svw
 

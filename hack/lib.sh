@@ -10,6 +10,16 @@ PW_BIN="$PW_CACHE/bin"
 # Every script and make target builds into one target folder, so a warm cache serves them all.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PW_CACHE/target}"
 
+# Tools built from their Go modules (hack/tools.sh and the release scripts): one pin each.
+REGISTRY_VERSION=v3.1.2     # github.com/distribution/distribution/v3 (CNCF distribution)
+CRANE_VERSION=v0.22.1       # github.com/google/go-containerregistry
+ORAS_VERSION=v1.3.6         # oras.land/oras
+SYFT_VERSION=v1.57.1        # github.com/anchore/syft
+KREW_VERSION=v0.4.3         # sigs.k8s.io/krew
+ACTIONLINT_VERSION=v1.7.12  # github.com/rhysd/actionlint
+HELM_VERSION=v3.22.0        # helm.sh/helm/v3
+CARGO_AUDITABLE_VERSION=0.7.7  # crates.io: cargo-auditable
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 [ -n "$KUBE_VERSION" ] || die "cannot read the Kubernetes version from hack/control-plane/go.mod"
@@ -34,3 +44,57 @@ stop_pid() {
   stop_process "$(cat "$1")"
 }
 
+
+# Builds the Go command PACKAGE at VERSION into $PW_BIN once (`go install`, static, trimmed) and
+# prints its path: go_tool PACKAGE VERSION.
+go_tool() {
+  local package=$1 version=$2 name bin tmp
+  name=$(basename "$package")
+  bin="$PW_BIN/$name-$version"
+  if [ ! -x "$bin" ]; then
+    command -v go >/dev/null || die "go is not installed; Go >= 1.26 is needed to build $name"
+    log "building $name $version from the Go module proxy into $PW_BIN"
+    mkdir -p "$PW_BIN"
+    tmp=$(mktemp -d)
+    GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath "$package@$version" >&2
+    mv "$tmp/$name" "$bin"
+    rmdir "$tmp"
+  fi
+  echo "$bin"
+}
+registry_bin() { go_tool github.com/distribution/distribution/v3/cmd/registry "$REGISTRY_VERSION"; }
+crane_bin() { go_tool github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"; }
+oras_bin() { go_tool oras.land/oras/cmd/oras "$ORAS_VERSION"; }
+syft_bin() { go_tool github.com/anchore/syft/cmd/syft "$SYFT_VERSION"; }
+krew_bin() { go_tool sigs.k8s.io/krew/cmd/krew "$KREW_VERSION"; }
+actionlint_bin() { go_tool github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"; }
+krew_validate_bin() { go_tool sigs.k8s.io/krew/cmd/validate-krew-manifest "$KREW_VERSION"; }
+
+# helm, from its Go module (its go.mod has no replace directives, so `go install` works),
+# stamped like helm's own release build: its version, and the Kubernetes version of its
+# client-go (v0.37) for the default capabilities of `helm template` and `helm lint`.
+helm_bin() {
+  local helm="$PW_BIN/helm"
+  if [ ! -x "$helm" ] || ! "$helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$HELM_VERSION"; then
+    command -v go >/dev/null || die "go is not installed; Go >= 1.26 is needed to build helm"
+    log "building helm $HELM_VERSION from the Go module proxy into $PW_BIN (a cold build takes a few minutes)"
+    mkdir -p "$PW_BIN"
+    GOBIN="$PW_BIN" CGO_ENABLED=0 go install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+        -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 \
+        -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37" \
+      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  fi
+  echo "$helm"
+}
+
+# cargo-auditable (hack/build-static.sh builds with it), from crates.io into $PW_CACHE/cargo-tools;
+# prints the folder to put on PATH.
+cargo_auditable_path() {
+  local root="$PW_CACHE/cargo-tools/cargo-auditable-$CARGO_AUDITABLE_VERSION"
+  if [ ! -x "$root/bin/cargo-auditable" ]; then
+    log "installing cargo-auditable $CARGO_AUDITABLE_VERSION from crates.io into $root"
+    cargo install --quiet --locked --version "$CARGO_AUDITABLE_VERSION" --root "$root" cargo-auditable >&2
+  fi
+  echo "$root/bin"
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make lint`: rustfmt and clippy on every crate, and on every script the Debian package
-# of shellcheck (installed when missing).
+# `make lint`: rustfmt and clippy on every crate, Debian's shellcheck (installed when missing)
+# on every script, and actionlint (built from its Go module) on the GitHub workflows.
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -22,3 +22,6 @@ long=$(git ls-files 'src/*.rs' 'tests/*.rs' | xargs awk 'length > 160 { print FI
 mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
 shellcheck -x "${scripts[@]}"
 log "shellcheck: ${#scripts[@]} scripts clean"
+actionlint=$(actionlint_bin)
+"$actionlint" .github/workflows/*.yml
+log "actionlint: $(find .github/workflows -name '*.yml' | wc -l) workflows clean"

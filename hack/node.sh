@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real node for the local control plane (hack/cluster.sh up with PW_NODE=1 calls this):
 # containerd and runc from Debian, CNI bridge/host-local/loopback, the pause image built from its
-# C source, and kubelet, kube-proxy, kube-scheduler and kube-controller-manager built from the
+# C source and pulled, like every image, from the local registry (hack/registry.sh), and kubelet, kube-proxy, kube-scheduler and kube-controller-manager built from the
 # same Kubernetes module as kube-apiserver.
 #
 #   hack/node.sh net-up DIR   the node's bridge (before kube-apiserver listens on it)
@@ -26,7 +26,6 @@ NODE_BRIDGE=pw-node0
 CNI_BRIDGE=pw-cni0
 POD_CIDR=10.250.0.0/24
 NODE_NAME=pw-node
-PAUSE_IMAGE=localhost/personalize-watch/pause:3.10
 
 # Host settings the node's components change (kubelet's kernel tunables, forwarding): recorded
 # before and put back after.
@@ -119,10 +118,23 @@ record_host() {
   done
 }
 
-# The pause image: a static program that waits for a signal, packed as a docker-archive.
+# The local registry, also on the node's bridge address (hack/registry.sh node-up): what
+# containerd pulls every image from. Prints that address (NODE_IP:PORT).
+node_registry() {
+  local dir=$1 address
+  address=$("$REPO_ROOT/hack/registry.sh" node-up)
+  echo "${PW_REGISTRY_DIR:-$PW_CACHE/registry}" > "$dir/node/registry-dir"
+  echo "$address" > "$dir/node/registry"
+  echo "$address"
+}
+
+# The pause image: a static program that waits for a signal, pushed to the registry (through
+# loopback) with crane; prints its reference at the node's registry address.
 pause_image() {
-  local dir=$1
+  local dir=$1 registry=$2 loopback crane
   local work="$dir/node/pause"
+  loopback=$("$REPO_ROOT/hack/registry.sh" up | sed -n 's/^export PW_REGISTRY=//p')
+  crane=$(crane_bin)
   mkdir -p "$work/layer"
   cat > "$work/pause.c" <<'C'
 #include <signal.h>
@@ -132,8 +144,14 @@ static void stop(int sig) { (void)sig; exit(0); }
 int main(void) { signal(SIGTERM, stop); signal(SIGINT, stop); for (;;) pause(); }
 C
   gcc -static -O2 -o "$work/layer/pause" "$work/pause.c"
-  python3 "$REPO_ROOT/hack/oci.py" docker-archive --root "$work/layer" --entrypoint /pause \
-    --user 65535:65535 --name "$PAUSE_IMAGE" --out "$work/pause.tar" >/dev/null
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/layer" -cf "$work/pause.tar" .
+  "$crane" append --oci-empty-base -f "$work/pause.tar" -t "$loopback/personalize-watch/pause:build" >/dev/null 2>"$work/crane.log" \
+    || die "crane append failed: $(cat "$work/crane.log")"
+  "$crane" mutate "$loopback/personalize-watch/pause:build" --set-platform linux/amd64 --entrypoint /pause \
+    --user 65535:65535 -t "$loopback/personalize-watch/pause:3.10" >/dev/null 2>"$work/crane.log" \
+    || die "crane mutate failed: $(cat "$work/crane.log")"
+  "$crane" delete "$loopback/personalize-watch/pause:build" 2>/dev/null || true
+  echo "$registry/personalize-watch/pause:3.10"
 }
 
 # kubelet's cgroup root, in every v1 hierarchy (cpuset needs its cpus and mems set first).
@@ -148,10 +166,23 @@ make_cgroup_root() {
   done
 }
 
+# containerd pulls from the node's registry address over plain HTTP: a hosts.toml for that
+# address only; every other registry keeps HTTPS.
+write_registry_hosts() {
+  local n=$1 registry=$2
+  mkdir -p "$n/certs.d/$registry"
+  cat > "$n/certs.d/$registry/hosts.toml" <<TOML
+server = "http://$registry"
+[host."http://$registry"]
+  capabilities = ["pull", "resolve"]
+TOML
+}
+
 write_containerd_config() {
-  local dir=$1
+  local dir=$1 registry=$2 pause=$3
   local n="$dir/node"
   mkdir -p "$n/cni/net.d" "$n/cni/data"
+  write_registry_hosts "$n" "$registry"
   cat > "$n/cni/net.d/10-pw.conflist" <<JSON
 {
   "cniVersion": "0.4.0",
@@ -171,7 +202,7 @@ state = "$n/containerd/state"
 [grpc]
   address = "$n/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE_IMAGE"
+  sandbox_image = "$pause"
   # This machine's root cannot lower oom_score_adj (no CAP_SYS_RESOURCE in its bounding set).
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -179,13 +210,15 @@ state = "$n/containerd/state"
     conf_dir = "$n/cni/net.d"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$n/certs.d"
 TOML
 }
 
 start_containerd() {
-  local dir=$1
+  local dir=$1 registry=$2 pause=$3
   local n="$dir/node"
-  write_containerd_config "$dir"
+  write_containerd_config "$dir" "$registry" "$pause"
   containerd --config "$n/containerd.toml" > "$n/containerd.log" 2>&1 &
   echo $! > "$n/containerd.pid"
   for _ in $(seq 1 100); do
@@ -280,12 +313,13 @@ up() {
   source <("$REPO_ROOT/hack/control-plane/build.sh" --node --env | sed 's/^/export /')
   local started
   started=$(date +%s)
-  start_containerd "$dir"
-  pause_image "$dir"
-  ctr --address "$n/containerd.sock" -n k8s.io images import "$n/pause/pause.tar" >/dev/null
+  local registry pause
+  registry=$(node_registry "$dir")
+  pause=$(pause_image "$dir" "$registry")
+  start_containerd "$dir" "$registry" "$pause"
   start_components "$dir"
   wait_node_ready "$dir"
-  log "node $NODE_NAME Ready at $NODE_IP in $(( $(date +%s) - started ))s (logs in $n)"
+  log "node $NODE_NAME Ready at $NODE_IP in $(( $(date +%s) - started ))s, pulling from the registry at $registry (logs in $n)"
 }
 
 # Chains the node added (KUBE-* of kube-proxy and kubelet, CNI-* of the CNI plugins) that were
@@ -355,6 +389,11 @@ down() {
     for ct in $("${c[@]}" containers ls -q 2>/dev/null); do "${c[@]}" containers delete "$ct" >/dev/null 2>&1 || true; done
   fi
   stop_pid "$n/containerd.pid"
+  # The registry's instance on the bridge goes with the bridge; the loopback one stays
+  # (make registry-down stops it).
+  if [ -f "$n/registry-dir" ]; then
+    PW_REGISTRY_DIR=$(cat "$n/registry-dir") "$REPO_ROOT/hack/registry.sh" node-down
+  fi
   # Shims outlive containerd when their tasks did; ours are the ones naming our socket.
   pkill -9 -f "containerd-shim-runc-v2 .*-address $n/containerd.sock" 2>/dev/null || true
   # Our pods' network namespaces (bind-mounted in /run/netns) take their veths with them.

@@ -15,9 +15,12 @@ eval "$tools"
 hack/lint.sh
 
 export PW_CLUSTER_DIR="$PW_CACHE/test-cluster-$$"
+# The run's own registry (hack/registry.sh): the node pulls from it, the release tests push to it.
+export PW_REGISTRY_DIR="$PW_CACHE/test-registry-$$"
 probes="$PW_CACHE/node-safety-$$"
 cleanup() {
   PW_CLUSTER_DIR="$PW_CLUSTER_DIR" "$REPO_ROOT/hack/cluster.sh" down >/dev/null 2>&1 || true
+  "$REPO_ROOT/hack/registry.sh" down >/dev/null 2>&1 || true
   "$REPO_ROOT/hack/node-safety.sh" remove "$probes" || true
 }
 trap cleanup EXIT

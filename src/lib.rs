@@ -9,14 +9,14 @@
 //! each step, and a table of every module.
 
 pub mod access;
+/// The resource's types live in their own crate, which the kubectl plugin shares.
+pub use personalize_watch_api::crd;
 pub mod controller;
-pub mod crd;
 pub mod error;
 pub mod events;
 pub mod flow;
 pub mod metrics;
 pub mod personalize;
-pub mod plugin;
 pub mod process;
 pub mod reasons;
 pub mod reconcile;

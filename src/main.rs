@@ -1,6 +1,5 @@
 //! personalize-watch: the operator binary. `run` is the controller (see `run.rs`); `crd` prints
-//! the CustomResourceDefinition; `jobs` prints a watch's jobs (also as the kubectl plugin
-//! `kubectl-personalize_watch`, see `plugin`).
+//! the CustomResourceDefinition. The kubectl plugin is a binary of its own (crates/plugin).
 
 use std::process::ExitCode;
 
@@ -31,7 +30,6 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => block_on(personalize_watch::process::run::run(*args)),
-        Command::Jobs(args) => block_on(personalize_watch::plugin::run(args)),
     }
 }
 

@@ -2,7 +2,7 @@
 //! (see [`crate::access::policy`]), the operator's own account, and the roles to assume for other
 //! accounts (the ConfigMap named by `--account-roles`, kept current by a watch).
 
-pub mod arn;
+pub use personalize_watch_api::arn;
 pub mod policy;
 pub mod sources;
 

@@ -39,22 +39,7 @@ pub(super) fn stuck_announcement(
     }
 }
 
-/// "2h5m10s", "45s": whole seconds, largest units first.
-pub fn human_duration(d: SignedDuration) -> String {
-    let total = d.as_secs().max(0);
-    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
+pub use personalize_watch_api::describe::human_duration;
 
 /// The baseline's summary Event, exactly once. Its id names only what every writer sees alike
 /// (the source), never a writer's clock: two writers that both take the first listing publish

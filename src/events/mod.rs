@@ -30,7 +30,7 @@ pub mod delivery;
 pub mod episodes;
 pub mod ledger;
 pub mod name;
-pub mod outbox;
+pub use personalize_watch_api::outbox;
 pub mod publish;
 pub mod published;
 

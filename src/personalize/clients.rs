@@ -210,6 +210,11 @@ impl Intercept for BoundedResponses {
     }
 }
 
+/// The ARN generator of the api crate's property tests (by path; see its `arn::near_arn`).
+#[cfg(test)]
+#[path = "../../crates/api/src/near_arn.rs"]
+mod near_arn;
+
 #[cfg(test)]
 mod tests {
     use aws_sdk_personalize::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
@@ -231,7 +236,7 @@ mod tests {
         assert_eq!(entries.keys().copied().collect::<Vec<_>>(), ["used-lately"]);
     }
 
-    use crate::access::arn::tests::near_arn;
+    use super::near_arn::near_arn;
     use crate::crd::{SolutionVersionWatch, SolutionVersionWatchSpec};
     use crate::reconcile::spec::arn_of;
 

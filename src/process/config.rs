@@ -41,9 +41,6 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print the SolutionVersionWatch CustomResourceDefinition as YAML.
     Crd,
-    /// Print a watch's jobs, counts and conditions as a table. Installed as
-    /// `kubectl-personalize_watch` on PATH, this is `kubectl personalize-watch jobs NAME`.
-    Jobs(crate::plugin::JobsArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

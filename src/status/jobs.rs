@@ -64,17 +64,7 @@ pub fn counts_of<'a>(jobs: impl IntoIterator<Item = &'a ListedJob>) -> JobCounts
     c
 }
 
-/// "12 jobs: 8 active, 2 failed, 2 pending, 0 in progress".
-pub fn describe_counts(c: &JobCounts) -> String {
-    let mut text = format!(
-        "{} jobs: {} active, {} failed, {} pending, {} in progress",
-        c.total, c.active, c.failed, c.pending, c.in_progress
-    );
-    if c.other > 0 {
-        text.push_str(&format!(", {} in other states", c.other));
-    }
-    text
-}
+pub use personalize_watch_api::describe::describe_counts;
 
 /// A job as status.jobs shows it, borrowed from the listing or from a summary. The listing's
 /// fields become a summary's only here, so a listing's digest and its summaries' agree and a

@@ -1,11 +1,11 @@
-//! On a real node (hack/node.sh, started by `make test`): the chart installed with the image that
-//! `make image` assembles, the operator running in a pod with its ServiceAccount token and the
-//! chart's RBAC, against the emulator on the host reached through the node's bridge.
+//! On a real node (hack/node.sh, started by `make test`): the chart installed from the registry
+//! as a user installs a release (`helm install oci://...`, the image pulled by the node's
+//! containerd from the registry: the one `make release` pushed, see [`crate::release`]), the
+//! operator running in a pod with its ServiceAccount token and the chart's RBAC, against the
+//! emulator on the host reached through the node's bridge.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -13,21 +13,27 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 
+use crate::release::released;
 use crate::support::command::run;
 use crate::support::{self, CommandOutput, Emulator, control_plane, kubectl, node, tool, wait_for};
 
-/// `make image`, once per test run: the image reference, loaded into the node's containerd.
-pub(crate) fn image() -> &'static str {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let (_, dir) = node();
-        let mut command = Command::new("bash");
-        command
-            .arg(support::repo_root().join("hack/image.sh"))
-            .env("PW_CLUSTER_DIR", &dir);
-        let out = run(command, None).expect_success();
-        out.lines().last().unwrap_or_default().trim().to_string()
-    })
+/// The chart of the release and the image at the node's registry address, by digest: what
+/// `helm install` takes (besides the test's own values).
+fn release_args() -> Vec<String> {
+    let released = released();
+    vec![
+        released.chart_url().to_string(),
+        "--version".into(),
+        env!("CARGO_PKG_VERSION").into(),
+        "--plain-http".into(),
+        "--set".into(),
+        format!(
+            "image.repository={}/personalize-watch",
+            released.node_registry
+        ),
+        "--set".into(),
+        format!("image.digest={}", released.digest()),
+    ]
 }
 
 /// helm against the test control plane.
@@ -63,23 +69,16 @@ impl Release {
             .chain(teams.iter().cloned())
             .collect::<Vec<_>>();
         let emu = Emulator::start_with(&["--listen", &format!("{host_ip}:0")]);
-        let (repository, tag) = image()
-            .rsplit_once(':')
-            .expect("image reference with a tag");
-        let mut args = vec![
-            "install".to_string(),
-            name.to_string(),
-            "charts/personalize-watch".into(),
+        let mut args = vec!["install".to_string(), name.to_string()];
+        args.extend(release_args());
+        args.extend([
             "-n".into(),
             ns.clone(),
             "--wait".into(),
             "--timeout".into(),
             "180s".into(),
-        ];
+        ]);
         for set in [
-            format!("image.repository={repository}"),
-            format!("image.tag={tag}"),
-            "image.pullPolicy=Never".into(),
             format!("aws.endpointUrl={}", emu.url),
             format!("aws.stsEndpointUrl={}", emu.url),
             "aws.region=us-east-1".into(),
@@ -362,24 +361,22 @@ async fn two_replicas_hand_over_roll_and_uninstall_without_losing_or_repeating_a
         .iter()
         .filter_map(|p| p.metadata.name.clone())
         .collect();
-    let (repository, tag) = image().rsplit_once(':').expect("tag");
-    let upgrade = helm(&[
-        "upgrade",
-        &r.name,
-        "charts/personalize-watch",
-        "-n",
-        &r.ns,
-        "--reuse-values",
-        "--set",
-        "logLevel=debug",
-        "--set",
-        &format!("image.repository={repository}"),
-        "--set",
-        &format!("image.tag={tag}"),
-        "--wait",
-        "--timeout",
-        "180s",
-    ]);
+    let mut args = vec!["upgrade".to_string(), r.name.clone()];
+    args.extend(release_args());
+    args.extend(
+        [
+            "-n",
+            &r.ns,
+            "--reuse-values",
+            "--set",
+            "logLevel=debug",
+            "--wait",
+            "--timeout",
+            "180s",
+        ]
+        .map(String::from),
+    );
+    let upgrade = helm(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(upgrade.success, "{}", upgrade.text());
     r.emu
         .set_status(&running[1], "CREATE FAILED", Some("during the roll"))
@@ -445,143 +442,4 @@ async fn two_replicas_hand_over_roll_and_uninstall_without_losing_or_repeating_a
         "name",
     ]);
     assert!(crd.success, "the CRD stays: {}", crd.text());
-}
-
-/// What `make image` assembles agrees with the Dockerfile's final stage, read here on its own.
-#[test]
-fn make_image_agrees_with_the_dockerfile() {
-    let dockerfile = std::fs::read_to_string(support::repo_root().join("Dockerfile")).unwrap();
-    let stage: Vec<&str> = dockerfile
-        .lines()
-        .skip_while(|l| !l.starts_with("FROM gcr.io/distroless"))
-        .collect();
-    let instruction = |kw: &str| -> Vec<String> {
-        let mut out = Vec::new();
-        let mut current = String::new();
-        for line in &stage {
-            let line = line.trim();
-            if current.is_empty() && !line.starts_with(kw) {
-                continue;
-            }
-            current.push_str(line.trim_end_matches('\\'));
-            current.push(' ');
-            if !line.ends_with('\\') {
-                out.push(current.trim()[kw.len()..].trim().to_string());
-                current.clear();
-            }
-        }
-        out
-    };
-    let version = instruction("ARG")[0].split_once('=').unwrap().1.to_string();
-    let mut labels = serde_json::Map::new();
-    let label_text = instruction("LABEL").join(" ");
-    let re = regex::Regex::new(r#"([\w.]+)="([^"]*)""#).unwrap();
-    for c in re.captures_iter(&label_text) {
-        labels.insert(
-            c[1].to_string(),
-            serde_json::Value::String(c[2].replace("${VERSION}", &version)),
-        );
-    }
-    let user = instruction("USER")[0].clone();
-    let entrypoint: serde_json::Value =
-        serde_json::from_str(&instruction("ENTRYPOINT")[0]).unwrap();
-    let cmd: serde_json::Value = serde_json::from_str(&instruction("CMD")[0]).unwrap();
-    let copy = instruction("COPY")[0].clone();
-    let dest = copy
-        .split_whitespace()
-        .last()
-        .unwrap()
-        .trim_start_matches('/')
-        .to_string();
-
-    // Assemble without a node: the archive alone.
-    let out_dir = std::env::temp_dir().join(format!("pw-image-{}", std::process::id()));
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let archive = out_dir.join("image.oci.tar");
-    let mut command = Command::new("bash");
-    command
-        .arg(support::repo_root().join("hack/image.sh"))
-        .env("PW_CLUSTER_DIR", &out_dir)
-        .env("PW_IMAGE_ARCHIVE", &archive);
-    let reference = run(command, None).expect_success();
-    let reference = reference.lines().last().unwrap().trim();
-    assert!(reference.ends_with(&format!(":{version}")), "{reference}");
-    let unpacked = out_dir.join("unpacked");
-    std::fs::create_dir_all(&unpacked).unwrap();
-    let tar = Command::new("tar")
-        .arg("-xf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&unpacked)
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let blob = |digest: &str| -> PathBuf {
-        unpacked
-            .join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:"))
-    };
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(unpacked.join("index.json")).unwrap()).unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
-    )
-    .unwrap();
-    let config: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap(),
-    )
-    .unwrap();
-    let c = &config["config"];
-    assert_eq!(c["User"], serde_json::Value::String(user));
-    assert_eq!(c["Entrypoint"], entrypoint);
-    assert_eq!(c["Cmd"], cmd);
-    assert_eq!(c["Labels"], serde_json::Value::Object(labels));
-    let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
-    let listing = Command::new("tar")
-        .arg("-tvf")
-        .arg(&layer)
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
-    for file in [
-        dest.as_str(),
-        "etc/ssl/certs/ca-certificates.crt",
-        "etc/passwd",
-    ] {
-        assert!(
-            listing.lines().any(|l| l.ends_with(&format!(" {file}"))),
-            "{file} not in the image:\n{listing}"
-        );
-    }
-    // The binary is the one the Dockerfile's build stage builds.
-    let binary = run(
-        {
-            let mut c = Command::new("bash");
-            c.arg(support::repo_root().join("hack/build-image-binary.sh"));
-            c
-        },
-        None,
-    )
-    .expect_success();
-    let built = std::fs::read(binary.trim()).unwrap();
-    let in_image = Command::new("tar")
-        .arg("-xOf")
-        .arg(&layer)
-        .arg(&dest)
-        .output()
-        .unwrap()
-        .stdout;
-    assert!(
-        built == in_image,
-        "the image holds the binary build-image-binary.sh builds"
-    );
-    let passwd = Command::new("tar")
-        .arg("-xOf")
-        .arg(&layer)
-        .arg("etc/passwd")
-        .output()
-        .unwrap()
-        .stdout;
-    assert!(String::from_utf8_lossy(&passwd).contains(":65532:65532:"));
-    std::fs::remove_dir_all(out_dir).ok();
 }

@@ -224,7 +224,7 @@ fn values_schema_refuses_bad_values_clearly() {
 }
 
 /// The README's install commands, run as written with `helm install` rendered by `helm template`
-/// and checked by the API server.
+/// (the chart from this run's registry, as `make release` pushed it) and checked by the API server.
 #[tokio::test]
 async fn readme_install_commands_render_and_are_accepted() {
     let client = support::client().await;
@@ -249,11 +249,15 @@ async fn readme_install_commands_render_and_are_accepted() {
         let helpers = crate::support::dedent(
             r#"
             set -euo pipefail
-            helm() { if [ "$1" = install ]; then shift; "$PW_HELM_BIN" template "$@"; else "$PW_HELM_BIN" "$@"; fi; }
             kubectl() { "$PW_KUBECTL_BIN" "$@" >&2; }
             "#,
         );
-        let wrapper = format!("{helpers}{script}\n");
+        // helm install renders (helm template), from this run's registry (the README's
+        // ghcr.io chart is the one `make release` pushed there).
+        let helm =
+            crate::readme::helm_from_the_test_registry().replace("helm() {", "released_helm() {");
+        let install = "helm() { if [ \"$1\" = install ]; then shift; released_helm template \"$@\"; else released_helm \"$@\"; fi; }\n";
+        let wrapper = format!("{helpers}{helm}{install}{script}\n");
         let out = Command::new("bash")
             .args(["-c", &wrapper])
             .env("PW_HELM_BIN", support::tool("helm"))
@@ -462,32 +466,27 @@ fn dockerfile_passes_hadolint() {
     );
 }
 
-/// The binary built as the Dockerfile builds it starts in an empty root holding only itself and
-/// CA certificates: `--version`, then `run` reaching the API server.
+/// The released amd64 image's files, alone in a root (only the kubeconfig added): `--version`,
+/// then `run` reaching the API server, as a container runtime would start it.
 #[tokio::test]
-async fn image_binary_runs_in_an_empty_root() {
-    let root = support::repo_root();
-    let out = Command::new("bash")
-        .arg(root.join("hack/build-image-binary.sh"))
-        .current_dir(&root)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("build script runs");
-    assert!(out.status.success(), "static build failed");
-    let built = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-    let binary = if built.is_absolute() {
-        built
-    } else {
-        root.join(built)
-    };
+async fn the_released_image_runs_in_an_empty_root() {
+    let released = crate::release::released();
+    let (_, digest) = crate::release::platforms(released)
+        .into_iter()
+        .find(|(p, _)| p == "linux/amd64")
+        .expect("an amd64 image");
     let jail = std::env::temp_dir().join(format!("pw-rootfs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&jail);
-    std::fs::create_dir_all(jail.join("etc/ssl/certs")).unwrap();
-    std::fs::copy(&binary, jail.join("personalize-watch")).unwrap();
-    let certs = Path::new("/etc/ssl/certs/ca-certificates.crt");
-    if certs.exists() {
-        std::fs::copy(certs, jail.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    for (name, bytes) in crate::release::files(&format!("{}@{digest}", released.repository())) {
+        let path = jail.join(name);
+        std::fs::create_dir_all(path.parent().expect("a folder")).unwrap();
+        std::fs::write(&path, bytes).unwrap();
     }
+    std::fs::set_permissions(
+        jail.join("personalize-watch"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     std::fs::copy(
         &support::control_plane().kubeconfig,
         jail.join("kubeconfig"),

@@ -126,22 +126,29 @@ async fn server_reports_the_pinned_version() {
 #[test]
 fn make_cluster_up_and_down_as_documented() {
     let block = crate::readme::commands(&support::markdown::readme_block("node-walkthrough"));
-    let (Some(up), Some(down)) = (block.first(), block.last()) else {
-        panic!("the walk-through is empty")
+    let [registry_up, up, .., down, registry_down] = &block[..] else {
+        panic!("the walk-through starts and stops a registry and a cluster")
     };
     let up = up.replace(" NODE=1", "");
+    assert_eq!(registry_up, r#"eval "$(make -s registry-up)""#);
     assert_eq!(up, r#"eval "$(make -s cluster-up)""#);
     assert_eq!(down, "make cluster-down");
+    assert_eq!(registry_down, "make registry-down");
     let dir = std::env::temp_dir().join(format!("pw-make-cluster-{}", std::process::id()));
+    let registry_dir =
+        std::env::temp_dir().join(format!("pw-make-registry-{}", std::process::id()));
     let kubectl = support::tool("kubectl");
+    // The registry answers the distribution API on the address it exported.
     let script = format!(
-        "set -euo pipefail\n{up}\nmake -s cluster-up >/dev/null\n{} version -o json\n{down}",
+        "set -euo pipefail\n{registry_up}\n{up}\nmake -s cluster-up >/dev/null\n{} version -o json\n\
+         curl -fsS \"http://$PW_REGISTRY/v2/\" >/dev/null && echo \"registry answered at $PW_REGISTRY\"\n{down}\n{registry_down}",
         kubectl.display()
     );
     let out = std::process::Command::new("bash")
         .args(["-c", &script])
         .current_dir(support::repo_root())
         .env("PW_CLUSTER_DIR", &dir)
+        .env("PW_REGISTRY_DIR", &registry_dir)
         .env_remove("KUBECONFIG")
         .env_remove("MAKEFLAGS")
         // As in a user's shell: under `make test`, make would announce each directory it enters.
@@ -166,13 +173,15 @@ fn make_cluster_up_and_down_as_documented() {
         support::kube_version()
     );
     assert!(!dir.exists(), "cluster-down removes its state");
+    assert!(text.contains("registry answered at 127.0.0.1:"), "{text}");
+    assert!(!registry_dir.exists(), "registry-down removes its storage");
     let ps = std::process::Command::new("ps")
         .args(["-eo", "args"])
         .output()
         .unwrap();
     let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
         .lines()
-        .filter(|l| l.contains(dir.to_str().unwrap()))
+        .filter(|l| l.contains(dir.to_str().unwrap()) || l.contains(registry_dir.to_str().unwrap()))
         .map(str::to_string)
         .collect();
     assert!(left.is_empty(), "processes left: {left:?}");

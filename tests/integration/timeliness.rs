@@ -2,14 +2,11 @@
 //! a new job within spec.expectNewJobWithin, the duration histogram across a restart, and the
 //! job table of `kubectl personalize-watch jobs` run through kubectl as a plugin.
 
-use std::process::Command;
 use std::time::Duration;
 
 use personalize_emulator::store::Batch as GenerateRequest;
 
-use crate::support::command::run;
-use crate::support::processes::binary;
-use crate::support::{self, Fixture, condition, control_plane, tool, total, wait_for};
+use crate::support::{self, Fixture, condition, total, wait_for};
 
 /// Ends a job: even ones fail, odd ones complete.
 async fn finish(f: &Fixture, arn: &str, i: usize) {
@@ -193,115 +190,4 @@ async fn the_duration_histogram_counts_each_finished_job_once_across_a_restart()
     let scrape = f.op.metrics().await;
     let failed = scrape.value("personalize_watch_job_duration_seconds_count{outcome=\"failed\"}");
     assert_eq!(failed, Some(1.0), "{}", scrape.text());
-}
-
-/// `kubectl personalize-watch jobs` through kubectl's plugin lookup, with the operator's binary
-/// on PATH as kubectl-personalize_watch.
-fn plugin(args: &[&str], columns: Option<&str>) -> String {
-    // A folder per call (tests call this at once), removed after it.
-    let dir = tempdir(&format!("plugin-{:08x}", rand::random::<u32>()));
-    let link = dir.join("kubectl-personalize_watch");
-    std::os::unix::fs::symlink(binary("personalize-watch"), &link).expect("link the plugin");
-    let path = format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut command = Command::new(tool("kubectl"));
-    command
-        .arg("personalize-watch")
-        .args(args)
-        .env("PATH", path)
-        .env("KUBECONFIG", &control_plane().kubeconfig)
-        .env_remove("COLUMNS");
-    if let Some(c) = columns {
-        command.env("COLUMNS", c);
-    }
-    let output = run(command, None);
-    let _ = std::fs::remove_dir_all(&dir);
-    output.expect_success()
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("pw-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-#[tokio::test]
-async fn kubectl_personalize_watch_jobs_prints_the_table_of_237_jobs() {
-    let f = Fixture::start("table").await;
-    let sv = support::solution_version_arn("table");
-    f.emu.generate(&sv, 200, "ACTIVE", "nightly").await;
-    f.emu
-        .generate_batch(&GenerateRequest {
-            solution_version_arn: sv.clone(),
-            count: 35,
-            status: Some("CREATE FAILED".into()),
-            name_prefix: Some("broken".into()),
-            failure_reason: Some(format!(
-                "AccessDenied: {}",
-                "the role cannot read s3://in ".repeat(20)
-            )),
-            ..Default::default()
-        })
-        .await;
-    f.emu.generate(&sv, 2, "IN PROGRESS", "running").await;
-    f.apply_watch("table", &sv, "  maxJobsInStatus: 200\n")
-        .await;
-    f.wait_status("table", Duration::from_secs(30), "237 jobs", |w| {
-        total(w) == Some(237)
-    })
-    .await;
-
-    let text = plugin(&["jobs", "table", "-n", &f.ns], Some("120"));
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(
-        lines[0].starts_with("NAME ")
-            && lines[0].contains("STATUS")
-            && lines[0].ends_with("FAILURE REASON"),
-        "{text}"
-    );
-    let rows: Vec<&&str> = lines[1..].iter().take_while(|l| !l.is_empty()).collect();
-    assert_eq!(rows.len(), 200, "as many as status holds:\n{text}");
-    // Generated batches end now, one second apart: the newest second holds one of each.
-    assert!(
-        rows[..3].iter().any(|r| r.starts_with("running-2 ")),
-        "newest first:\n{text}"
-    );
-    assert!(
-        lines.iter().all(|l| l.chars().count() <= 120),
-        "cut to COLUMNS:\n{text}"
-    );
-    assert!(
-        rows.iter().any(|r| r.contains("CREATE FAILED")
-            && r.contains("AccessDenied: the role")
-            && r.ends_with("...")),
-        "{text}"
-    );
-    assert!(
-        text.contains("Counts:    237 jobs: 200 active, 35 failed, 0 pending, 2 in progress"),
-        "{text}"
-    );
-    assert!(text.contains("the newest 200 of 237"), "{text}");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("Ready ") && l.contains("True") && l.contains("Synced")),
-        "{text}"
-    );
-
-    let wide = plugin(&["jobs", "table", "-n", &f.ns, "-o", "wide"], None);
-    assert!(
-        wide.lines().next().unwrap_or_default().contains("ARN"),
-        "{wide}"
-    );
-    assert!(wide.contains(&support::job_arn("running-1")), "{wide}");
-
-    let json: serde_json::Value =
-        serde_json::from_str(&plugin(&["jobs", "table", "-n", &f.ns, "-o", "json"], None))
-            .expect("-o json prints JSON");
-    assert_eq!(json["jobs"].as_array().map(Vec::len), Some(200));
-    assert_eq!(json["counts"]["total"], 237);
-    assert!(json.get("ledger").is_none());
 }

@@ -60,10 +60,25 @@ impl Fixture {
             .await;
     }
 
+    /// Applies a watch of a solution version with one label (`key: value`).
+    pub async fn apply_watch_labelled(&self, name: &str, sv: &str, label: &str) {
+        self.apply_object(
+            name,
+            &format!("  labels: {{{label}}}\n"),
+            &format!("  solutionVersionArn: {sv}\n"),
+        )
+        .await;
+    }
+
     /// Applies a watch of `spec` (YAML lines indented by two spaces).
     pub async fn apply_spec(&self, name: &str, spec: &str) {
+        self.apply_object(name, "", spec).await;
+    }
+
+    /// Applies a watch with more `metadata` and `spec` (YAML lines indented by two spaces).
+    async fn apply_object(&self, name: &str, metadata: &str, spec: &str) {
         let yaml = format!(
-            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n{spec}",
+            "apiVersion: personalize-watch.dev/v1alpha1\nkind: SolutionVersionWatch\nmetadata:\n  name: {name}\n  namespace: {ns}\n{metadata}spec:\n{spec}",
             ns = self.ns
         );
         let watch: SolutionVersionWatch = serde_yaml::from_str(&yaml).expect("watch YAML");

@@ -351,6 +351,11 @@ pub fn find_tool(name: &str) -> Result<PathBuf, MissingTool> {
         "prometheus" => "PW_PROMETHEUS",
         "prometheus-operator" => "PW_PROMETHEUS_OPERATOR",
         "argo-events-check" => "PW_ARGO_EVENTS_CHECK",
+        "crane" => "PW_CRANE",
+        "oras" => "PW_ORAS",
+        "krew" => "PW_KREW",
+        "validate-krew-manifest" => "PW_KREW_VALIDATE",
+        "qemu-aarch64" => "PW_QEMU_AARCH64",
         _ => "PW_UNKNOWN_TOOL",
     };
     if let Ok(path) = std::env::var(var) {

@@ -43,6 +43,22 @@ pub(crate) fn commands(block: &str) -> Vec<String> {
         .collect()
 }
 
+/// The README's chart, `oci://ghcr.io/personalize-watch/charts/personalize-watch`, is the one
+/// this run's `make release` pushed: a bash `helm` function, prepended to a block, that names the
+/// test registry's chart instead (plain HTTP) and runs $PW_HELM_BIN. The rest runs as written.
+pub(crate) fn helm_from_the_test_registry() -> String {
+    let chart = crate::release::released().chart_url().to_string();
+    format!(
+        r#"helm() {{
+  local args=() a ghcr=oci://ghcr.io/personalize-watch/charts/personalize-watch
+  for a in "$@"; do args+=("${{a/#$ghcr/{chart}}}"); done
+  case " $* " in *" $ghcr "*) args+=(--plain-http) ;; esac
+  "$PW_HELM_BIN" "${{args[@]}}"
+}}
+"#
+    )
+}
+
 /// A copy of the admin kubeconfig whose context's namespace is `ns`, as a user's would be.
 fn kubeconfig_in(dir: &Path, ns: &str) -> PathBuf {
     let path = dir.join("kubeconfig");
@@ -302,8 +318,12 @@ fn assert_reader_role(requests: &[Value]) {
     );
 }
 
+/// The plugin block, as written, with the release's downloads served from this run's own
+/// release: `curl` copies the archive from its folder, and krew (as `kubectl krew`, krew's own
+/// binary under that name on PATH) installs from its manifest and archive there.
 #[tokio::test]
 async fn the_plugin_block_installs_a_plugin_that_prints_the_watch_s_jobs() {
+    let released = crate::release::released();
     let f = Fixture::start("plugin").await;
     let sv = support::solution_version_arn("plugin");
     f.emu.generate(&sv, 2, "ACTIVE", "nightly").await;
@@ -313,20 +333,59 @@ async fn the_plugin_block_installs_a_plugin_that_prints_the_watch_s_jobs() {
         support::total(w) == Some(3)
     })
     .await;
-    // The block installs into ~/.local/bin: HOME is a folder of the test's own, on PATH.
+    // HOME is a folder of the test's own: ~/.local/bin, ~/.krew/bin and kubectl-krew on PATH.
     let scratch = Scratch::new("plugin");
     let kubeconfig = kubeconfig_in(&scratch.0, &f.ns);
     let bin = scratch.0.join(".local/bin");
-    let path = format!("{}:{}", bin.display(), path_with(&[tool("kubectl")]));
-    let (out, _) = run_script(&readme_block("plugin"), &scratch.0, |c| {
-        c.current_dir(support::repo_root())
+    let krew_bin = scratch.0.join(".krew/bin");
+    let tools = scratch.0.join("tools");
+    std::fs::create_dir_all(&tools).expect("a tools folder");
+    std::os::unix::fs::symlink(tool("krew"), tools.join("kubectl-krew")).expect("kubectl-krew");
+    let path = format!(
+        "{}:{}:{}:{}",
+        krew_bin.display(),
+        bin.display(),
+        tools.display(),
+        path_with(&[tool("kubectl")])
+    );
+    let downloads = "https://github.com/personalize-watch/personalize-watch/releases/download";
+    let serve = r#"curl() { local url=${*: -1}; cp "$PW_RELEASE_DIR/${url##*/}" .; }
+kubectl() {
+  if [ "$1 $2" = "krew install" ]; then
+    command kubectl krew install --manifest="$PW_RELEASE_DIR/plugins/personalize-watch.yaml" \
+      --archive="$PW_RELEASE_DIR/kubectl-personalize_watch_linux_amd64.tar.gz"
+  else command kubectl "$@"; fi
+}
+"#;
+    let block = readme_block("plugin");
+    assert!(
+        block.contains(&format!("{downloads}/v{}/", env!("CARGO_PKG_VERSION"))),
+        "{block}"
+    );
+    let (out, _) = run_script(&format!("{serve}{block}"), &scratch.0, |c| {
+        c.current_dir(&scratch.0)
             .env("HOME", &scratch.0)
             .env("PATH", &path)
-            .env("KUBECONFIG", &kubeconfig);
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PW_RELEASE_DIR", &released.dir);
     });
     assert!(out.success, "the plugin block failed:\n{}", out.text());
     assert!(bin.join("kubectl-personalize_watch").exists());
+    assert!(bin.join("kubectl_complete-personalize_watch").exists());
+    assert!(
+        krew_bin.join("kubectl-personalize_watch").exists(),
+        "krew installed it"
+    );
     let text = &out.stdout;
+    // list -A: NAMESPACE NAME READY TOTAL ...
+    let listed = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.first() == Some(&f.ns.as_str()) && w.get(1) == Some(&"movie-recs"));
+    assert!(
+        listed.is_some_and(|f| f[3] == "3"),
+        "list -A shows the watch with its 3 jobs:\n{text}"
+    );
     assert!(
         text.contains("NAME") && text.contains("FAILURE REASON"),
         "the table:\n{text}"
@@ -341,7 +400,8 @@ async fn the_plugin_block_installs_a_plugin_that_prints_the_watch_s_jobs() {
     );
     let json_start = text.find("\n{").expect("the -o json output");
     let json: Value = serde_json::from_str(&text[json_start..]).expect("-o json is JSON");
-    assert_eq!(json["counts"]["total"], 3, "{json}");
+    assert_eq!(json["kind"], "SolutionVersionWatch", "{json}");
+    assert_eq!(json["status"]["counts"]["total"], 3, "{json}");
 }
 
 /// Uninstalls the walk-through's release (`personalize-watch` in `personalize-watch`) when the
@@ -365,11 +425,12 @@ impl Drop for Uninstall {
     }
 }
 
-/// The node walk-through, on the test run's node: `make image`, the emulator on the node's
-/// address, the chart installed with the image, the demo watch applied and listed; then the
-/// README's upgrade, CRD and uninstall commands on that release. Its first
-/// and last lines start and stop a cluster with a node; one node runs per machine and the run's
-/// is up, so smoke::make_cluster_up_and_down_as_documented runs those two (without the node).
+/// The node walk-through, on the test run's node and registry: `make release` (into a folder of
+/// the test's own), the emulator on the node's address, the chart installed from the registry
+/// with the image the node pulls from it, the demo watch applied and listed; then the README's
+/// upgrade, CRD and uninstall commands on that release. Its first two and last two lines start
+/// and stop a registry and a cluster with a node; one node runs per machine and the run's is
+/// up, so smoke::make_cluster_up_and_down_as_documented runs those four (without the node).
 /// The chart is installed watching the test's namespace only (the README's install watches all,
 /// which would take other tests' watches), and the demo watch lands there (the kubeconfig's
 /// namespace, as in a user's context).
@@ -377,17 +438,10 @@ impl Drop for Uninstall {
 async fn the_node_walkthrough_installs_the_chart_that_syncs_the_demo_watch() {
     let block = readme_block("node-walkthrough");
     let lines: Vec<&str> = block.lines().collect();
-    assert!(
-        lines
-            .first()
-            .is_some_and(|l| l.contains("make -s cluster-up NODE=1"))
-    );
-    assert!(
-        lines
-            .last()
-            .is_some_and(|l| l.starts_with("make cluster-down"))
-    );
-    let middle = lines[1..lines.len() - 1].join("\n");
+    assert!(lines.len() > 4 && lines[1].contains("make -s cluster-up NODE=1"));
+    assert!(lines[lines.len() - 2].starts_with("make cluster-down"));
+    let middle = lines[2..lines.len() - 2].join("\n");
+    let released = crate::release::released();
 
     let client = support::client().await;
     support::install_crds(&client).await;
@@ -405,7 +459,10 @@ async fn the_node_walkthrough_installs_the_chart_that_syncs_the_demo_watch() {
             .env("PW_HELM_BIN", tool("helm"))
             .env("KUBECONFIG", &kubeconfig)
             .env("PW_HOST_IP", &host_ip)
-            .env("PW_CLUSTER_DIR", &cluster_dir);
+            .env("PW_CLUSTER_DIR", &cluster_dir)
+            .env("PW_REGISTRY", &released.registry)
+            .env("PW_NODE_REGISTRY", &released.node_registry)
+            .env("PW_RELEASE_DIR", scratch.0.join("dist"));
     });
     assert!(out.success, "the walk-through failed:\n{}", out.text());
     assert!(
@@ -442,9 +499,15 @@ async fn upgrade_crds_and_uninstall(
     kubeconfig: &Path,
     watches: &kube::Api<personalize_watch::crd::SolutionVersionWatch>,
 ) {
-    let (out, _) = run_script(&readme_block("upgrade-and-uninstall"), scratch, |c| {
+    let script = format!(
+        "{}{}",
+        helm_from_the_test_registry(),
+        readme_block("upgrade-and-uninstall")
+    );
+    let (out, _) = run_script(&script, scratch, |c| {
         c.current_dir(support::repo_root())
-            .env("PATH", path_with(&[tool("kubectl"), tool("helm")]))
+            .env("PATH", path_with(&[tool("kubectl")]))
+            .env("PW_HELM_BIN", tool("helm"))
             .env("KUBECONFIG", kubeconfig);
     });
     assert!(

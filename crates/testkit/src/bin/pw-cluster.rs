@@ -1,8 +1,9 @@
 //! The command line over the test harness's control plane ([`personalize_watch_testkit::envtest`]),
 //! run by hack/cluster.sh (which exports where the tools are first).
 //!
-//!   pw-cluster up                  start (or find running); print `export PW_HOST_IP=...` (with a
-//!                                  node) and `export KUBECONFIG=...` as the last line
+//!   pw-cluster up                  start (or find running); print `export PW_HOST_IP=...` and
+//!                                  `export PW_NODE_REGISTRY=...` (with a node) and
+//!                                  `export KUBECONFIG=...` as the last line
 //!   pw-cluster down                stop everything and remove the folder
 //!   pw-cluster status              exit 0 when the API server answers /readyz
 //!   pw-cluster restart-apiserver [--down-for SECONDS]
@@ -125,6 +126,10 @@ fn restart(dir: &Path, down_for: Duration) -> Result<(), EnvtestError> {
 fn print_exports(plane: &LocalControlPlane) {
     if !plane.state.host_ip.is_empty() {
         println!("export PW_HOST_IP={}", plane.state.host_ip);
+    }
+    // The registry at the node's address, which its containerd pulls from (hack/node.sh).
+    if let Ok(registry) = std::fs::read_to_string(plane.state.dir.join("node/registry")) {
+        println!("export PW_NODE_REGISTRY={}", registry.trim());
     }
     println!("export KUBECONFIG={}", plane.state.kubeconfig.display());
 }

@@ -1,25 +1,16 @@
-//! The job table and the summary under it, rendered from a watch without I/O.
+//! `jobs NAME`: the job table, the summary under it and the conditions, without I/O.
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use serde_json::json;
+use personalize_watch_api::crd::{JobSummary, SolutionVersionWatch};
+use personalize_watch_api::describe::{describe_counts, human_duration};
 
-use crate::crd::{JobSummary, SolutionVersionWatch};
-use crate::events::announcements::human_duration;
-use crate::status::jobs::describe_counts;
-
-/// Columns are separated as kubectl separates them.
-const GAP: &str = "   ";
+use super::{Table, age};
 
 /// The table, the counts and the conditions, as `kubectl personalize-watch jobs` prints them.
-/// `width`: cut the last column (failure reason, message) to fit it.
-pub fn render(
-    watch: &SolutionVersionWatch,
-    now: Timestamp,
-    width: Option<usize>,
-    wide: bool,
-) -> String {
+/// `table.width`: cut the last column (failure reason, message) to fit it.
+pub fn render(watch: &SolutionVersionWatch, now: Timestamp, table: Table, wide: bool) -> String {
     let Some(status) = watch.status.as_ref() else {
         return format!(
             "{} has no status yet: is the operator running, and does its policy allow this namespace?\n",
@@ -40,7 +31,7 @@ pub fn render(
             .iter()
             .map(|j| job_row(j, now, wide, versions))
             .collect();
-        out.push_str(&columns(&job_header(wide, versions), &rows, width));
+        out.push_str(&table.columns(&job_header(wide, versions), &rows));
     }
     out.push('\n');
     out.push_str(&summary(watch, now));
@@ -57,11 +48,7 @@ pub fn render(
             ]
         })
         .collect();
-    out.push_str(&columns(
-        &["CONDITION", "STATUS", "REASON", "MESSAGE"],
-        &rows,
-        width,
-    ));
+    out.push_str(&table.columns(&["CONDITION", "STATUS", "REASON", "MESSAGE"], &rows));
     out
 }
 
@@ -158,86 +145,12 @@ fn summary(watch: &SolutionVersionWatch, now: Timestamp) -> String {
     out
 }
 
-/// Left-aligned columns; the last one is cut to fit `width`.
-fn columns<S: AsRef<str>>(header: &[S], rows: &[Vec<String>], width: Option<usize>) -> String {
-    let n = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.as_ref().chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let lead: usize = widths[..n - 1].iter().map(|w| w + GAP.len()).sum();
-    let room = width.map(|w| w.saturating_sub(lead).max(10));
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| h.as_ref().to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 < n {
-                line.push_str(&format!("{cell:<w$}{GAP}", w = widths[i]));
-            } else {
-                line.push_str(&cut(cell, room));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// `text` cut to `room` characters, ending in "..." when cut.
-fn cut(text: &str, room: Option<usize>) -> String {
-    match room {
-        Some(room) if text.chars().count() > room => {
-            let kept: String = text.chars().take(room.saturating_sub(3)).collect();
-            format!("{kept}...")
-        }
-        _ => text.to_string(),
-    }
-}
-
-/// How long ago, as kubectl's AGE column says it: 45s, 12m, 5h3m, 3d.
-fn age(now: Timestamp, then: Timestamp) -> String {
-    let s = now.duration_since(then).as_secs().max(0);
-    let (m, h, d) = (s / 60, s / 3600, s / 86_400);
-    match s {
-        0..120 => format!("{s}s"),
-        120..600 => format!("{m}m{}s", s % 60),
-        600..10_800 => format!("{m}m"),
-        10_800..28_800 => format!("{h}h{}m", m % 60),
-        28_800..172_800 => format!("{h}h"),
-        172_800..691_200 => format!("{d}d{}h", h % 24),
-        _ => format!("{d}d"),
-    }
-}
-
-/// `-o json`: what the table shows, as JSON (the status without the operator's bookkeeping).
-pub fn json(watch: &SolutionVersionWatch) -> Result<String, serde_json::Error> {
-    let status = watch.status.clone().unwrap_or_default();
-    let value = json!({
-        "name": watch.name_any(),
-        "namespace": watch.namespace(),
-        "solutionVersionArn": watch.spec.solution_version_arn,
-        "solutionArn": watch.spec.solution_arn,
-        "versions": status.versions,
-        "counts": status.counts,
-        "latestJob": status.latest_job,
-        "jobs": status.jobs,
-        "jobsTruncated": status.jobs_truncated,
-        "lastSyncTime": status.last_sync_time,
-        "stale": status.stale,
-        "conditions": status.conditions,
-    });
-    let mut text = serde_json::to_string_pretty(&value)?;
-    text.push('\n');
-    Ok(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{JobCounts, SolutionVersionWatchSpec, SolutionVersionWatchStatus};
+    use personalize_watch_api::crd::{
+        JobCounts, SolutionVersionWatchSpec, SolutionVersionWatchStatus, VersionCounts,
+    };
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(s).unwrap()
@@ -283,7 +196,7 @@ mod tests {
 
     #[test]
     fn the_table_has_a_row_per_job_and_cuts_the_reason_to_the_width() {
-        let text = render(&watch(2), at(1_100), Some(80), false);
+        let text = render(&watch(2), at(1_100), Table::fit(80), false);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("NAME"), "{text}");
         assert!(lines[0].ends_with("FAILURE REASON"), "{text}");
@@ -315,7 +228,7 @@ mod tests {
             job.solution_version_arn = Some(format!("{solution}/{id}"));
         }
         status.versions_total = Some(2);
-        status.versions = vec![crate::crd::VersionCounts {
+        status.versions = vec![VersionCounts {
             solution_version_arn: format!("{solution}/week52"),
             counts: JobCounts {
                 total: 1,
@@ -323,7 +236,7 @@ mod tests {
                 ..Default::default()
             },
         }];
-        let text = render(&w, at(1_100), None, false);
+        let text = render(&w, at(1_100), Table::default(), false);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("NAME    VERSION   STATUS"), "{text}");
         assert!(
@@ -335,13 +248,13 @@ mod tests {
             text.contains("Versions:  2 with jobs; the newest, week52: 1 jobs: 0 active, 1 failed"),
             "{text}"
         );
-        let version_watch = render(&watch(2), at(1_100), None, false);
+        let version_watch = render(&watch(2), at(1_100), Table::default(), false);
         assert!(!version_watch.contains("VERSION"), "{version_watch}");
     }
 
     #[test]
     fn wide_adds_the_arn_and_no_width_cuts_nothing() {
-        let text = render(&watch(2), at(1_100), None, true);
+        let text = render(&watch(2), at(1_100), Table::default(), true);
         assert!(
             text.lines().next().unwrap().contains("UPDATED   ARN"),
             "{text}"
@@ -351,25 +264,16 @@ mod tests {
     }
 
     #[test]
-    fn ages_read_like_kubectl() {
-        for (s, want) in [
-            (5, "5s"),
-            (130, "2m10s"),
-            (3_000, "50m"),
-            (18_000, "5h0m"),
-            (90_000, "25h"),
-            (200_000, "2d7h"),
-            (900_000, "10d"),
-        ] {
-            assert_eq!(age(at(s), at(0)), want);
-        }
-    }
-
-    #[test]
-    fn json_leaves_out_the_ledger() {
-        let text = json(&watch(1)).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["jobs"][0]["name"], "job-0");
-        assert!(v.get("ledger").is_none());
+    fn no_headers_leaves_out_the_header_lines() {
+        let table = Table {
+            headers: false,
+            ..Table::default()
+        };
+        let text = render(&watch(2), at(1_100), table, false);
+        assert!(text.starts_with("job-0"), "{text}");
+        assert!(
+            !text.contains("NAME") && !text.contains("CONDITION"),
+            "{text}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::events::Outbox;
+use crate::outbox::Outbox;
 
 /// Largest `maxJobsInStatus`: 200 summaries of at most about 1.5 KiB each keep the object far
 /// below etcd's 1.5 MiB limit.
@@ -132,9 +132,9 @@ pub struct SolutionVersionWatchSpec {
     /// Immutable: create another SolutionVersionWatch to watch another solution version.
     /// Exactly one of solutionVersionArn and solutionArn is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256), regex(pattern = crate::access::arn::PATTERN))]
+    #[schemars(length(min = 1, max = 256), regex(pattern = crate::arn::PATTERN))]
     #[x_kube(
-        validation = kube::core::Rule::new(crate::access::arn::partition_rule())
+        validation = kube::core::Rule::new(crate::arn::partition_rule())
             .message(
                 "spec.solutionVersionArn: the region is not in the ARN's partition (e.g. cn-north-1 is in aws-cn)"
             )
@@ -155,9 +155,9 @@ pub struct SolutionVersionWatchSpec {
     /// arn:aws:personalize:us-east-1:123456789012:solution/my-solution.
     /// Immutable; exactly one of solutionVersionArn and solutionArn is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256), regex(pattern = crate::access::arn::SOLUTION_PATTERN))]
+    #[schemars(length(min = 1, max = 256), regex(pattern = crate::arn::SOLUTION_PATTERN))]
     #[x_kube(
-        validation = kube::core::Rule::new(crate::access::arn::partition_rule())
+        validation = kube::core::Rule::new(crate::arn::partition_rule())
             .message(
                 "spec.solutionArn: the region is not in the ARN's partition (e.g. cn-north-1 is in aws-cn)"
             )
@@ -174,7 +174,7 @@ pub struct SolutionVersionWatchSpec {
 
     /// AWS region to call: the region inside the watched ARN, which it may only repeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32), regex(pattern = crate::access::arn::REGION_PATTERN))]
+    #[schemars(length(min = 1, max = 32), regex(pattern = crate::arn::REGION_PATTERN))]
     pub region: Option<String>,
 
     /// How often to list the jobs while none is PENDING or IN PROGRESS, as a duration such as
@@ -500,7 +500,8 @@ mod tests {
     #[test]
     fn checked_in_crd_matches_the_rust_types() {
         let generated = crd_yaml().unwrap();
-        let checked_in = include_str!("../crds/solutionversionwatches.personalize-watch.dev.yaml");
+        let checked_in =
+            include_str!("../../../crds/solutionversionwatches.personalize-watch.dev.yaml");
         assert!(
             generated == checked_in,
             "crds/ is out of date: run `make crds` (cargo run -- crd > crds/solutionversionwatches.personalize-watch.dev.yaml)"

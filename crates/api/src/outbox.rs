@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::crd::PendingEvent;
 
 /// Announcements waiting at most: past it a job's announcement waits in the ledger's `open`
-/// list for room (see [`super::ledger`]); an episode's (overdue, poll failure) is not made.
+/// list for room (see the operator's `events::ledger`); an episode's (overdue, poll failure) is not made.
 pub const MAX_OUTBOX: usize = 100;
 
 /// Announcements in the order they were decided, at most [`MAX_OUTBOX`].
