@@ -93,7 +93,8 @@ push_platform() {
 
 # Attaches an SPDX SBOM of the image DIGEST (platform ARCH) as its referrer.
 attach_sbom() {
-  local arch=$1 digest=$2 sbom="$out/personalize-watch-$version-linux-$arch.spdx.json"
+  local arch=$1 digest=$2
+  local sbom="$out/personalize-watch-$version-linux-$arch.spdx.json"
   SYFT_CHECK_FOR_APP_UPDATE=false SYFT_REGISTRY_INSECURE_USE_HTTP=${plain_http:+true} \
     "$syft" scan "registry:$repo@$digest" -q -o "spdx-json=$sbom" \
     || die "syft could not scan $repo@$digest"
@@ -104,7 +105,8 @@ attach_sbom() {
 
 # The plugin's archive for ARCH: the binary, its completion script and the licence.
 plugin_archive() {
-  local arch=$1 binary=$2 dir="$work/plugin-$arch"
+  local arch=$1 binary=$2
+  local dir="$work/plugin-$arch"
   install -D -m 0755 "$binary" "$dir/kubectl-personalize_watch"
   install -m 0755 crates/plugin/kubectl_complete-personalize_watch "$dir/"
   install -m 0644 LICENSE "$dir/"
@@ -179,7 +181,8 @@ log "the chart, as an OCI artifact"
   || die "helm push failed: $(cat "$work/helm.log")"
 
 krew_manifest
-(cd "$out" && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | sort | xargs sha256sum > SHA256SUMS)
+(cd "$out" && find . -type f | sed 's|^\./||' | sort | xargs sha256sum > "$work/SHA256SUMS")
+mv "$work/SHA256SUMS" "$out/SHA256SUMS"
 log "released in $(( $(date +%s) - started ))s: $(wc -l < "$out/SHA256SUMS") files in $out (SHA256SUMS)"
 echo "$repo:$version@$index"
 echo "oci://$PW_REGISTRY/charts/personalize-watch:$version"
