@@ -37,6 +37,13 @@ exports=$(PW_NODE=1 PW_OWNER_PID=$$ hack/cluster.sh up)
 eval "$exports"
 export KUBECONFIG PW_HOST_IP="${PW_HOST_IP:-}"
 
+# The release, into the run's registry, before the tests: the node and release tests install
+# and inspect it (tests/integration/release.rs reads PW_RELEASED), and its builds do not compete
+# with timing-sensitive tests for the cores.
+registry=$(hack/registry.sh up | sed -n 's/^export PW_REGISTRY=//p')
+export PW_RELEASED="$PW_CLUSTER_DIR/released" PW_RELEASE_DIR="$PW_CLUSTER_DIR/release"
+PW_REGISTRY=$registry hack/release.sh > "$PW_RELEASED"
+
 # Most integration tests wait on the API server, the emulator or a poll interval rather than
 # on a core: four at once on two cores (PW_TEST_THREADS to change it).
 export RUST_TEST_THREADS="${PW_TEST_THREADS:-4}"

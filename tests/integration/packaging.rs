@@ -84,6 +84,47 @@ fn chart_crd_and_app_version_follow_the_crate() {
     );
 }
 
+/// One registry path everywhere a user reads it: the chart's default image, the README's image
+/// and chart references, and where the release workflow pushes (ghcr.io, the repository's owner).
+#[test]
+fn the_chart_readme_and_release_workflow_name_one_registry_path() {
+    let root = support::repo_root();
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&read("charts/personalize-watch/values.yaml")).unwrap();
+    let repository = values["image"]["repository"].as_str().unwrap_or_default();
+    assert_eq!(repository, "ghcr.io/personalize-watch/personalize-watch");
+    assert_eq!(
+        values["image"]["tag"].as_str(),
+        Some(""),
+        "the tag defaults to the appVersion"
+    );
+    let (registry, image) = repository.rsplit_once('/').unwrap();
+    let readme = read("README.md");
+    let version = env!("CARGO_PKG_VERSION");
+    for named in [
+        format!("`{repository}:VERSION`"),
+        format!("oci://{registry}/charts/personalize-watch --version {version}"),
+    ] {
+        assert!(readme.contains(&named), "README does not name {named}");
+    }
+    let workflow: serde_yaml::Value =
+        serde_yaml::from_str(&read(".github/workflows/release.yml")).unwrap();
+    let pushes_to = workflow["jobs"]["release"]["env"]["PW_REGISTRY"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(pushes_to, "ghcr.io/${{ github.repository_owner }}");
+    assert_eq!(
+        registry, "ghcr.io/personalize-watch",
+        "the owner the chart's home names"
+    );
+    assert_eq!(
+        image, "personalize-watch",
+        "hack/release.sh pushes $PW_REGISTRY/personalize-watch"
+    );
+    assert!(read("hack/release.sh").contains(r#"repo="$PW_REGISTRY/personalize-watch""#));
+}
+
 #[tokio::test]
 async fn chart_renders_value_sets_the_api_server_accepts() {
     let client = support::client().await;

@@ -4,7 +4,7 @@
 //! Dockerfile against the released config, and the plugin installed by krew from the archives.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -42,7 +42,9 @@ impl Released {
     }
 }
 
-/// `make release` once per test run, into the cluster's folder (removed with the cluster).
+/// `make release` once per test run, into the cluster's folder (removed with the cluster); under
+/// `make test`, the one hack/test.sh made before the tests (its output in PW_RELEASED, its
+/// files in PW_RELEASE_DIR).
 pub(crate) fn released() -> &'static Released {
     static RELEASED: OnceLock<Released> = OnceLock::new();
     RELEASED.get_or_init(|| {
@@ -64,14 +66,24 @@ pub(crate) fn released() -> &'static Released {
             .expect("the node's registry address")
             .trim()
             .to_string();
-        let out_dir = dir.join("release");
-        let mut release = Command::new("bash");
-        release
-            .arg(support::repo_root().join("hack/release.sh"))
-            .env("PW_REGISTRY", &registry)
-            .env("PW_RELEASE_DIR", &out_dir)
-            .stderr(Stdio::inherit());
-        let out = run(release, None).expect_success();
+        let made = std::env::var("PW_RELEASED")
+            .ok()
+            .zip(std::env::var("PW_RELEASE_DIR").ok());
+        let (out, out_dir) = match made {
+            Some((refs, out_dir)) => {
+                let refs = std::fs::read_to_string(&refs).expect("hack/test.sh's release output");
+                (refs, PathBuf::from(out_dir))
+            }
+            None => {
+                let out_dir = dir.join("release");
+                let mut release = Command::new("bash");
+                release
+                    .arg(support::repo_root().join("hack/release.sh"))
+                    .env("PW_REGISTRY", &registry)
+                    .env("PW_RELEASE_DIR", &out_dir);
+                (run(release, None).expect_success(), out_dir)
+            }
+        };
         let lines: Vec<&str> = out.lines().collect();
         let [image, chart] = lines[lines.len().saturating_sub(2)..] else {
             panic!("release.sh ends with the image and chart references:\n{out}");
