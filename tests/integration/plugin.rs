@@ -116,37 +116,29 @@ async fn kubectl_personalize_watch_jobs_prints_the_table_of_237_jobs() {
         "{text}"
     );
 
-    let wide = plugin(
-        &[
-            "personalize-watch",
-            "jobs",
-            "table",
-            "-n",
-            &f.ns,
-            "-o",
-            "wide",
-        ],
-        None,
-    );
+    let jobs_as = |output: &str| {
+        plugin(
+            &[
+                "personalize-watch",
+                "jobs",
+                "table",
+                "-n",
+                &f.ns,
+                "-o",
+                output,
+            ],
+            None,
+        )
+    };
+    let wide = jobs_as("wide");
     assert!(
         wide.lines().next().unwrap_or_default().contains("ARN"),
         "{wide}"
     );
     assert!(wide.contains(&support::job_arn("running-1")), "{wide}");
 
-    let json: serde_json::Value = serde_json::from_str(&plugin(
-        &[
-            "personalize-watch",
-            "jobs",
-            "table",
-            "-n",
-            &f.ns,
-            "-o",
-            "json",
-        ],
-        None,
-    ))
-    .expect("-o json prints JSON");
+    let json: serde_json::Value =
+        serde_json::from_str(&jobs_as("json")).expect("-o json prints JSON");
     assert_eq!(
         json["kind"], "SolutionVersionWatch",
         "-o json is the Kubernetes object"

@@ -3,11 +3,14 @@
 //! `kubectl-personalize_watch __complete WORDS`; the answer is Cobra's protocol, kubectl's own:
 //! a candidate a line, then `:DIRECTIVE`.
 
+use std::fmt::Debug;
+
 use k8s_openapi::api::core::v1::Namespace;
-use kube::Api;
 use kube::api::ListParams;
 use kube::config::Kubeconfig;
+use kube::{Api, Resource};
 use personalize_watch_api::crd::SolutionVersionWatch;
+use serde::de::DeserializeOwned;
 
 use crate::cli::Target;
 use crate::client::connect;
@@ -153,30 +156,30 @@ pub async fn answer(words: &[String]) -> String {
 
 // Completion offers what it can read; an error (no cluster, no permission) offers nothing.
 async fn watch_names(target: &Target) -> Vec<String> {
-    let Ok((client, namespace)) = connect(target).await else {
-        return Vec::new();
-    };
-    let api: Api<SolutionVersionWatch> = Api::namespaced(client, &namespace);
-    let list = api.list_metadata(&ListParams::default()).await;
-    list.map(|l| {
-        l.items
-            .into_iter()
-            .filter_map(|w| w.metadata.name)
-            .collect()
-    })
-    .unwrap_or_default()
+    match connect(target).await {
+        Ok((client, namespace)) => {
+            names(Api::<SolutionVersionWatch>::namespaced(client, &namespace)).await
+        }
+        Err(_) => Vec::new(),
+    }
 }
 
 async fn namespace_names(target: &Target) -> Vec<String> {
-    let Ok((client, _)) = connect(target).await else {
-        return Vec::new();
-    };
-    let api: Api<Namespace> = Api::all(client);
+    match connect(target).await {
+        Ok((client, _)) => names(Api::<Namespace>::all(client)).await,
+        Err(_) => Vec::new(),
+    }
+}
+
+async fn names<K>(api: Api<K>) -> Vec<String>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     let list = api.list_metadata(&ListParams::default()).await;
     list.map(|l| {
         l.items
             .into_iter()
-            .filter_map(|n| n.metadata.name)
+            .filter_map(|o| o.metadata.name)
             .collect()
     })
     .unwrap_or_default()
