@@ -11,7 +11,7 @@ use governor::clock::DefaultClock;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use crate::flow::turns::Turns;
+use crate::flow::turns::{Place, Turns};
 
 type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
 
@@ -50,14 +50,14 @@ impl FairBucket {
         self.waiting().turns.is_empty() && self.bucket.check().is_ok()
     }
 
-    /// Waits for a call's token, in `key`'s turn.
-    pub async fn acquire(self: &Arc<Self>, key: &str) {
+    /// Waits for a call's token, in `key`'s turn, at `place` among the key's calls.
+    pub async fn acquire(self: &Arc<Self>, key: &str, place: Place) {
         let granted = {
             let mut waiting = self.waiting();
             if waiting.turns.is_empty() && self.bucket.check().is_ok() {
                 return;
             }
-            let granted = waiting.turns.wait(key);
+            let granted = waiting.turns.queue(key, place);
             if !waiting.pumping {
                 waiting.pumping = true;
                 tokio::spawn(self.clone().pump());
@@ -125,7 +125,7 @@ mod tests {
         for i in 0..60 {
             let (bucket, order) = (bucket.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                bucket.acquire("busy").await;
+                bucket.acquire("busy", Place::Last).await;
                 order.lock().unwrap().push(format!("busy{i}"));
             }));
         }
@@ -134,7 +134,7 @@ mod tests {
         for i in 0..5 {
             let (bucket, order) = (bucket.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                bucket.acquire("quiet").await;
+                bucket.acquire("quiet", Place::Last).await;
                 order.lock().unwrap().push(format!("quiet{i}"));
             }));
         }
@@ -157,7 +157,9 @@ mod tests {
         let started = Instant::now();
         let mut grants = Vec::new();
         for i in 0..30 {
-            bucket.acquire(if i % 2 == 0 { "a" } else { "b" }).await;
+            bucket
+                .acquire(if i % 2 == 0 { "a" } else { "b" }, Place::Last)
+                .await;
             grants.push(started.elapsed());
         }
         // 30 calls at 50/s with a burst of 5 take at least (30 - 5) / 50 s.

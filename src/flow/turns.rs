@@ -11,6 +11,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
+/// Where a waiter queues among its key's waiters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Behind them: first come, first served.
+    Last,
+    /// Ahead of them, not of the other keys: for work that serves several of the key's
+    /// waiters at once, which would otherwise queue behind the very work it saves.
+    First,
+}
+
 /// Waiters by key, first come first served within a key, keys in turn.
 pub struct Turns<T> {
     queues: HashMap<String, VecDeque<oneshot::Sender<T>>>,
@@ -32,14 +42,24 @@ impl<T> Turns<T> {
         self.order.is_empty()
     }
 
-    /// Queues a waiter for `key`; it gets what [`Turns::grant`] hands it.
+    /// Queues a waiter for `key` behind the key's others; it gets what [`Turns::grant`] hands
+    /// it.
     pub fn wait(&mut self, key: &str) -> oneshot::Receiver<T> {
+        self.queue(key, Place::Last)
+    }
+
+    /// Queues a waiter for `key` at `place` among the key's waiters; the key keeps its turn
+    /// among the others.
+    pub fn queue(&mut self, key: &str, place: Place) -> oneshot::Receiver<T> {
         let (tx, rx) = oneshot::channel();
         let queue = self.queues.entry(key.to_string()).or_default();
         if queue.is_empty() {
             self.order.push_back(key.to_string());
         }
-        queue.push_back(tx);
+        match place {
+            Place::Last => queue.push_back(tx),
+            Place::First => queue.push_front(tx),
+        }
         rx
     }
 
@@ -246,6 +266,31 @@ impl Slot {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_waiter_placed_first_goes_ahead_of_its_key_not_of_the_others() {
+        let mut turns: Turns<()> = Turns::default();
+        let queued = [
+            ("a1", Place::Last),
+            ("a2", Place::Last),
+            ("b3", Place::Last),
+            ("a4", Place::First),
+            ("b5", Place::Last),
+        ];
+        let mut waiters: Vec<(&str, oneshot::Receiver<()>)> = queued
+            .iter()
+            .map(|(name, place)| (*name, turns.queue(&name[..1], *place)))
+            .collect();
+        let mut order = Vec::new();
+        while turns.grant(()).is_ok() {
+            let granted = waiters
+                .iter_mut()
+                .position(|(_, rx)| rx.try_recv().is_ok())
+                .unwrap();
+            order.push(waiters.remove(granted).0);
+        }
+        assert_eq!(order, ["a4", "b3", "a1", "b5", "a2"]);
+    }
 
     #[tokio::test]
     async fn slots_go_round_robin_between_namespaces() {

@@ -26,6 +26,8 @@ pub enum ListErrorKind {
     InvalidNextToken,
     RepeatedToken,
     TooManyPages,
+    /// An account-wide listing passed its deadline: its leader's interval.
+    TooSlow,
     /// The listing passed `--max-listing-jobs` or `--max-listing-bytes`.
     TooLarge,
     EndpointUnreachable,
@@ -49,6 +51,7 @@ impl ListErrorKind {
             ListErrorKind::InvalidNextToken => Reason::InvalidNextToken,
             ListErrorKind::RepeatedToken => Reason::RepeatedToken,
             ListErrorKind::TooManyPages => Reason::TooManyPages,
+            ListErrorKind::TooSlow => Reason::Timeout,
             ListErrorKind::TooLarge => Reason::ListingTooLarge,
             ListErrorKind::EndpointUnreachable => Reason::EndpointUnreachable,
             ListErrorKind::Timeout => Reason::Timeout,

@@ -33,7 +33,7 @@ use crate::access::RoleRef;
 use crate::access::arn::WatchedArn;
 use crate::crd::ListingSource;
 use crate::flow::rate::RegionLimiter;
-use crate::flow::turns::Slot;
+use crate::flow::turns::{Place, Slot};
 use crate::metrics::Metrics;
 use plan::{Asking, Member, Served};
 use shared::{GroupKey, SharedListings, Step};
@@ -101,6 +101,18 @@ enum Scope<'a> {
     Version(&'a str),
     /// Every job of the account in the region.
     Account,
+}
+
+impl Scope<'_> {
+    /// Where its calls wait for the rate among the namespace's: an account-wide listing serves
+    /// every watch that joined it, whose own calls it saves, so its pages go first; behind
+    /// them, each page would wait out the namespace's whole queue again.
+    fn place(self) -> Place {
+        match self {
+            Scope::Version(_) => Place::Last,
+            Scope::Account => Place::First,
+        }
+    }
 }
 
 /// Shared by every watch: the clients, one fair rate limiter per region, and the listings
@@ -206,8 +218,9 @@ impl Personalize {
     }
 
     /// Makes the shared listing: the account's jobs for every watch that joined, this watch's
-    /// own for itself. If it fails, or would take as many calls as the own listings it
-    /// replaces, this watch and those waiting list on their own.
+    /// own for itself. If it fails, would take as many calls as the own listings it replaces,
+    /// or takes longer than this watch's interval (the watches waiting for it would miss a
+    /// poll), this watch and those waiting list on their own.
     async fn lead(
         &self,
         client: &Client,
@@ -216,7 +229,13 @@ impl Personalize {
     ) -> Result<(Vec<ListedJob>, Instant, usize, Served), ListError> {
         let group = request.group();
         let cap = leader.fewer_than.saturating_sub(1).clamp(1, MAX_PAGES);
-        match self.listing(client, request, Scope::Account, cap).await {
+        // Checked between pages: a listing stopped inside a call would give its slot up and
+        // never take it back.
+        let limits = Limits {
+            pages: cap,
+            deadline: Some(leader.started + request.every),
+        };
+        match self.listing(client, request, Scope::Account, limits).await {
             Ok(all) => {
                 self.shared.account_listed(&group, Ok(all.len()));
                 let all: Arc<[ListedJob]> = all.into();
@@ -232,6 +251,15 @@ impl Personalize {
                     "the account-wide listing stopped: its watches' own listings take fewer calls"
                 );
                 self.shared.account_at_least(&group, cap);
+                leader.finish(None);
+                self.list_own(client, request).await
+            }
+            Err(e) if e.kind == ListErrorKind::TooSlow => {
+                tracing::info!(
+                    every = ?request.every,
+                    "the account-wide listing took longer than the interval; watches list on their own"
+                );
+                self.shared.pause(&group);
                 leader.finish(None);
                 self.list_own(client, request).await
             }
@@ -254,7 +282,7 @@ impl Personalize {
         let started = Instant::now();
         if !request.arn.is_solution() {
             let scope = Scope::Version(request.arn.as_str());
-            let jobs = self.listing(client, request, scope, MAX_PAGES).await?;
+            let jobs = self.listing(client, request, scope, Limits::OWN).await?;
             let calls = plan::pages(jobs.len());
             return Ok((jobs, started, calls, Served::Own));
         }
@@ -263,7 +291,7 @@ impl Personalize {
         let mut jobs = Vec::new();
         for version in &versions {
             let listed = self
-                .listing(client, request, Scope::Version(version), MAX_PAGES)
+                .listing(client, request, Scope::Version(version), Limits::OWN)
                 .await?;
             calls += plan::pages(listed.len());
             jobs.extend(listed);
@@ -271,22 +299,22 @@ impl Personalize {
         Ok((jobs, started, calls, Served::Own))
     }
 
-    /// Every job of `scope`: all pages, 100 at a time, at most `max_pages` of them. An
+    /// Every job of `scope`: all pages, 100 at a time, within `limits`. An
     /// InvalidNextTokenException restarts the listing once.
     async fn listing(
         &self,
         client: &Client,
         request: &ListRequest<'_>,
         scope: Scope<'_>,
-        max_pages: usize,
+        limits: Limits,
     ) -> Result<Vec<ListedJob>, ListError> {
-        match self.list_once(client, request, scope, max_pages).await {
+        match self.list_once(client, request, scope, limits).await {
             Err(e) if e.kind == ListErrorKind::InvalidNextToken => {
                 tracing::warn!(
                     watched_arn = request.arn.as_str(),
                     "InvalidNextTokenException: restarting the listing"
                 );
-                self.list_once(client, request, scope, max_pages).await
+                self.list_once(client, request, scope, limits).await
             }
             listed => listed,
         }
@@ -299,11 +327,11 @@ impl Personalize {
         client: &Client,
         request: &ListRequest<'_>,
         scope: Scope<'_>,
-        max_pages: usize,
+        limits: Limits,
     ) -> Result<Vec<ListedJob>, ListError> {
         let mut jobs = Vec::new();
         let mut size = ListingSize::default();
-        let mut pages = Pages::at_most(max_pages);
+        let mut pages = Pages::within(limits);
         loop {
             // An account-wide listing serves several namespaces: each asks its policy again
             // when it gets its jobs.
@@ -315,7 +343,7 @@ impl Personalize {
             }
             let token = pages.token();
             let page = self
-                .call(request, OPERATION, || {
+                .call(request, OPERATION, scope.place(), || {
                     client
                         .list_batch_inference_jobs()
                         .set_solution_version_arn(match scope {
@@ -345,11 +373,11 @@ impl Personalize {
         request: &ListRequest<'_>,
     ) -> Result<Vec<String>, ListError> {
         let mut versions = Vec::new();
-        let mut pages = Pages::at_most(MAX_PAGES);
+        let mut pages = Pages::within(Limits::OWN);
         loop {
             let token = pages.token();
             let page = self
-                .call(request, VERSIONS_OPERATION, || {
+                .call(request, VERSIONS_OPERATION, Place::Last, || {
                     client
                         .list_solution_versions()
                         .solution_arn(request.arn.as_str())
@@ -366,12 +394,14 @@ impl Personalize {
         }
     }
 
-    /// One call, within the region's rate limit, counted by outcome; a failure that may pass
-    /// is asked again (the same page, the same token) after growing pauses.
+    /// One call, within the region's rate limit at `place` among its namespace's calls,
+    /// counted by outcome; a failure that may pass is asked again (the same page, the same
+    /// token) after growing pauses.
     async fn call<T, E, F, Fut>(
         &self,
         request: &ListRequest<'_>,
         operation: &'static str,
+        place: Place,
         send: F,
     ) -> Result<T, ListError>
     where
@@ -384,7 +414,7 @@ impl Personalize {
         loop {
             let bucket = self.limiter.bucket(&request.arn.region);
             if !bucket.try_acquire() {
-                request.away(bucket.acquire(request.namespace)).await;
+                request.away(bucket.acquire(request.namespace, place)).await;
             }
             let error = match send().await {
                 Ok(page) => {
@@ -408,20 +438,35 @@ impl Personalize {
     }
 }
 
-/// The page tokens of one listing: each is used once, and the listing ends within `max`
-/// pages ([`MAX_PAGES`] at most).
+/// Where a listing stops short: after `pages` pages ([`MAX_PAGES`] at most), and, for an
+/// account-wide listing, at its deadline.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    pages: usize,
+    deadline: Option<Instant>,
+}
+
+impl Limits {
+    const OWN: Limits = Limits {
+        pages: MAX_PAGES,
+        deadline: None,
+    };
+}
+
+/// The page tokens of one listing: each is used once, and the listing ends within its
+/// [`Limits`].
 struct Pages {
     count: usize,
-    max: usize,
+    limits: Limits,
     next: Option<String>,
     seen: HashSet<String>,
 }
 
 impl Pages {
-    fn at_most(max: usize) -> Self {
+    fn within(limits: Limits) -> Self {
         Pages {
             count: 0,
-            max,
+            limits,
             next: None,
             seen: HashSet::new(),
         }
@@ -447,10 +492,19 @@ impl Pages {
                 "Personalize returned a page token it had returned before; the listing would never end",
             ));
         }
-        if self.count >= self.max {
+        if self.count >= self.limits.pages {
             return Err(ListError::new(
                 ListErrorKind::TooManyPages,
-                format!("the listing did not end within {} pages", self.max),
+                format!("the listing did not end within {} pages", self.limits.pages),
+            ));
+        }
+        if self.limits.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(ListError::new(
+                ListErrorKind::TooSlow,
+                format!(
+                    "the listing did not end within its deadline ({} pages)",
+                    self.count
+                ),
             ));
         }
         self.next = Some(token);

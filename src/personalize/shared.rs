@@ -19,7 +19,7 @@ use super::error::{ListError, ListErrorKind};
 use super::plan::{self, Asking, Member, Members, Plan};
 use crate::access::RoleRef;
 
-/// After a failed account-wide listing, the group's watches list on their own this long.
+/// After a failed or slow account-wide listing, the group's watches list on their own this long.
 pub const ACCOUNT_WIDE_PAUSE: Duration = Duration::from_secs(300);
 
 /// Whose jobs one listing can show: the same account and region, with the same credentials;
@@ -66,6 +66,12 @@ struct Group {
     /// No account-wide listing before this (the last one failed).
     paused_until: Option<Instant>,
     flight: Option<Flight>,
+}
+
+impl Group {
+    fn pause(&mut self) {
+        self.paused_until = Some(Instant::now() + ACCOUNT_WIDE_PAUSE);
+    }
 }
 
 /// What a watch asking for a listing does.
@@ -188,8 +194,14 @@ impl SharedListings {
             {
                 group.account_jobs = Some(usize::MAX);
             }
-            Err(_) => group.paused_until = Some(Instant::now() + ACCOUNT_WIDE_PAUSE),
+            Err(_) => group.pause(),
         }
+    }
+
+    /// The group's watches list on their own for [`ACCOUNT_WIDE_PAUSE`]: its last
+    /// account-wide listing took longer than its leader's interval.
+    pub fn pause(&self, key: &GroupKey) {
+        self.groups().entry(key.clone()).or_default().pause();
     }
 
     /// A shared listing stopped after `pages` full pages, as dear as the listings it was to

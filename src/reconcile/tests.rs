@@ -703,16 +703,6 @@ async fn an_account_wide_listing_stops_at_the_calls_it_was_to_save() {
         allowed: &allowed,
         slot: None,
     };
-    let account_wide = || {
-        emulator.with(|state| {
-            state
-                .requests
-                .iter()
-                .filter(|r| r.operation == "ListBatchInferenceJobs")
-                .filter(|r| r.solution_version_arn.is_none())
-                .count()
-        })
-    };
     for round in 0..3 {
         let listed_a = ctx
             .personalize
@@ -729,8 +719,88 @@ async fn an_account_wide_listing_stops_at_the_calls_it_was_to_save() {
             (1, 1),
             "round {round}"
         );
-        assert_eq!(account_wide(), usize::from(round > 0), "round {round}");
+        assert_eq!(
+            account_wide_requests(&emulator),
+            usize::from(round > 0),
+            "round {round}"
+        );
     }
     // Two own listings a round, and the one page of the stopped account-wide listing.
     assert_eq!(emulator_requests(&emulator), 7);
+}
+
+/// Calls of account-wide listings (ListBatchInferenceJobs naming no solution version).
+fn account_wide_requests(emulator: &server::Shared) -> usize {
+    emulator.with(|state| {
+        state
+            .requests
+            .iter()
+            .filter(|r| r.operation == "ListBatchInferenceJobs")
+            .filter(|r| r.solution_version_arn.is_none())
+            .count()
+    })
+}
+
+/// Three watches due together share an account-wide listing of up to 8 pages, but every page
+/// takes at least 150 ms and their interval is 500 ms: the listing stops at its deadline, before
+/// its pages run out, each watch gets its jobs from its own listing, and the group lists on its
+/// own from then on (the watches waiting for a slow shared listing would miss their polls).
+#[tokio::test]
+async fn an_account_wide_listing_slower_than_the_interval_stops_at_its_deadline() {
+    use personalize_emulator::api::Operation;
+    use personalize_emulator::faults::{FaultKind, FaultRule};
+    const EVERY: Duration = Duration::from_millis(500);
+    let arns: Vec<String> = (0..3)
+        .map(|i| format!("arn:aws:personalize:us-east-1:123456789012:solution/slow/v{i}"))
+        .collect();
+    let mut state = EmulatorState::default();
+    for (i, arn) in arns.iter().enumerate() {
+        state
+            .store
+            .generate(arn, 250, "ACTIVE", &format!("j{i}"))
+            .unwrap();
+    }
+    // Every call after the watches' first listings (3 pages each).
+    state.faults.add(
+        FaultRule::new(FaultKind::Latency)
+            .for_operation(Operation::ListBatchInferenceJobs)
+            .after(9)
+            .times(1_000)
+            .latency_ms(150),
+    );
+    let (url, emulator) = serve(state).await;
+    let (ctx, _handle) = context(&url).await;
+    let watched: Vec<crate::access::arn::WatchedArn> = arns
+        .iter()
+        .map(|a| crate::access::arn::WatchedArn::parse_version(a).unwrap())
+        .collect();
+    let allowed = || true;
+    for round in 0..3 {
+        for (i, arn) in watched.iter().enumerate() {
+            let watch = format!("default/v{i}");
+            let request = ListRequest {
+                arn,
+                watch: &watch,
+                every: EVERY,
+                namespace: "default",
+                role: None,
+                allowed: &allowed,
+                slot: None,
+            };
+            let listed = ctx.personalize.list_jobs(&request).await.unwrap();
+            assert_eq!(listed.jobs.len(), 250, "round {round}, {watch}");
+        }
+        if round == 0 {
+            assert_eq!(
+                account_wide_requests(&emulator),
+                0,
+                "first listings are own"
+            );
+        }
+    }
+    let account_wide = account_wide_requests(&emulator);
+    assert!(
+        (1..8).contains(&account_wide),
+        "one account-wide listing, stopped before its 8 pages: {account_wide} calls"
+    );
 }
