@@ -260,6 +260,40 @@ async fn the_chart_runs_the_operator_in_a_pod_that_syncs_and_announces() {
         .and_then(|c| c.container_id.clone())
         .unwrap_or_default();
     let pid = container_pid(&dir, id.trim_start_matches("containerd://"));
+    // Pulled by containerd from the node's registry, by the release's digest, over plain HTTP
+    // configured for that address alone.
+    let released = released();
+    let image_id = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .map(|c| c.image_id.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        image_id,
+        format!(
+            "{}/personalize-watch@{}",
+            released.node_registry,
+            released.digest()
+        )
+    );
+    let hosts: Vec<String> = std::fs::read_dir(dir.join("node/certs.d"))
+        .expect("the node's registry hosts")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(hosts, std::slice::from_ref(&released.node_registry));
+    let toml = std::fs::read_to_string(
+        dir.join("node/certs.d")
+            .join(&released.node_registry)
+            .join("hosts.toml"),
+    )
+    .expect("hosts.toml");
+    assert!(
+        toml.contains(&format!("server = \"http://{}\"", released.node_registry)),
+        "{toml}"
+    );
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     let uid = status
         .lines()
