@@ -246,6 +246,7 @@ fn values_schema_refuses_bad_values_clearly() {
         ("aws.retryMode=sometimes", "retryMode"),
         ("defaultPollInterval=soon", "defaultPollInterval"),
         ("tpyo=1", "tpyo"),
+        ("image.digest=latest", "digest"),
     ] {
         let CommandOutput {
             success: ok,
