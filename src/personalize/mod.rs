@@ -190,7 +190,11 @@ impl Personalize {
             Step::Own
         };
         let (jobs, started, own_calls, served) = match step {
-            Step::Join { started, done } => match request.away(shared::wait(done)).await {
+            // At most the watch's interval: a leader of a longer one may list for longer.
+            Step::Join { started, done } => match request
+                .away(shared::wait_until(done, started + request.every))
+                .await
+            {
                 Some(all) => {
                     let jobs = own_jobs(&all, request.arn);
                     let calls = own_calls(&jobs, request.arn);

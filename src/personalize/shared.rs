@@ -6,7 +6,8 @@
 //! the watch's early window ([`plan::together`]) and no earlier than the watch's own last
 //! listing, so a watch never decides on older data than it already has, and its first listing
 //! is never older than itself. A shared listing that fails, or whose leader is
-//! cancelled, leaves every watch waiting for it to list on its own.
+//! cancelled, leaves every watch waiting for it to list on its own; so does one still running
+//! at a waiting watch's deadline ([`wait_until`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -112,6 +113,15 @@ pub async fn wait(mut done: watch::Receiver<Option<Finished>>) -> Finished {
             return done.borrow().clone().flatten();
         }
     }
+}
+
+/// [`wait`], until `deadline` at the latest: none after it.
+pub async fn wait_until(done: watch::Receiver<Option<Finished>>, deadline: Instant) -> Finished {
+    let deadline = tokio::time::Instant::from_std(deadline);
+    tokio::time::timeout_at(deadline, wait(done))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Every group's sizes and shared listing; shared by every watch of the process.
@@ -334,6 +344,21 @@ mod tests {
             shared.step(&key(), asking("w1", now + Duration::from_secs(1)), EVERY),
             Step::Join { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_watch_waits_for_a_shared_listing_until_its_deadline_at_most() {
+        let (shared, now) = ten_watches_listed_an_interval_ago();
+        let Step::Lead(_leader) = shared.step(&key(), asking("w0", now), EVERY) else {
+            panic!("expected a shared listing");
+        };
+        let Step::Join { done, .. } = shared.step(&key(), asking("w1", now), EVERY) else {
+            panic!("expected to join");
+        };
+        // The leader is still listing: the watch gives up at the deadline and lists on its own.
+        let deadline = Instant::now() + Duration::from_millis(200);
+        assert_eq!(wait_until(done, deadline).await, None);
+        assert!(Instant::now() >= deadline);
     }
 
     #[tokio::test]
